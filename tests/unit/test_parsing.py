@@ -1,0 +1,210 @@
+"""The wire contract: every payload form parses, every bad input becomes a dead letter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twin.parsing import ParseLimits, Parser
+from twin.records import Attributes, DeadLetter, DeviceEvent, RawMessage, Reading, Reason
+
+NOW = 1_763_683_200_000
+TOPIC = "devices/car-1/telemetry"
+
+
+def parse(payload: bytes | str, topic: str = TOPIC, parser: Parser | None = None) -> list:
+    if isinstance(payload, str):
+        payload = payload.encode()
+    return (parser or Parser()).parse(RawMessage(topic=topic, payload=payload, received_ms=NOW))
+
+
+def one(payload: bytes | str, topic: str = TOPIC):
+    out = parse(payload, topic)
+    assert len(out) == 1
+    return out[0]
+
+
+def test_single_reading_with_ts_and_seq():
+    r = one('{"ts": 1763683199000, "seq": 42, "values": {"speed_kmh": 62.5, "rpm": 2100}}')
+    assert r == Reading("car-1", 1763683199000, {"speed_kmh": 62.5, "rpm": 2100}, NOW, 42)
+
+
+def test_batch_array_keeps_order_and_good_neighbours_of_a_bad_reading():
+    out = parse(
+        '[{"ts": 1763683198000, "values": {"rpm": 1}},'
+        ' {"ts": 1763683199000, "values": {"rpm": "fast"}},'
+        ' {"ts": 1763683199500, "values": {"rpm": 3}}]'
+    )
+    assert [type(x) for x in out] == [Reading, DeadLetter, Reading]
+    assert [out[0].values["rpm"], out[2].values["rpm"]] == [1, 3]
+    dl = out[1]
+    assert dl.reason is Reason.BAD_TYPE
+    assert dl.detail.startswith("reading 2 of 3")
+    assert json.loads(dl.payload) == {"ts": 1763683199000, "values": {"rpm": "fast"}}
+
+
+def test_flat_key_values_take_arrival_time():
+    r = one('{"speed_kmh": 50}')
+    assert r.ts_ms == NOW and r.values == {"speed_kmh": 50} and r.seq is None
+
+
+def test_flat_form_may_carry_ts_and_seq():
+    r = one('{"ts": 1763683100000, "seq": 7, "speed_kmh": 50}')
+    assert (r.ts_ms, r.seq, r.values) == (1763683100000, 7, {"speed_kmh": 50})
+
+
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        ('"2025-11-21T00:00:00Z"', 1763683200000),
+        ('"2025-11-21T05:30:00.250+05:30"', 1763683200250),
+        ("1763683200000", 1763683200000),
+        ("1763683200000.0", 1763683200000),
+    ],
+)
+def test_timestamp_forms(ts: str, expected: int):
+    assert one(f'{{"ts": {ts}, "values": {{"rpm": 1}}}}').ts_ms == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        ("{not json", Reason.BAD_JSON),
+        (b'{"rpm": "\xff"}', Reason.BAD_JSON),
+        ('{"rpm": 1e999}', Reason.BAD_JSON),
+        ('{"rpm": NaN}', Reason.BAD_JSON),
+        ('"just a string"', Reason.BAD_SHAPE),
+        ("[]", Reason.BAD_SHAPE),
+        ("{}", Reason.BAD_SHAPE),
+        ('{"values": [1, 2]}', Reason.BAD_SHAPE),
+        ('{"values": {"rpm": true}}', Reason.BAD_TYPE),
+        ('{"values": {"rpm": null}}', Reason.BAD_TYPE),
+        ('{"values": {"rpm": 123456789012345678901234567890}}', Reason.NON_FINITE),
+        ('{"values": {"bad name!": 1}}', Reason.BAD_METRIC_NAME),
+        ('{"values": {"status": 1}}', Reason.BAD_METRIC_NAME),
+        ('{"ts": "yesterday", "values": {"rpm": 1}}', Reason.BAD_TS),
+        ('{"ts": "2025-11-21T00:00:00", "values": {"rpm": 1}}', Reason.BAD_TS),
+        ('{"ts": true, "values": {"rpm": 1}}', Reason.BAD_TS),
+        ('{"ts": 1763683200, "values": {"rpm": 1}}', Reason.TS_TOO_OLD),
+        ('{"ts": "1999-12-31T23:59:59Z", "values": {"rpm": 1}}', Reason.TS_TOO_OLD),
+        ('{"ts": 1763690000000, "values": {"rpm": 1}}', Reason.TS_IN_FUTURE),
+        ('{"seq": -1, "values": {"rpm": 1}}', Reason.BAD_SEQ),
+        ('{"seq": "7", "values": {"rpm": 1}}', Reason.BAD_SEQ),
+    ],
+)
+def test_bad_telemetry_becomes_a_dead_letter(payload, reason):
+    dl = one(payload)
+    assert isinstance(dl, DeadLetter)
+    assert dl.reason is reason, dl.detail
+    assert dl.device_id == "car-1"
+    raw = payload if isinstance(payload, bytes) else payload.encode()
+    assert dl.payload == raw
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["devices/car-1", "devices/car 1/telemetry", "devices/car-1/telemetry/x", "other/car-1/telemetry",
+     "devices/car-1/status", "devices//telemetry", "devices/" + "a" * 65 + "/telemetry"],
+)
+def test_bad_topic(topic):
+    dl = one('{"rpm": 1}', topic)
+    assert isinstance(dl, DeadLetter) and dl.reason is Reason.BAD_TOPIC and dl.device_id is None
+
+
+def test_topic_prefix():
+    parser = Parser(prefix="site-a/")
+    ok = parse('{"rpm": 1}', "site-a/devices/m1/telemetry", parser)[0]
+    assert isinstance(ok, Reading) and ok.device_id == "m1"
+    assert parse('{"rpm": 1}', "devices/m1/telemetry", parser)[0].reason is Reason.BAD_TOPIC
+
+
+def test_oversize_payload_is_refused_and_truncated_in_the_dead_letter():
+    parser = Parser(ParseLimits(max_payload_bytes=1000))
+    big = b'{"rpm": 1, "x": "' + b"a" * 100_000 + b'"}'
+    dl = parse(big, parser=parser)[0]
+    assert dl.reason is Reason.OVERSIZE
+    assert len(dl.payload) == 64 * 1024 and "truncated" in dl.detail
+
+
+def test_too_many_readings_or_metrics():
+    parser = Parser(ParseLimits(max_readings_per_message=2, max_metrics_per_reading=2))
+    assert parse('[{"a":1},{"a":2},{"a":3}]', parser=parser)[0].reason is Reason.TOO_MANY
+    assert parse('{"a":1,"b":2,"c":3}', parser=parser)[0].reason is Reason.TOO_MANY
+
+
+def test_attributes():
+    a = one('{"kind": "vehicle", "profile": "truck", "vin": "X1"}', "devices/t1/attributes")
+    assert isinstance(a, Attributes)
+    assert (a.kind, a.profile, a.attributes["vin"]) == ("vehicle", "truck", "X1")
+    bad = one('{"kind": "spaceship"}', "devices/t1/attributes")
+    assert bad.reason is Reason.BAD_TYPE
+    assert one("[1]", "devices/t1/attributes").reason is Reason.BAD_SHAPE
+
+
+def test_events_single_and_batch():
+    e = one('{"ts": 1763683100000, "type": "dtc", "code": "P0217"}', "devices/t1/events")
+    assert isinstance(e, DeviceEvent)
+    assert (e.ts_ms, e.type, e.body) == (1763683100000, "dtc", {"code": "P0217"})
+    out = parse('[{"type": "service", "parts_replaced": ["BRK-PAD-F"]}, {"code": 1}]',
+                "devices/t1/events")
+    assert isinstance(out[0], DeviceEvent) and out[0].ts_ms == NOW
+    assert out[1].reason is Reason.BAD_TYPE
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+topics = st.sampled_from(
+    ["devices/d1/telemetry", "devices/d1/attributes", "devices/d1/events", "devices/x"]
+) | st.text(max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(payload=st.binary(max_size=300), topic=topics)
+def test_any_bytes_give_records_or_dead_letters_never_an_exception(payload, topic):
+    out = Parser().parse(RawMessage(topic=topic, payload=payload, received_ms=NOW))
+    assert out
+    for item in out:
+        assert isinstance(item, Reading | Attributes | DeviceEvent | DeadLetter)
+
+
+@settings(max_examples=400, deadline=None)
+@given(doc=json_values, topic=topics)
+def test_any_json_gives_records_or_dead_letters(doc, topic):
+    payload = json.dumps(doc).encode()
+    out = Parser().parse(RawMessage(topic=topic, payload=payload, received_ms=NOW))
+    assert out
+    for item in out:
+        if isinstance(item, Reading):
+            assert item.values
+            for value in item.values.values():
+                assert type(value) in (int, float) and value == value
+        else:
+            assert isinstance(item, Attributes | DeviceEvent | DeadLetter)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.dictionaries(
+        st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True).filter(lambda s: s not in
+                                                                       {"ts", "seq", "status",
+                                                                        "kind", "profile",
+                                                                        "readings", "messages",
+                                                                        "rejected"}),
+        st.floats(allow_nan=False, allow_infinity=False, width=64),
+        min_size=1, max_size=10,
+    ),
+    ts=st.integers(min_value=946_684_800_000, max_value=NOW),
+    seq=st.none() | st.integers(min_value=0, max_value=2**62),
+)
+def test_valid_readings_round_trip(values, ts, seq):
+    body = {"ts": ts, "values": values} | ({} if seq is None else {"seq": seq})
+    r = one(json.dumps(body))
+    assert isinstance(r, Reading), r
+    assert (r.ts_ms, r.seq, r.values) == (ts, seq, values)

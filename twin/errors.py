@@ -1,0 +1,33 @@
+"""The one exception tree of twinstream.
+
+Bad *data* is never an exception: a reading that cannot be used becomes a dead letter in the
+stream. Exceptions are kept for bugs and for configuration that cannot work::
+
+    TwinstreamError
+     ├── ConfigurationError      a setting, URL or flag that cannot work
+     │    └── ProfileError        a device profile that contradicts itself
+     └── StoreError               a store refused or lost a write that retrying cannot fix
+          └── StoreUnavailable    a store could not be reached (retried with backoff)
+"""
+
+from __future__ import annotations
+
+
+class TwinstreamError(Exception):
+    """Base of every error twinstream raises on purpose."""
+
+
+class ConfigurationError(TwinstreamError):
+    """A setting, URL or command-line value that cannot work."""
+
+
+class ProfileError(ConfigurationError):
+    """A device profile whose ranges or thresholds contradict each other."""
+
+
+class StoreError(TwinstreamError):
+    """A store rejected a write for a reason that retrying will not change."""
+
+
+class StoreUnavailable(StoreError):
+    """A store could not be reached; the caller retries with backoff."""

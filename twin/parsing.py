@@ -1,0 +1,320 @@
+"""Turn raw MQTT messages into readings, attributes, events or dead letters.
+
+Every payload form of the wire contract is accepted on the telemetry topic: one reading
+``{"ts": ..., "seq": ..., "values": {...}}``, a JSON array of those, or flat key/values
+``{"speed_kmh": 62.5}``. ``ts`` is epoch milliseconds or RFC 3339 text with an offset and
+defaults to the time of arrival. Anything else becomes a :class:`~twin.records.DeadLetter`
+with the raw bytes and a reason: :func:`parse_message` never raises on any input.
+
+Checks here are those that need no device knowledge (shape, types, finiteness, names, time).
+Range checks against the device's profile happen in the twin.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from twin.profiles import KINDS
+from twin.records import (
+    Attributes,
+    Channel,
+    DeadLetter,
+    DeviceEvent,
+    Inbound,
+    RawMessage,
+    Reading,
+    Reason,
+)
+
+DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+METRIC_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+RESERVED_NAMES = frozenset(
+    {
+        "device_id", "kind", "profile", "status", "last_seen", "last_seen_ms", "updated_ms",
+        "messages", "readings", "rejected", "km_per_day", "usage_category",
+        "operating_hours", "load_ema", "ts", "seq",
+    }
+)  # fmt: skip
+"""Names used by the live twin hash; a metric may not shadow them."""
+
+MAX_SAFE_INT = 2**53
+DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
+
+
+class ParseLimits(msgspec.Struct, frozen=True):
+    """Bounds on what one message may carry."""
+
+    max_payload_bytes: int = 256 * 1024
+    max_readings_per_message: int = 10_000
+    max_metrics_per_reading: int = 256
+    max_attributes: int = 256
+    max_future_skew_ms: int = 5 * 60 * 1000
+    min_ts_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
+
+
+class TopicRouter:
+    """Map ``{prefix}devices/{device_id}/{channel}`` to its device and channel."""
+
+    CACHE_LIMIT = 500_000
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._channels = {c.value: c for c in Channel}
+        self._cache: dict[str, tuple[str, Channel]] = {}
+
+    def subscription(self) -> str:
+        """The topic filter that receives every device topic, including malformed ones."""
+        return f"{self.prefix}devices/#"
+
+    def topic(self, device_id: str, channel: Channel) -> str:
+        return f"{self.prefix}devices/{device_id}/{channel.value}"
+
+    def route(self, topic: str) -> tuple[str, Channel] | None:
+        hit = self._cache.get(topic)
+        if hit is not None:
+            return hit
+        route = self._route(topic)
+        if route is not None:
+            if len(self._cache) >= self.CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[topic] = route
+        return route
+
+    def _route(self, topic: str) -> tuple[str, Channel] | None:
+        if not topic.startswith(self.prefix):
+            return None
+        parts = topic[len(self.prefix) :].split("/")
+        if len(parts) != 3 or parts[0] != "devices":
+            return None
+        channel = self._channels.get(parts[2])
+        if channel is None or DEVICE_ID_RE.fullmatch(parts[1]) is None:
+            return None
+        return parts[1], channel
+
+
+class _Bad(Exception):
+    """A refusal inside the parser; never escapes :func:`parse_message`."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+
+
+class Parser:
+    """Parses raw messages with fixed limits and topic prefix.
+
+    ``parse`` is a pure function of the message: "now" for the future-timestamp check is the
+    message's own arrival time, so a replay gives the same verdicts.
+    """
+
+    def __init__(self, limits: ParseLimits | None = None, prefix: str = "") -> None:
+        self.limits = limits or ParseLimits()
+        self.router = TopicRouter(prefix)
+        self._good_names: set[str] = set()
+
+    def parse(self, msg: RawMessage) -> list[Inbound | DeadLetter]:
+        route = self.router.route(msg.topic)
+        if route is None:
+            return [_dead(msg, Reason.BAD_TOPIC, "topic is not {prefix}devices/{id}/"
+                          "telemetry|attributes|events with a valid device id", None)]
+        device_id, channel = route
+        if len(msg.payload) > self.limits.max_payload_bytes:
+            return [_dead(msg, Reason.OVERSIZE,
+                          f"payload of {len(msg.payload)} bytes exceeds "
+                          f"{self.limits.max_payload_bytes}", device_id)]
+        try:
+            doc = _decode(msg.payload)
+        except _DECODE_ERRORS as exc:
+            return [_dead(msg, Reason.BAD_JSON, str(exc) or type(exc).__name__, device_id)]
+        if channel is Channel.TELEMETRY:
+            return self._telemetry(msg, device_id, doc)
+        if channel is Channel.ATTRIBUTES:
+            return [self._attributes(msg, device_id, doc)]
+        return self._events(msg, device_id, doc)
+
+    # -- telemetry -----------------------------------------------------------------------
+
+    def _telemetry(self, msg: RawMessage, device_id: str, doc: Any) -> list[Inbound | DeadLetter]:
+        if type(doc) is dict:
+            try:
+                return [self._reading(doc, device_id, msg.received_ms)]
+            except _Bad as bad:
+                return [_dead(msg, bad.reason, bad.detail, device_id)]
+        if type(doc) is not list:
+            return [_dead(msg, Reason.BAD_SHAPE, "telemetry must be a JSON object or array",
+                          device_id)]
+        n = len(doc)
+        if n == 0:
+            return [_dead(msg, Reason.BAD_SHAPE, "empty batch", device_id)]
+        if n > self.limits.max_readings_per_message:
+            return [_dead(msg, Reason.TOO_MANY,
+                          f"{n} readings exceed {self.limits.max_readings_per_message}",
+                          device_id)]
+        out: list[Inbound | DeadLetter] = []
+        for i, item in enumerate(doc):
+            if type(item) is not dict:
+                out.append(_dead_part(msg, item, i, n, Reason.BAD_SHAPE,
+                                      "reading must be a JSON object", device_id))
+                continue
+            try:
+                out.append(self._reading(item, device_id, msg.received_ms))
+            except _Bad as bad:
+                out.append(_dead_part(msg, item, i, n, bad.reason, bad.detail, device_id))
+        return out
+
+    def _reading(self, item: dict[str, Any], device_id: str, received_ms: int) -> Reading:
+        values = item.get("values")
+        if values is None:  # flat key/values form
+            values = {k: v for k, v in item.items() if k != "ts" and k != "seq"}
+        elif type(values) is not dict:
+            raise _Bad(Reason.BAD_SHAPE, "values must be a JSON object")
+        if not values:
+            raise _Bad(Reason.BAD_SHAPE, "reading has no values")
+        if len(values) > self.limits.max_metrics_per_reading:
+            raise _Bad(Reason.TOO_MANY, f"{len(values)} metrics exceed "
+                       f"{self.limits.max_metrics_per_reading}")
+        good = self._good_names
+        for name, value in values.items():
+            if name not in good:
+                self._check_name(name)
+            t = type(value)
+            if t is float:
+                if value - value != 0.0:  # NaN or ±Inf
+                    raise _Bad(Reason.NON_FINITE, f"{name} is not a finite number")
+            elif t is int:
+                if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+                    raise _Bad(Reason.NON_FINITE, f"{name} is too large to be a measurement")
+            else:
+                raise _Bad(Reason.BAD_TYPE, f"{name} must be a number, not {_json_type(value)}")
+        ts = item.get("ts")
+        ts_ms = received_ms if ts is None else self._ts(ts, received_ms)
+        seq = item.get("seq")
+        if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
+            raise _Bad(Reason.BAD_SEQ, "seq must be a non-negative integer")
+        return Reading(device_id=device_id, ts_ms=ts_ms, values=values,
+                       received_ms=received_ms, seq=seq)
+
+    def _check_name(self, name: str) -> None:
+        if METRIC_NAME_RE.fullmatch(name) is None:
+            raise _Bad(Reason.BAD_METRIC_NAME, f"metric name {name[:80]!r} is not "
+                       "[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+        if name in RESERVED_NAMES:
+            raise _Bad(Reason.BAD_METRIC_NAME, f"metric name {name!r} is reserved")
+        if len(self._good_names) < 100_000:
+            self._good_names.add(name)
+
+    def _ts(self, ts: Any, received_ms: int) -> int:
+        t = type(ts)
+        if t is int:
+            ts_ms = ts
+        elif t is float:
+            if ts - ts != 0.0:
+                raise _Bad(Reason.BAD_TS, "ts is not finite")
+            ts_ms = int(ts)
+        elif t is str:
+            try:
+                dt = datetime.fromisoformat(ts)
+            except ValueError:
+                raise _Bad(Reason.BAD_TS, f"ts {ts[:64]!r} is not RFC 3339") from None
+            if dt.tzinfo is None:
+                raise _Bad(Reason.BAD_TS, f"ts {ts[:64]!r} has no UTC offset")
+            ts_ms = round(dt.timestamp() * 1000)
+        else:
+            raise _Bad(Reason.BAD_TS, f"ts must be epoch milliseconds or RFC 3339 text, "
+                       f"not {_json_type(ts)}")
+        if ts_ms < self.limits.min_ts_ms:
+            raise _Bad(Reason.TS_TOO_OLD, f"ts {ts_ms} is before 2000-01-01 "
+                       "(seconds instead of milliseconds?)")
+        if ts_ms > received_ms + self.limits.max_future_skew_ms:
+            raise _Bad(Reason.TS_IN_FUTURE, f"ts is {(ts_ms - received_ms) / 1000:.0f} s "
+                       "ahead of arrival")
+        return ts_ms
+
+    # -- attributes and events -----------------------------------------------------------
+
+    def _attributes(self, msg: RawMessage, device_id: str, doc: Any) -> Inbound | DeadLetter:
+        if type(doc) is not dict:
+            return _dead(msg, Reason.BAD_SHAPE, "attributes must be a JSON object", device_id)
+        if len(doc) > self.limits.max_attributes:
+            return _dead(msg, Reason.TOO_MANY, f"{len(doc)} attributes exceed "
+                         f"{self.limits.max_attributes}", device_id)
+        kind = doc.get("kind")
+        if kind is not None and kind not in KINDS:
+            return _dead(msg, Reason.BAD_TYPE, f"kind must be one of {', '.join(KINDS)}",
+                         device_id)
+        profile = doc.get("profile")
+        if profile is not None and (type(profile) is not str
+                                    or METRIC_NAME_RE.fullmatch(profile) is None):
+            return _dead(msg, Reason.BAD_TYPE, "profile must be a profile name", device_id)
+        return Attributes(device_id=device_id, attributes=doc, received_ms=msg.received_ms)
+
+    def _events(self, msg: RawMessage, device_id: str, doc: Any) -> list[Inbound | DeadLetter]:
+        items = doc if type(doc) is list else [doc]
+        if not items:
+            return [_dead(msg, Reason.BAD_SHAPE, "empty event batch", device_id)]
+        if len(items) > self.limits.max_readings_per_message:
+            return [_dead(msg, Reason.TOO_MANY, f"{len(items)} events in one message",
+                          device_id)]
+        out: list[Inbound | DeadLetter] = []
+        n = len(items)
+        for i, item in enumerate(items):
+            try:
+                out.append(self._event(item, device_id, msg.received_ms))
+            except _Bad as bad:
+                if n == 1:
+                    out.append(_dead(msg, bad.reason, bad.detail, device_id))
+                else:
+                    out.append(_dead_part(msg, item, i, n, bad.reason, bad.detail, device_id))
+        return out
+
+    def _event(self, item: Any, device_id: str, received_ms: int) -> DeviceEvent:
+        if type(item) is not dict:
+            raise _Bad(Reason.BAD_SHAPE, "event must be a JSON object")
+        etype = item.get("type")
+        if type(etype) is not str or METRIC_NAME_RE.fullmatch(etype) is None:
+            raise _Bad(Reason.BAD_TYPE, "event needs a type name")
+        ts = item.get("ts")
+        ts_ms = received_ms if ts is None else self._ts(ts, received_ms)
+        body = {k: v for k, v in item.items() if k != "ts" and k != "type"}
+        return DeviceEvent(device_id=device_id, ts_ms=ts_ms, type=etype, body=body,
+                           received_ms=received_ms)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _dead(msg: RawMessage, reason: Reason, detail: str, device_id: str | None) -> DeadLetter:
+    payload = msg.payload
+    if len(payload) > DEAD_LETTER_PAYLOAD_LIMIT:
+        detail = f"{detail} (payload truncated to {DEAD_LETTER_PAYLOAD_LIMIT} bytes)"
+        payload = payload[:DEAD_LETTER_PAYLOAD_LIMIT]
+    return DeadLetter(received_ms=msg.received_ms, topic=msg.topic, reason=reason,
+                      detail=detail, payload=payload, device_id=device_id)
+
+
+def _dead_part(msg: RawMessage, item: Any, index: int, count: int, reason: Reason, detail: str,
+               device_id: str) -> DeadLetter:
+    """A dead letter for one element of a batch: its own JSON, not the whole message."""
+    return DeadLetter(received_ms=msg.received_ms, topic=msg.topic, reason=reason,
+                      detail=f"reading {index + 1} of {count}: {detail}",
+                      payload=_encode(item), device_id=device_id)

@@ -1,0 +1,188 @@
+"""What a twin does with one device's share of a batch: validate, update, and report.
+
+The processor is pure: it takes the twin's state and the device's inbox and returns the new
+state plus a :class:`~twin.records.TwinOutput` holding the rows to store, the dead letters, the
+live view for Redis and, now and then, a snapshot. The dataflow only wires it to the stores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+
+import msgspec
+
+from twin.profiles import GENERIC, METRIC_CATALOG, DeviceProfile, ProfileBook
+from twin.records import (
+    Attributes,
+    DeadLetter,
+    DeviceEvent,
+    DeviceInbox,
+    DeviceRecord,
+    Reading,
+    Reason,
+    Snapshot,
+    TwinOutput,
+)
+from twin.state import TwinState, decode_state, encode_state
+
+_encode = msgspec.json.Encoder().encode
+
+
+class TwinSettings(msgspec.Struct, frozen=True):
+    """How often twins snapshot themselves, and how long silence means offline."""
+
+    snapshot_interval_ms: int = 30_000
+    silence_ms: int = 300_000
+    topic_prefix: str = ""
+
+
+class TwinProcessor:
+    """Applies inboxes to twin states under a set of device profiles.
+
+    ``warm_states`` holds encoded snapshots loaded at start; a twin seen for the first time
+    in this process takes its state from there, so a restarted engine carries on counting.
+    """
+
+    def __init__(
+        self,
+        profiles: ProfileBook | None = None,
+        settings: TwinSettings | None = None,
+        warm_states: MutableMapping[str, bytes] | None = None,
+    ) -> None:
+        self.profiles = profiles or ProfileBook()
+        self.settings = settings or TwinSettings()
+        self.warm_states: MutableMapping[str, bytes] = warm_states if warm_states is not None else {}
+        self._ranges: dict[str, dict[str, tuple[float, float]]] = {}
+
+    def _valid_ranges(self, profile: DeviceProfile) -> dict[str, tuple[float, float]]:
+        ranges = self._ranges.get(profile.name)
+        if ranges is None:
+            ranges = {n: (s.valid_min, s.valid_max) for n, s in METRIC_CATALOG.items()}
+            ranges.update({n: (s.valid_min, s.valid_max) for n, s in profile.metrics.items()})
+            self._ranges[profile.name] = ranges
+        return ranges
+
+    def start(self, device_id: str) -> tuple[TwinState, bool]:
+        """The state a twin starts from here, and whether the device is new to the engine."""
+        raw = self.warm_states.pop(device_id, None)
+        if raw is not None:
+            return decode_state(raw), False
+        return TwinState(device_id=device_id), True
+
+    def process(
+        self, state: TwinState | None, device_id: str, inbox: DeviceInbox, now_ms: int
+    ) -> tuple[TwinState, TwinOutput]:
+        is_new = False
+        if state is None:
+            state, is_new = self.start(device_id)
+        profile = self.profiles.get(state.profile)
+        ranges = self._valid_ranges(profile)
+        state.messages += inbox.messages
+        accepted: list[Reading] = []
+        dead: list[DeadLetter] = []
+        events: list[DeviceEvent] = []
+        attributes: dict[str, object] | None = None
+        positioned = False
+        for item in inbox.items:
+            if type(item) is Reading:
+                bad = _out_of_range(item, ranges)
+                if bad is not None:
+                    dead.append(_range_dead_letter(item, bad, profile, self.settings.topic_prefix))
+                    continue
+                state.apply(item, profile)
+                accepted.append(item)
+                if not positioned and "lat" in item.values:
+                    positioned = True
+            elif type(item) is Attributes:
+                attributes = {**(attributes or {}), **item.attributes}
+                if item.kind is not None:
+                    state.kind = item.kind
+                if item.profile is not None:
+                    state.profile = item.profile
+                    new_profile = self.profiles.get(item.profile)
+                    if state.kind == GENERIC:
+                        state.kind = new_profile.kind
+                    profile, ranges = new_profile, self._valid_ranges(new_profile)
+                state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
+            elif type(item) is DeviceEvent:
+                state.events += 1
+                state.last_event = item.type
+                state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
+                events.append(item)
+            else:
+                assert type(item) is DeadLetter
+                dead.append(item)
+        state.rejected += len(dead)
+
+        registry = None
+        if is_new or attributes is not None:
+            registry = DeviceRecord(
+                device_id=device_id,
+                kind=state.kind,
+                profile=state.profile,
+                attributes=attributes or {},
+                first_seen_ms=state.first_seen_ms or state.last_arrival_ms or now_ms,
+                last_seen_ms=state.last_seen_ms or now_ms,
+            )
+        snapshot = None
+        if now_ms - state.snapshot_ms >= self.settings.snapshot_interval_ms:
+            snapshot = self.snapshot(state, now_ms)
+        live = state.live_view(profile, now_ms) if (accepted or attributes or events) else None
+        output = TwinOutput(
+            device_id=device_id,
+            readings=accepted,
+            dead_letters=dead,
+            events=events,
+            live=live,
+            lat_lon=state.position() if positioned else None,
+            registry=registry,
+            snapshot=snapshot,
+        )
+        return state, output
+
+    def snapshot(self, state: TwinState, now_ms: int) -> Snapshot:
+        state.snapshot_ms = now_ms
+        return Snapshot(
+            device_id=state.device_id,
+            taken_ms=now_ms,
+            last_seen_ms=state.last_seen_ms,
+            state=encode_state(state),
+        )
+
+    def final(self, state: TwinState, now_ms: int) -> TwinOutput:
+        """The output of a twin at shutdown: its last snapshot."""
+        return TwinOutput(
+            device_id=state.device_id,
+            readings=[],
+            dead_letters=[],
+            events=[],
+            live=None,
+            snapshot=self.snapshot(state, now_ms),
+        )
+
+
+def _out_of_range(reading: Reading, ranges: dict[str, tuple[float, float]]) -> str | None:
+    for name, value in reading.values.items():
+        bounds = ranges.get(name)
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            return name
+    return None
+
+
+def _range_dead_letter(
+    reading: Reading, metric: str, profile: DeviceProfile, prefix: str
+) -> DeadLetter:
+    spec = profile.spec(metric)
+    assert spec is not None
+    value = reading.values[metric]
+    return DeadLetter(
+        received_ms=reading.received_ms,
+        topic=f"{prefix}devices/{reading.device_id}/telemetry",
+        reason=Reason.OUT_OF_RANGE,
+        detail=(
+            f"{metric}={value} outside the valid range [{spec.valid_min}, {spec.valid_max}] "
+            f"{spec.unit} of profile {profile.name}"
+        ),
+        payload=_encode({"ts": reading.ts_ms, "seq": reading.seq, "values": reading.values}),
+        device_id=reading.device_id,
+    )

@@ -1,0 +1,195 @@
+"""The state of one device's twin and how readings change it.
+
+Event time throughout: "latest" per metric only moves forward in the device's own clock, so a
+late or redelivered reading is stored but never overwrites a newer value. Usage figures are
+time-weighted exponential averages, bias-free from the first interval:
+
+    rate = S / W,  S ← S·d + Δx,  W ← W·d + Δt,  d = exp(−Δt / τ)
+
+which is the average of x per unit time over roughly the last τ of the device's life.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from twin.clock import MS_PER_DAY, MS_PER_HOUR
+from twin.profiles import GENERIC, MACHINE, VEHICLE, DeviceProfile
+from twin.records import Reading
+
+STATE_VERSION = 1
+KM_PER_DAY_TAU_MS = 7 * MS_PER_DAY
+LOAD_TAU_MS = MS_PER_HOUR
+MAX_RUN_GAP_MS = 10 * 60 * 1000
+"""A machine silent longer than this is not assumed to have run through the gap."""
+
+
+class TwinState(msgspec.Struct, kw_only=True):
+    """Everything a twin remembers about its device; a few hundred bytes encoded."""
+
+    device_id: str
+    kind: str = GENERIC
+    profile: str = GENERIC
+    version: int = STATE_VERSION
+    first_seen_ms: int = 0
+    last_seen_ms: int = 0  # newest event time seen
+    last_arrival_ms: int = 0  # newest arrival time seen
+    messages: int = 0
+    readings: int = 0
+    rejected: int = 0
+    late: int = 0  # readings older than the newest value of every metric they carried
+    events: int = 0
+    last_event: str | None = None
+    latest: dict[str, float] = msgspec.field(default_factory=dict)
+    latest_ts: dict[str, int] = msgspec.field(default_factory=dict)
+    # vehicle usage
+    odometer_km: float | None = None
+    odometer_ts_ms: int = 0
+    km_sum: float = 0.0
+    km_weight_days: float = 0.0
+    # machine usage
+    operating_hours: float = 0.0
+    run_ts_ms: int = 0
+    was_running: bool = False
+    load_sum: float = 0.0
+    load_weight_h: float = 0.0
+    # bookkeeping
+    snapshot_ms: int = 0
+
+    # -- derived figures -----------------------------------------------------------------
+
+    @property
+    def km_per_day(self) -> float | None:
+        if self.km_weight_days <= 0.0:
+            return None
+        return self.km_sum / self.km_weight_days
+
+    @property
+    def load_ema(self) -> float | None:
+        if self.load_weight_h <= 0.0:
+            return None
+        return self.load_sum / self.load_weight_h
+
+    def usage_category(self, profile: DeviceProfile) -> str | None:
+        rate = self.km_per_day
+        if rate is None:
+            return None
+        if rate >= profile.usage_high_km_day:
+            return "HIGH"
+        if rate >= profile.usage_medium_km_day:
+            return "MEDIUM"
+        return "LOW"
+
+    def is_online(self, now_ms: int, silence_ms: int) -> bool:
+        return now_ms - self.last_arrival_ms <= silence_ms
+
+    # -- updates -------------------------------------------------------------------------
+
+    def apply(self, reading: Reading, profile: DeviceProfile) -> None:
+        """Fold one valid reading into the state."""
+        ts = reading.ts_ms
+        self.readings += 1
+        if self.first_seen_ms == 0 or ts < self.first_seen_ms:
+            self.first_seen_ms = ts
+        if ts > self.last_seen_ms:
+            self.last_seen_ms = ts
+        if reading.received_ms > self.last_arrival_ms:
+            self.last_arrival_ms = reading.received_ms
+        latest, latest_ts = self.latest, self.latest_ts
+        moved = False
+        for name, value in reading.values.items():
+            if ts >= latest_ts.get(name, 0):
+                latest[name] = value
+                latest_ts[name] = ts
+                moved = True
+        if not moved:
+            self.late += 1
+        kind = profile.kind
+        if kind == VEHICLE:
+            odo = reading.values.get("odometer_km")
+            if odo is not None:
+                self._odometer(float(odo), ts)
+        elif kind == MACHINE:
+            self._machine(reading, ts, profile)
+
+    def _odometer(self, odo: float, ts: int) -> None:
+        if ts <= self.odometer_ts_ms:
+            return  # late reading: usage follows event order only
+        prev, prev_ts = self.odometer_km, self.odometer_ts_ms
+        self.odometer_km, self.odometer_ts_ms = odo, ts
+        if prev is None or odo < prev:
+            return  # first sight, or a replaced / rolled-over odometer: new baseline
+        dt = ts - prev_ts
+        decay = math.exp(-dt / KM_PER_DAY_TAU_MS)
+        self.km_sum = self.km_sum * decay + (odo - prev)
+        self.km_weight_days = self.km_weight_days * decay + dt / MS_PER_DAY
+
+    def _machine(self, reading: Reading, ts: int, profile: DeviceProfile) -> None:
+        if ts <= self.run_ts_ms:
+            return
+        values = reading.values
+        load = values.get("load_pct")
+        if load is not None:
+            running = load > profile.running_load_pct
+        else:
+            running = values.get("rpm", 0) > 0 or values.get("power_kw", 0) > 0
+        dt = ts - self.run_ts_ms
+        if self.run_ts_ms == 0:
+            dt = 1000  # first sight: weigh the first load value as one second
+        elif running and self.was_running and dt <= MAX_RUN_GAP_MS:
+            self.operating_hours += dt / MS_PER_HOUR
+        if load is not None:
+            decay = math.exp(-dt / LOAD_TAU_MS)
+            self.load_sum = self.load_sum * decay + load * dt / MS_PER_HOUR
+            self.load_weight_h = self.load_weight_h * decay + dt / MS_PER_HOUR
+        self.run_ts_ms = ts
+        self.was_running = running
+
+    # -- views ---------------------------------------------------------------------------
+
+    def live_view(self, profile: DeviceProfile, now_ms: int) -> dict[str, str | int | float]:
+        """The fields of the ``twin:{device_id}`` hash in Redis."""
+        view: dict[str, str | int | float] = dict(self.latest)
+        view.update(
+            device_id=self.device_id,
+            kind=self.kind,
+            profile=self.profile,
+            status="online",
+            last_seen_ms=self.last_seen_ms,
+            updated_ms=now_ms,
+            messages=self.messages,
+            readings=self.readings,
+            rejected=self.rejected,
+        )
+        if self.kind == VEHICLE:
+            rate = self.km_per_day
+            if rate is not None:
+                view["km_per_day"] = round(rate, 3)
+                view["usage_category"] = self.usage_category(profile) or ""
+        elif self.kind == MACHINE:
+            view["operating_hours"] = round(self.operating_hours, 4)
+            load = self.load_ema
+            if load is not None:
+                view["load_ema"] = round(load, 3)
+        return view
+
+    def position(self) -> tuple[float, float] | None:
+        lat = self.latest.get("lat")
+        lon = self.latest.get("lon")
+        if lat is None or lon is None:
+            return None
+        return float(lat), float(lon)
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(TwinState)
+
+
+def encode_state(state: TwinState) -> bytes:
+    return _encoder.encode(state)
+
+
+def decode_state(raw: bytes | str) -> TwinState:
+    return _decoder.decode(raw)
