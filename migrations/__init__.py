@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the twinstream schema (target: storage.schema)."""

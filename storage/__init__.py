@@ -1,0 +1,1 @@
+"""PostgreSQL and Redis I/O for twinstream, and the embedded servers of the demo and tests."""

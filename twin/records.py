@@ -141,5 +141,6 @@ class TwinOutput(msgspec.Struct, frozen=True, gc=False):
 class DeviceInbox(msgspec.Struct, frozen=True, gc=False):
     """One device's share of a source batch: what its twin processes in one step."""
 
+    device_id: str
     items: list[Inbound | DeadLetter]
     messages: int

@@ -32,7 +32,7 @@ def attrs(dev: str, **a: object) -> Attributes:
 
 
 def run(processor: TwinProcessor, state, dev: str, *items, now: int = T0):
-    return processor.process(state, dev, DeviceInbox(list(items), len(items)), now)
+    return processor.process(state, dev, DeviceInbox(dev, list(items), len(items)), now)
 
 
 def test_builtin_profiles_cover_the_required_kinds_and_are_consistent():

@@ -1,0 +1,132 @@
+"""Live twin state in Redis: ``twin:{device_id}`` hashes and a GEO set of positioned devices.
+
+Writes are coalesced: one batch becomes at most one HSET + EXPIRE per device and one GEOADD,
+in one pipeline round trip. The live state is "latest wins", so this writer never blocks the
+dataflow when Redis is away: it keeps the newest unwritten state per device (bounded by the
+number of devices) and flushes it once Redis answers again, backing off between attempts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from twin.records import TwinOutput
+
+log = logging.getLogger(__name__)
+
+GEO_MAX_LAT = 85.05112878
+"""Redis GEO covers Web Mercator latitudes only; polar positions stay in the hash."""
+
+
+@dataclass
+class LiveWriteResult:
+    written: int = 0
+    pending: int = 0
+    failed: bool = False
+
+
+class LiveStore:
+    """Key layout: ``{prefix}twin:{id}`` hash (TTL = silence), ``{prefix}twin:geo`` GEO set."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "",
+        ttl_s: int = 300,
+        backoff_initial_s: float = 0.2,
+        backoff_max_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._url = url
+        self.prefix = prefix
+        self.ttl_s = ttl_s
+        self._client: redis.Redis | None = None
+        self._pending: dict[str, dict[str, str | int | float]] = {}
+        self._pending_geo: dict[str, tuple[float, float]] = {}
+        self._backoff_initial = backoff_initial_s
+        self._backoff_max = backoff_max_s
+        self._backoff = 0.0
+        self._next_attempt = 0.0
+        self._clock = clock
+        self.failures = 0
+
+    def key(self, device_id: str) -> str:
+        return f"{self.prefix}twin:{device_id}"
+
+    @property
+    def geo_key(self) -> str:
+        return f"{self.prefix}twin:geo"
+
+    def _redis(self) -> redis.Redis:
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                self._url, socket_timeout=5, socket_connect_timeout=5, decode_responses=False
+            )
+        return self._client
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending) + len(self._pending_geo)
+
+    def write(self, outputs: Sequence[TwinOutput]) -> LiveWriteResult:
+        pending, geo = self._pending, self._pending_geo
+        for out in outputs:
+            if out.live is not None:  # a live view is complete: the newest one replaces
+                pending[out.device_id] = out.live
+            if out.lat_lon is not None and -GEO_MAX_LAT <= out.lat_lon[0] <= GEO_MAX_LAT:
+                geo[out.device_id] = out.lat_lon
+        return self.flush()
+
+    def flush(self, *, force: bool = False) -> LiveWriteResult:
+        if not self._pending and not self._pending_geo:
+            return LiveWriteResult()
+        if not force and self._clock() < self._next_attempt:
+            return LiveWriteResult(pending=self.pending)
+        states, geo = self._pending, self._pending_geo
+        try:
+            pipe = self._redis().pipeline(transaction=False)
+            ttl = self.ttl_s
+            for device_id, mapping in states.items():
+                key = self.key(device_id)
+                pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+                pipe.expire(key, ttl)
+            if geo:
+                members: list[float | str] = []
+                for device_id, (lat, lon) in geo.items():
+                    members.extend((lon, lat, device_id))
+                pipe.geoadd(self.geo_key, members)
+            pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self.failures += 1
+            self._backoff = min(max(self._backoff * 2, self._backoff_initial), self._backoff_max)
+            self._next_attempt = self._clock() + self._backoff
+            if self.failures == 1 or self.failures % 50 == 0:
+                log.warning("Redis write failed (%s); holding %d device states, next try in %.1fs",
+                            exc, self.pending, self._backoff)
+            self._client = None
+            return LiveWriteResult(pending=self.pending, failed=True)
+        except redis.RedisError as exc:
+            # refused for its content: the next update of these devices replaces it anyway
+            log.error("Redis refused a live-state batch of %d devices: %s", len(states), exc)
+            self._pending, self._pending_geo = {}, {}
+            return LiveWriteResult(failed=True)
+        written = len(states)
+        if self.failures:
+            log.info("Redis is back; flushed %d held device states", written)
+        self.failures = 0
+        self._backoff = 0.0
+        self._pending, self._pending_geo = {}, {}
+        return LiveWriteResult(written=written)
+
+    def close(self) -> None:
+        if self._pending or self._pending_geo:
+            self.flush(force=True)
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,217 @@
+"""Writes a batch of twin outputs to PostgreSQL in one transaction.
+
+Telemetry goes through COPY into a session-temporary staging table and then one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` into the partitioned table, so a redelivered
+or replayed reading is never a second row. Everything else a batch carries (registry upserts,
+events, snapshots, dead letters) is pipelined in the same transaction: one commit per batch.
+
+Connection problems surface as :class:`~twin.errors.StoreUnavailable` (retry later); a batch
+the server refuses for its content surfaces as :class:`~twin.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import msgspec
+import psycopg
+from psycopg import errors as pg_errors
+
+from storage import partitions
+from storage.database import connect
+from twin.clock import MS_PER_DAY, ms_to_datetime
+from twin.errors import StoreError, StoreUnavailable
+from twin.records import DeadLetter, TwinOutput
+
+log = logging.getLogger(__name__)
+
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS telemetry_stage (device_id text, ts_ms bigint, seq bigint, "
+    "vals jsonb, received_ms bigint) ON COMMIT DELETE ROWS"
+)
+_COPY_STAGE = "COPY telemetry_stage (device_id, ts_ms, seq, vals, received_ms) FROM STDIN"
+_MERGE = (
+    'INSERT INTO telemetry (device_id, ts, seq, "values", received_at) '
+    "SELECT device_id, timestamptz 'epoch' + ts_ms * interval '1 millisecond', seq, vals, "
+    "timestamptz 'epoch' + received_ms * interval '1 millisecond' FROM telemetry_stage "
+    "ON CONFLICT (device_id, ts, seq) DO NOTHING"
+)
+_UPSERT_DEVICE = (
+    "INSERT INTO devices (device_id, kind, profile, attributes, first_seen, last_seen) "
+    "VALUES (%s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (device_id) DO UPDATE SET "
+    "kind = CASE WHEN excluded.kind = 'generic' THEN devices.kind ELSE excluded.kind END, "
+    "profile = CASE WHEN excluded.profile = 'generic' THEN devices.profile "
+    "ELSE excluded.profile END, "
+    "attributes = devices.attributes || excluded.attributes, "
+    "first_seen = LEAST(devices.first_seen, excluded.first_seen), "
+    "last_seen = GREATEST(devices.last_seen, excluded.last_seen), updated_at = now()"
+)
+_INSERT_EVENT = (
+    "INSERT INTO device_events (device_id, ts, type, body, received_at) "
+    "VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING"
+)
+_UPSERT_SNAPSHOT = (
+    "INSERT INTO twin_snapshots (device_id, taken_at, last_seen, state_version, state) "
+    "VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT (device_id) DO UPDATE SET "
+    "taken_at = excluded.taken_at, last_seen = excluded.last_seen, "
+    "state_version = excluded.state_version, state = excluded.state "
+    "WHERE excluded.taken_at >= twin_snapshots.taken_at"
+)
+_TOUCH_DEVICE = "UPDATE devices SET last_seen = GREATEST(last_seen, %s) WHERE device_id = %s"
+_COPY_DEAD = (
+    "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
+)
+
+_json = msgspec.json.Encoder().encode
+
+
+@dataclass
+class WriteResult:
+    """What one batch wrote (``duplicates`` = readings already stored before)."""
+
+    readings: int = 0
+    inserted: int = 0
+    dead_letters: int = 0
+    events: int = 0
+    devices: int = 0
+    snapshots: int = 0
+    partitions_created: list[date] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return self.readings - self.inserted
+
+
+class PgWriter:
+    """One connection, opened on first use and reopened after a failure."""
+
+    def __init__(self, url: str, *, partitions_ahead_days: int = 3) -> None:
+        self._url = url
+        self._ahead = partitions_ahead_days
+        self._conn: psycopg.Connection | None = None
+        self._days: set[int] = set()  # days since epoch known to have a partition
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            try:
+                conn = connect(self._url)
+                conn.execute(_STAGE)
+                conn.commit()
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(f"PostgreSQL unreachable: {exc}") from exc
+            self._conn = conn
+            self._days.clear()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+
+    def write(
+        self, outputs: Sequence[TwinOutput], dead_letters: Sequence[DeadLetter] = ()
+    ) -> WriteResult:
+        conn = self._connection()
+        try:
+            result = self._write(conn, outputs, dead_letters)
+            conn.commit()
+            return result
+        except pg_errors.CheckViolation as exc:
+            # a partition vanished under us (retention elsewhere): forget what we knew, retry once
+            self._rollback()
+            if "no partition" not in str(exc):
+                raise StoreError(str(exc)) from exc
+            self._days.clear()
+            return self.write(outputs, dead_letters)
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise StoreUnavailable(f"PostgreSQL write failed: {exc}") from exc
+        except psycopg.Error as exc:
+            self._rollback()
+            raise StoreError(f"PostgreSQL refused the batch: {exc}") from exc
+
+    def _rollback(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.rollback()
+        except psycopg.Error:
+            self.close()
+
+    def _write(
+        self,
+        conn: psycopg.Connection,
+        outputs: Sequence[TwinOutput],
+        extra_dead: Sequence[DeadLetter],
+    ) -> WriteResult:
+        result = WriteResult()
+        lines: list[bytes] = []
+        days: set[int] = set()
+        device_rows = []
+        event_rows = []
+        snapshot_rows = []
+        touch_rows = []
+        dead = list(extra_dead)
+        for out in outputs:
+            if out.readings:
+                dev = out.device_id.encode()
+                for r in out.readings:
+                    values = _json(r.values)
+                    if b"\\" in values:
+                        values = values.replace(b"\\", b"\\\\")
+                    seq = -1 if r.seq is None else r.seq
+                    lines.append(b"%s\t%d\t%d\t%s\t%d\n" % (dev, r.ts_ms, seq, values, r.received_ms))
+                    days.add(r.ts_ms // MS_PER_DAY)
+            if out.dead_letters:
+                dead.extend(out.dead_letters)
+            for e in out.events:
+                event_rows.append((e.device_id, ms_to_datetime(e.ts_ms), e.type, _json(e.body).decode(),
+                                   ms_to_datetime(e.received_ms)))
+            reg = out.registry
+            if reg is not None:
+                device_rows.append((reg.device_id, reg.kind, reg.profile, _json(reg.attributes).decode(),
+                                    ms_to_datetime(reg.first_seen_ms), ms_to_datetime(reg.last_seen_ms)))
+            snap = out.snapshot
+            if snap is not None:
+                last_seen = ms_to_datetime(snap.last_seen_ms or snap.taken_ms)
+                snapshot_rows.append((snap.device_id, ms_to_datetime(snap.taken_ms), last_seen,
+                                      1, snap.state.decode()))
+                touch_rows.append((last_seen, snap.device_id))
+
+        with conn.cursor() as cur:
+            if device_rows:
+                cur.executemany(_UPSERT_DEVICE, device_rows)
+                result.devices = len(device_rows)
+            if lines:
+                missing = days - self._days
+                if missing:
+                    result.partitions_created = partitions.ensure(
+                        conn, (date(1970, 1, 1) + timedelta(days=d) for d in missing)
+                    )
+                with cur.copy(_COPY_STAGE) as copy:
+                    copy.write(b"".join(lines))
+                cur.execute(_MERGE)
+                result.readings = len(lines)
+                result.inserted = max(cur.rowcount, 0)
+            if event_rows:
+                cur.executemany(_INSERT_EVENT, event_rows)
+                result.events = len(event_rows)
+            if snapshot_rows:
+                cur.executemany(_UPSERT_SNAPSHOT, snapshot_rows)
+                cur.executemany(_TOUCH_DEVICE, touch_rows)
+                result.snapshots = len(snapshot_rows)
+            if dead:
+                with cur.copy(_COPY_DEAD) as copy:
+                    for d in dead:
+                        copy.write_row((ms_to_datetime(d.received_ms), _text(d.topic), d.device_id,
+                                        d.reason.value, _text(d.detail), d.payload))
+                result.dead_letters = len(dead)
+        self._days |= days
+        return result
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; dead letters keep the raw bytes in ``payload`` anyway."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value

@@ -1,0 +1,108 @@
+"""The PostgreSQL schema: the target of the Alembic revisions under ``migrations/``.
+
+``telemetry`` is range-partitioned by day on ``ts`` (partitions are named
+``telemetry_pYYYYMMDD`` and managed by :mod:`storage.partitions`); one row is one reading with
+its values as JSONB, so a reading of ten metrics costs one row, not ten. ``seq`` is -1 when the
+device sent none; ``(device_id, ts, seq)`` identifies a reading, so a redelivery is stored once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+
+TZ = TIMESTAMP(timezone=True)
+NOW = text("now()")
+EMPTY_OBJECT = text("'{}'::jsonb")
+
+metadata = MetaData()
+
+device_profiles = Table(
+    "device_profiles",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("definition", JSONB, nullable=False),
+    Column("builtin", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False, server_default="generic"),
+    Column("profile", Text, nullable=False, server_default="generic"),
+    Column("attributes", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("first_seen", TZ, nullable=False),
+    Column("last_seen", TZ, nullable=False),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    Index("ix_devices_kind_profile", "kind", "profile"),
+)
+
+telemetry = Table(
+    "telemetry",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("ts", TZ, nullable=False),
+    Column("seq", BigInteger, nullable=False, server_default=text("-1")),
+    Column("values", JSONB, nullable=False),
+    Column("received_at", TZ, nullable=False),
+    Column("ingested_at", TZ, nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("device_id", "ts", "seq", name="pk_telemetry"),
+    postgresql_partition_by="RANGE (ts)",
+)
+
+device_events = Table(
+    "device_events",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("ts", TZ, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("body", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("received_at", TZ, nullable=False),
+    PrimaryKeyConstraint("device_id", "ts", "type", name="pk_device_events"),
+    Index("ix_device_events_type_ts", "type", "ts"),
+)
+
+twin_snapshots = Table(
+    "twin_snapshots",
+    metadata,
+    Column("device_id", Text, primary_key=True),
+    Column("taken_at", TZ, nullable=False),
+    Column("last_seen", TZ, nullable=False),
+    Column("state_version", Integer, nullable=False),
+    Column("state", JSONB, nullable=False),
+    Index("ix_twin_snapshots_taken_at", "taken_at"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("received_at", TZ, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("device_id", Text),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("stored_at", TZ, nullable=False, server_default=NOW),
+    Index("ix_dead_letters_received_at", "received_at"),
+    Index("ix_dead_letters_reason_received_at", "reason", "received_at"),
+    Index("ix_dead_letters_device_id", "device_id", "received_at"),
+)
