@@ -1,0 +1,1 @@
+"""Device simulators that speak the wire contract over MQTT."""

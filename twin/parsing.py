@@ -42,6 +42,8 @@ RESERVED_NAMES = frozenset(
 """Names used by the live twin hash; a metric may not shadow them."""
 
 MAX_SAFE_INT = 2**53
+_NON_FINITE_HINT = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\s*[,}\]]")
+"""Python's json module writes NaN / Infinity tokens, which are not JSON: say so precisely."""
 DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
 
 
@@ -134,7 +136,11 @@ class Parser:
         try:
             doc = _decode(msg.payload)
         except _DECODE_ERRORS as exc:
-            return [_dead(msg, Reason.BAD_JSON, str(exc) or type(exc).__name__, device_id)]
+            detail = str(exc) or type(exc).__name__
+            if _NON_FINITE_HINT.search(msg.payload) or "out of range" in detail:
+                return [_dead(msg, Reason.NON_FINITE, f"a number is NaN or infinite ({detail})",
+                              device_id)]
+            return [_dead(msg, Reason.BAD_JSON, detail, device_id)]
         if channel is Channel.TELEMETRY:
             return self._telemetry(msg, device_id, doc)
         if channel is Channel.ATTRIBUTES:

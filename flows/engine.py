@@ -1,0 +1,143 @@
+"""Start the engine: migrate, load profiles and snapshots, run the dataflow until stopped.
+
+Stopping: the first SIGTERM or SIGINT ends the MQTT source cleanly (disconnect, drain the
+buffer, flush the sinks, write a final snapshot of every twin) and the process exits 0. A
+second signal abandons retries against an unreachable store. Bytewax delivers Python signal
+handlers while it runs, so this works with any number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import FrameType
+
+from bytewax.run import cli_main
+
+from flows import metrics
+from flows.dataflow import build_flow
+from flows.mqtt_source import MqttSource
+from flows.settings import Settings
+from flows.sinks import PgSink, RedisSink
+from storage.catalog import load_profiles, load_snapshots, sync_builtin_profiles
+from storage.database import connect, migrate
+from twin.parsing import ParseLimits, Parser
+from twin.processor import TwinProcessor, TwinSettings
+from twin.profiles import BUILTIN_PROFILES, ProfileBook
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StopControl:
+    """Events the engine watches: ``stop`` ends the flow, ``abandon`` gives up on retries."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    abandon: threading.Event = field(default_factory=threading.Event)
+    signals: int = 0
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            log.info("%s: stopping (draining the source, flushing the sinks)",
+                     signal.Signals(signum).name)
+            self.stop.set()
+        else:
+            log.warning("second stop signal: abandoning retries")
+            self.abandon.set()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
+
+
+def prepare(settings: Settings) -> tuple[ProfileBook, dict[str, bytes]]:
+    """Migrate, store the shipped profiles, and load profiles and twin snapshots."""
+    assert settings.database_url
+    revision = migrate(settings.database_url)
+    log.info("database schema at revision %s", revision)
+    with connect(settings.database_url) as conn:
+        sync_builtin_profiles(conn, BUILTIN_PROFILES)
+        conn.commit()
+        profiles = load_profiles(conn)
+        warm = load_snapshots(conn)
+    log.info("loaded %d device profiles and %d twin snapshots", len(profiles), len(warm))
+    return ProfileBook(profiles), warm
+
+
+def build(settings: Settings, control: StopControl, profiles: ProfileBook,
+          warm: dict[str, bytes]):  # type: ignore[no-untyped-def]
+    """The dataflow for ``settings`` (split out so the demo and tests can run it)."""
+    assert settings.database_url and settings.redis_url
+    processor = TwinProcessor(
+        profiles,
+        TwinSettings(
+            snapshot_interval_ms=int(settings.snapshot_interval_s * 1000),
+            silence_ms=settings.twin_ttl_s * 1000,
+            topic_prefix=settings.topic_prefix,
+        ),
+        warm,
+    )
+    parser = Parser(
+        ParseLimits(
+            max_payload_bytes=settings.max_payload_bytes,
+            max_future_skew_ms=settings.max_future_skew_s * 1000,
+        ),
+        prefix=settings.topic_prefix,
+    )
+    source = MqttSource(
+        settings.mqtt,
+        stop=control.stop,
+        prefix=settings.topic_prefix,
+        group=settings.mqtt_group,
+        client_id=settings.mqtt_client_id,
+        batch_size=settings.batch_size,
+        queue_size=settings.queue_size,
+        linger_ms=settings.linger_ms,
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        on_batch=metrics.source_batch,
+        on_state=metrics.mqtt_state,
+    )
+    pg = PgSink(
+        settings.database_url,
+        abandon=control.abandon,
+        retention_days=settings.retention_days,
+        partitions_ahead_days=settings.partitions_ahead_days,
+    )
+    live = RedisSink(settings.redis_url, prefix=settings.redis_prefix, ttl_s=settings.twin_ttl_s)
+    return build_flow(source, processor, parser, pg, live), source
+
+
+def run(
+    settings: Settings,
+    *,
+    control: StopControl | None = None,
+    install_signals: bool = True,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> None:
+    """Run the engine until stopped."""
+    settings.require_services()
+    control = control or StopControl()
+    if install_signals:
+        control.install()
+    profiles, warm = prepare(settings)
+    flow, _source = build(settings, control, profiles, warm)
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.metrics_port)
+        log.info("metrics on :%d/metrics", settings.metrics_port)
+    log.info("engine running: %d worker(s), topics %sdevices/#", settings.workers,
+             settings.topic_prefix)
+    cli_main(
+        flow,
+        workers_per_process=settings.workers,
+        process_id=process_id,
+        addresses=addresses,
+        epoch_interval=timedelta(seconds=settings.epoch_interval_s),
+    )
+    log.info("engine stopped")

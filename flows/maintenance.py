@@ -1,0 +1,25 @@
+"""One-off maintenance: telemetry partitions ahead and raw retention."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from storage import partitions
+from storage.database import connect
+
+
+@dataclass(frozen=True)
+class MaintenanceReport:
+    created: list[date]
+    dropped: list[date]
+
+
+def maintain(database_url: str, *, ahead_days: int, retention_days: int,
+             today: date | None = None) -> MaintenanceReport:
+    today = today or datetime.now(UTC).date()
+    with connect(database_url) as conn:
+        created = partitions.ensure_window(conn, today, ahead_days)
+        dropped = partitions.drop_expired(conn, today, retention_days)
+        conn.commit()
+    return MaintenanceReport(created, dropped)

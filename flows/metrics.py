@@ -1,0 +1,34 @@
+"""Prometheus metrics of the engine (names ``twin_*``, no per-device labels)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter("twin_messages_received_total", "MQTT messages taken from the broker")
+READINGS = Counter("twin_readings_accepted_total", "Readings accepted by the twins")
+DEAD_LETTERS = Counter(
+    "twin_dead_letters_total", "Messages or readings refused, by reason", ["reason"]
+)
+ROWS = Counter("twin_rows_written_total", "Rows committed to PostgreSQL, by table", ["table"])
+DUPLICATES = Counter("twin_duplicate_readings_total", "Redelivered readings already stored")
+LIVE_WRITES = Counter("twin_live_states_written_total", "Twin hashes written to Redis")
+SINK_RETRIES = Counter("twin_sink_retries_total", "Sink writes retried", ["sink"])
+SINK_ERRORS = Counter("twin_sink_errors_total", "Sink batches refused by a store", ["sink"])
+SINK_SECONDS = Histogram(
+    "twin_sink_batch_duration_seconds",
+    "Time to write one batch, by sink",
+    ["sink"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TWINS = Gauge("twin_twins_active", "Twins held in memory by this process")
+QUEUE = Gauge("twin_source_queue_depth", "Messages waiting in the MQTT source buffer")
+MQTT_CONNECTED = Gauge("twin_mqtt_connected", "1 while the MQTT source is connected")
+
+
+def source_batch(taken: int, queued: int) -> None:
+    MESSAGES.inc(taken)
+    QUEUE.set(queued)
+
+
+def mqtt_state(state: str) -> None:
+    MQTT_CONNECTED.set(1 if state == "connected" else 0)

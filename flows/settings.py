@@ -1,0 +1,155 @@
+"""Engine settings: the only place that reads the environment.
+
+Every setting has a ``TWIN_*`` variable; the CLI may override some with flags. URLs left unset
+mean "no such server configured" (``twin demo`` then starts an embedded one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from twin.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class MqttEndpoint:
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+
+    @classmethod
+    def parse(cls, url: str, ca_file: str | None = None) -> MqttEndpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ConfigurationError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
+        tls = parts.scheme in ("mqtts", "ssl")
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise ConfigurationError(f"MQTT URL has a bad port: {url!r}") from exc
+        if not parts.hostname:
+            raise ConfigurationError(f"MQTT URL has no host: {url!r}")
+        query = parse_qs(parts.query)
+        return cls(
+            host=parts.hostname,
+            port=port,
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            ca_file=ca_file or (query.get("ca_file") or [None])[0],
+        )
+
+
+_ENV: dict[str, tuple[str, type]] = {
+    "mqtt_url": ("TWIN_MQTT_URL", str),
+    "database_url": ("TWIN_DATABASE_URL", str),
+    "redis_url": ("TWIN_REDIS_URL", str),
+    "metrics_port": ("TWIN_METRICS_PORT", int),
+    "mqtt_ca_file": ("TWIN_MQTT_CA_FILE", str),
+    "topic_prefix": ("TWIN_TOPIC_PREFIX", str),
+    "mqtt_group": ("TWIN_MQTT_GROUP", str),
+    "mqtt_client_id": ("TWIN_MQTT_CLIENT_ID", str),
+    "mqtt_session_expiry_s": ("TWIN_MQTT_SESSION_EXPIRY_S", int),
+    "batch_size": ("TWIN_BATCH_SIZE", int),
+    "queue_size": ("TWIN_QUEUE_SIZE", int),
+    "linger_ms": ("TWIN_LINGER_MS", int),
+    "redis_prefix": ("TWIN_REDIS_PREFIX", str),
+    "twin_ttl_s": ("TWIN_TWIN_TTL_S", int),
+    "snapshot_interval_s": ("TWIN_SNAPSHOT_INTERVAL_S", float),
+    "retention_days": ("TWIN_RETENTION_DAYS", int),
+    "partitions_ahead_days": ("TWIN_PARTITIONS_AHEAD_DAYS", int),
+    "max_payload_bytes": ("TWIN_MAX_PAYLOAD_BYTES", int),
+    "max_future_skew_s": ("TWIN_MAX_FUTURE_SKEW_S", int),
+    "epoch_interval_s": ("TWIN_EPOCH_INTERVAL_S", float),
+    "workers": ("TWIN_WORKERS", int),
+    "log_level": ("TWIN_LOG_LEVEL", str),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    mqtt_url: str | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+    metrics_port: int = 9108  # 0 = no metrics endpoint
+    mqtt_ca_file: str | None = None
+    topic_prefix: str = ""
+    mqtt_group: str = "twinstream"  # shared-subscription group; empty = plain subscription
+    mqtt_client_id: str = "twinstream"
+    mqtt_session_expiry_s: int = 3600
+    batch_size: int = 5000
+    queue_size: int = 100_000
+    linger_ms: int = 5
+    redis_prefix: str = ""
+    twin_ttl_s: int = 300
+    snapshot_interval_s: float = 30.0
+    retention_days: int = 30
+    partitions_ahead_days: int = 3
+    max_payload_bytes: int = 256 * 1024
+    max_future_skew_s: int = 300
+    epoch_interval_s: float = 10.0
+    workers: int = 1
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field, (var, kind) in _ENV.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[field] = kind(raw)
+            except ValueError:
+                raise ConfigurationError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        settings = dataclasses.replace(self, **changes)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        positive = ("batch_size", "queue_size", "twin_ttl_s", "retention_days", "workers",
+                    "max_payload_bytes", "mqtt_session_expiry_s")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{_ENV[name][0]} must be at least 1")
+        if self.snapshot_interval_s <= 0 or self.epoch_interval_s <= 0:
+            raise ConfigurationError("snapshot and epoch intervals must be positive")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigurationError("TWIN_METRICS_PORT must be a port number (0 = off)")
+        if self.topic_prefix and not self.topic_prefix.endswith("/"):
+            raise ConfigurationError("TWIN_TOPIC_PREFIX must end with '/'")
+        if any(c in self.topic_prefix for c in "+#"):
+            raise ConfigurationError("TWIN_TOPIC_PREFIX may not contain MQTT wildcards")
+        if self.mqtt_url:
+            MqttEndpoint.parse(self.mqtt_url, self.mqtt_ca_file)
+        if self.database_url and not self.database_url.startswith(("postgresql", "postgres")):
+            raise ConfigurationError("TWIN_DATABASE_URL must be a postgresql:// URL")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigurationError("TWIN_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+
+    @property
+    def mqtt(self) -> MqttEndpoint:
+        if not self.mqtt_url:
+            raise ConfigurationError("TWIN_MQTT_URL is not set")
+        return MqttEndpoint.parse(self.mqtt_url, self.mqtt_ca_file)
+
+    def require_services(self) -> None:
+        missing = [var for field, (var, _) in _ENV.items()
+                   if field in ("mqtt_url", "database_url", "redis_url") and not getattr(self, field)]
+        if missing:
+            raise ConfigurationError(f"not configured: {', '.join(missing)}")

@@ -1,0 +1,245 @@
+"""Bytewax sinks over the stores: PostgreSQL (retried, never dropped) and Redis (coalesced).
+
+PostgreSQL gets everything that must not be lost. While it is unreachable the sink retries
+with exponential backoff, holding the worker, so the MQTT source stops reading and the broker
+keeps the backlog; a batch the server refuses for its *content* is split per device and what
+still fails becomes dead letters (``store_rejected``). A second stop signal abandons retrying.
+
+Redis gets the live state, which the next update replaces, so that sink never holds the flow
+(see :class:`storage.live_store.LiveStore`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from flows import metrics
+from storage import partitions
+from storage.database import connect
+from storage.live_store import LiveStore
+from storage.pg_writer import PgWriter, WriteResult
+from twin.errors import StoreError, StoreUnavailable
+from twin.records import DeadLetter, Reason, TwinOutput
+
+log = logging.getLogger(__name__)
+
+_json = msgspec.json.Encoder().encode
+
+
+class Backoff:
+    """Exponential backoff with a ceiling."""
+
+    def __init__(self, initial_s: float = 0.1, max_s: float = 5.0) -> None:
+        self.initial_s, self.max_s = initial_s, max_s
+        self.delay = initial_s
+
+    def next(self) -> float:
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.max_s)
+        return delay
+
+
+class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
+    def __init__(self, sink: PgSink, worker_index: int) -> None:
+        self._sink = sink
+        self._writer = PgWriter(sink.url, partitions_ahead_days=sink.partitions_ahead_days)
+        self._maintains = worker_index == 0
+        self._next_maintenance = 0.0
+
+    def write_batch(self, items: list[TwinOutput | DeadLetter]) -> None:
+        outputs = [i for i in items if type(i) is TwinOutput]
+        dead = [i for i in items if type(i) is DeadLetter]
+        started = time.perf_counter()
+        result = self._write_retrying(lambda: self._writer.write(outputs, dead), outputs, dead)
+        metrics.SINK_SECONDS.labels("postgres").observe(time.perf_counter() - started)
+        if result is not None:
+            _count(result, outputs, dead)
+        if self._maintains and time.monotonic() >= self._next_maintenance:
+            self._maintain()
+
+    def _write_retrying(
+        self,
+        write: Callable[[], WriteResult],
+        outputs: list[TwinOutput],
+        dead: list[DeadLetter],
+    ) -> WriteResult | None:
+        backoff = Backoff(self._sink.retry_initial_s, self._sink.retry_max_s)
+        attempts = 0
+        while True:
+            try:
+                return write()
+            except StoreUnavailable as exc:
+                attempts += 1
+                metrics.SINK_RETRIES.labels("postgres").inc()
+                if self._sink.abandon.is_set():
+                    log.error("PostgreSQL still unreachable at forced stop; %d readings of this "
+                              "batch were not written", sum(len(o.readings) for o in outputs))
+                    return None
+                delay = backoff.next()
+                if attempts == 1 or attempts % 20 == 0:
+                    log.warning("%s; retry %d in %.1fs", exc, attempts, delay)
+                time.sleep(delay)
+            except StoreError as exc:
+                metrics.SINK_ERRORS.labels("postgres").inc()
+                log.error("%s; writing the batch device by device", exc)
+                return self._isolate(outputs, dead)
+
+    def _isolate(self, outputs: list[TwinOutput], dead: list[DeadLetter]) -> WriteResult:
+        """Write what the store accepts; turn what it refuses into dead letters."""
+        total = WriteResult()
+        refused: list[DeadLetter] = []
+        for group in [[o] for o in outputs] + ([] if not dead else [[d] for d in dead]):
+            outs = [g for g in group if type(g) is TwinOutput]
+            dls = [g for g in group if type(g) is DeadLetter]
+            try:
+                part = self._write_retrying_plain(outs, dls)
+            except StoreError as exc:
+                refused.extend(_refused(outs, dls, str(exc)))
+                continue
+            _merge(total, part)
+        if refused:
+            try:
+                _merge(total, self._write_retrying_plain([], refused))
+            except StoreError as exc:
+                log.error("PostgreSQL refused %d dead letters as well: %s", len(refused), exc)
+        return total
+
+    def _write_retrying_plain(self, outs: list[TwinOutput], dls: list[DeadLetter]) -> WriteResult:
+        backoff = Backoff(self._sink.retry_initial_s, self._sink.retry_max_s)
+        while True:
+            try:
+                return self._writer.write(outs, dls)
+            except StoreUnavailable:
+                if self._sink.abandon.is_set():
+                    return WriteResult()
+                time.sleep(backoff.next())
+
+    def _maintain(self) -> None:
+        """Partitions ahead of time and raw retention, hourly, from one worker."""
+        self._next_maintenance = time.monotonic() + self._sink.maintenance_interval_s
+        try:
+            with connect(self._sink.url) as conn:
+                today = datetime.now(UTC).date()
+                created = partitions.ensure_window(conn, today, self._sink.partitions_ahead_days)
+                dropped = partitions.drop_expired(conn, today, self._sink.retention_days)
+            if created or dropped:
+                log.info("telemetry partitions: created %s, dropped %s",
+                         [str(d) for d in created], [str(d) for d in dropped])
+        except Exception as exc:  # maintenance is retried next hour; never stops ingestion
+            self._next_maintenance = time.monotonic() + 60
+            log.warning("partition maintenance failed: %s", exc)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def _count(result: WriteResult, outputs: Sequence[TwinOutput], dead: Sequence[DeadLetter]) -> None:
+    metrics.ROWS.labels("telemetry").inc(result.inserted)
+    metrics.READINGS.inc(result.readings)
+    if result.duplicates:
+        metrics.DUPLICATES.inc(result.duplicates)
+    if result.dead_letters:
+        metrics.ROWS.labels("dead_letters").inc(result.dead_letters)
+        for d in dead:
+            metrics.DEAD_LETTERS.labels(d.reason.value).inc()
+        for o in outputs:
+            for d in o.dead_letters:
+                metrics.DEAD_LETTERS.labels(d.reason.value).inc()
+    if result.snapshots:
+        metrics.ROWS.labels("twin_snapshots").inc(result.snapshots)
+    if result.events:
+        metrics.ROWS.labels("device_events").inc(result.events)
+    if result.devices:
+        metrics.ROWS.labels("devices").inc(result.devices)
+
+
+def _merge(total: WriteResult, part: WriteResult) -> None:
+    total.readings += part.readings
+    total.inserted += part.inserted
+    total.dead_letters += part.dead_letters
+    total.events += part.events
+    total.devices += part.devices
+    total.snapshots += part.snapshots
+
+
+def _refused(outs: list[TwinOutput], dls: list[DeadLetter], error: str) -> list[DeadLetter]:
+    detail = f"refused by PostgreSQL: {error[:500]}"
+    out: list[DeadLetter] = []
+    for o in outs:
+        for r in o.readings:
+            out.append(DeadLetter(received_ms=r.received_ms, topic=f"devices/{o.device_id}/telemetry",
+                                  reason=Reason.STORE_REJECTED, detail=detail,
+                                  payload=_json({"ts": r.ts_ms, "seq": r.seq, "values": r.values}),
+                                  device_id=o.device_id))
+        for e in o.events:
+            out.append(DeadLetter(received_ms=e.received_ms, topic=f"devices/{o.device_id}/events",
+                                  reason=Reason.STORE_REJECTED, detail=detail,
+                                  payload=_json({"ts": e.ts_ms, "type": e.type, **e.body}),
+                                  device_id=o.device_id))
+        out.extend(o.dead_letters)
+    for d in dls:  # a dead letter refused as it was: keep the bytes, make the text safe
+        out.append(DeadLetter(received_ms=d.received_ms, topic=d.topic.encode("utf-8", "replace")
+                              .decode("ascii", "replace"), reason=d.reason,
+                              detail=d.detail.encode("ascii", "replace").decode("ascii"),
+                              payload=d.payload, device_id=d.device_id))
+    return out
+
+
+class PgSink(DynamicSink[TwinOutput | DeadLetter]):
+    """Telemetry, registry, events, snapshots and dead letters, one transaction per batch."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        abandon: threading.Event | None = None,
+        retention_days: int = 30,
+        partitions_ahead_days: int = 3,
+        maintenance_interval_s: float = 3600.0,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.abandon = abandon or threading.Event()
+        self.retention_days = retention_days
+        self.partitions_ahead_days = partitions_ahead_days
+        self.maintenance_interval_s = maintenance_interval_s
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _PgPartition:
+        return _PgPartition(self, worker_index)
+
+
+class _RedisPartition(StatelessSinkPartition[TwinOutput]):
+    def __init__(self, sink: RedisSink) -> None:
+        self._store = LiveStore(sink.url, prefix=sink.prefix, ttl_s=sink.ttl_s)
+
+    def write_batch(self, items: list[TwinOutput]) -> None:
+        started = time.perf_counter()
+        result = self._store.write(items)
+        metrics.SINK_SECONDS.labels("redis").observe(time.perf_counter() - started)
+        if result.written:
+            metrics.LIVE_WRITES.inc(result.written)
+        if result.failed:
+            metrics.SINK_RETRIES.labels("redis").inc()
+
+    def close(self) -> None:
+        self._store.close()
+
+
+class RedisSink(DynamicSink[TwinOutput]):
+    """``twin:{id}`` hashes and the GEO set, coalesced per batch."""
+
+    def __init__(self, url: str, *, prefix: str = "", ttl_s: int = 300) -> None:
+        self.url, self.prefix, self.ttl_s = url, prefix, ttl_s
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisPartition:
+        return _RedisPartition(self)
