@@ -4,8 +4,9 @@
   expiry), so messages published while the engine is down wait at the broker.
 * A shared subscription ``$share/{group}/{prefix}devices/#`` lets several workers or processes
   split the load. Retained messages are never delivered on shared subscriptions (MQTT 5,
-  4.8.2), so worker 0 also holds a plain subscription to ``devices/+/attributes`` to receive
-  the retained device metadata; attributes are idempotent, so the copies do no harm.
+  4.8.2), so worker 0 also holds a plain subscription to ``devices/+/attributes`` for the
+  retained device metadata. Subscription identifiers tell the two apart, and attributes that
+  came only through the shared subscription are skipped: each is taken exactly once.
 * Brokers that refuse MQTT 5 (amqtt, the demo's embedded broker) get MQTT 3.1.1 with a single
   subscriber (worker 0); this is logged.
 * paho's network thread appends to a bounded buffer; when it is full the thread waits, which
@@ -39,6 +40,8 @@ from twin.records import RawMessage
 log = logging.getLogger(__name__)
 
 UNSUPPORTED_PROTOCOL = 132
+SHARED_SUBSCRIPTION = 1
+"""Subscription identifier of the shared catch-all; 2 is worker 0's plain attributes one."""
 
 
 class MessageBuffer:
@@ -198,7 +201,11 @@ class MqttConnection:
                  "resumed" if session else "new")
         subs = self._subscriptions(self.protocol == mqtt.MQTTv5)
         if self.protocol == mqtt.MQTTv5:
-            client.subscribe([(s, SubscribeOptions(qos=self._qos)) for s in subs])
+            for ident, topic in enumerate(subs, start=1):  # one SUBSCRIBE per identifier
+                props = Properties(PacketTypes.SUBSCRIBE)
+                props.SubscriptionIdentifier = ident
+                client.subscribe(topic, options=SubscribeOptions(qos=self._qos),
+                                 properties=props)
         else:
             client.subscribe([(s, self._qos) for s in subs])
 
@@ -208,6 +215,7 @@ class MqttConnection:
         if failed:
             log.error("MQTT subscription refused: %s", failed)
         else:
+            log.info("MQTT subscribed as %s", self.client_id)
             self.subscribed.set()
 
     def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
@@ -223,6 +231,10 @@ class MqttConnection:
             topic = msg.topic
         except UnicodeDecodeError:
             topic = bytes(msg._topic).decode("utf-8", "replace")
+        if topic.endswith("/attributes") and self.protocol == mqtt.MQTTv5:
+            ids = getattr(msg.properties, "SubscriptionIdentifier", None)
+            if ids == [SHARED_SUBSCRIPTION]:
+                return  # worker 0's plain subscription delivers every attributes message
         self._deliver(RawMessage(topic=topic, payload=msg.payload,
                                  received_ms=time.time_ns() // 1_000_000))
 
