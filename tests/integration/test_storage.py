@@ -1,0 +1,107 @@
+"""Storage against real PostgreSQL and Redis: idempotent writes, partitions, live state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import psycopg
+import redis
+
+from storage import partitions
+from storage.database import connect, current_revision, migrate, psycopg_url
+from storage.live_store import LiveStore
+from storage.pg_writer import PgWriter
+from twin.processor import TwinProcessor
+from twin.records import DeadLetter, DeviceInbox, Reading, Reason, TwinOutput
+
+T0 = 1_763_683_200_000  # 2025-11-21T00:00:00Z
+
+
+def output(device: str, *readings: Reading, dead: list[DeadLetter] | None = None) -> TwinOutput:
+    return TwinOutput(device_id=device, readings=list(readings), dead_letters=dead or [],
+                      events=[], live=None)
+
+
+def test_migrating_twice_is_a_no_op(database_url: str):
+    assert migrate(database_url) == current_revision(database_url) == "0001_spine"
+
+
+def test_redelivered_readings_are_stored_once_across_batches(database_url: str):
+    dev = f"w-{uuid.uuid4().hex[:8]}"
+    writer = PgWriter(database_url)
+    a = Reading(dev, T0, {"rpm": 1.0}, T0, seq=1)
+    b = Reading(dev, T0 + 1, {"rpm": 2.0}, T0)
+    first = writer.write([output(dev, a, b, a)])  # a duplicate inside one batch too
+    second = writer.write([output(dev, a, b)])
+    assert (first.readings, first.inserted) == (3, 2)
+    assert (second.inserted, second.duplicates) == (0, 2)
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        rows = conn.execute("SELECT seq, received_at FROM telemetry WHERE device_id = %s "
+                            "ORDER BY ts", (dev,)).fetchall()
+    assert [r[0] for r in rows] == [1, -1]
+    assert rows[0][1].tzinfo is not None
+    writer.close()
+
+
+def test_dead_letters_keep_raw_bytes_even_with_nul(database_url: str):
+    dev = f"w-{uuid.uuid4().hex[:8]}"
+    dl = DeadLetter(received_ms=T0, topic="devices/x\x00/telemetry", reason=Reason.BAD_TOPIC,
+                    detail="nul in topic", payload=b"\x00\xff", device_id=dev)
+    PgWriter(database_url).write([], [dl])
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        row = conn.execute("SELECT payload, reason FROM dead_letters WHERE device_id = %s",
+                           (dev,)).fetchone()
+    assert row is not None and bytes(row[0]) == b"\x00\xff" and row[1] == "bad_topic"
+
+
+def test_partitions_are_created_ahead_and_dropped_after_retention(pg_admin_url: str):
+    from tests.conftest import fresh_database
+
+    with fresh_database(pg_admin_url) as url:
+        migrate(url)
+        with connect(url) as conn:
+            created = partitions.ensure_window(conn, date(2026, 1, 31), ahead=3, behind=1)
+            conn.commit()
+            assert created == [date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1),
+                               date(2026, 2, 2), date(2026, 2, 3)]
+            assert partitions.ensure_window(conn, date(2026, 1, 31), ahead=3) == []
+            dropped = partitions.drop_expired(conn, date(2026, 3, 2), retention_days=30)
+            conn.commit()
+            assert dropped == [date(2026, 1, 30)]  # 31 January is still inside 30 days
+            assert min(partitions.existing_days(conn)) == date(2026, 1, 31)
+        # a write into a day that has no partition creates it
+        PgWriter(url).write([output("d", Reading("d", T0, {"x": 1.0}, T0))])
+        with connect(url) as conn:
+            assert date(2025, 11, 21) in partitions.existing_days(conn)
+
+
+def test_live_store_coalesces_per_device_with_ttl_and_geo(redis_url: str, redis_prefix: str):
+    store = LiveStore(redis_url, prefix=redis_prefix, ttl_s=120)
+    processor = TwinProcessor()
+    state = None
+    outs = []
+    for i in range(5):
+        r = Reading("car", T0 + i, {"speed_kmh": float(i), "lat": 10.0, "lon": 20.0 + i}, T0 + i)
+        state, out = processor.process(state, "car", DeviceInbox("car", [r], 1), T0 + i)
+        outs.append(out)
+    result = store.write(outs)
+    assert result.written == 1  # five outputs, one hash write
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    key = f"{redis_prefix}twin:car"
+    assert client.hget(key, "speed_kmh") == "4.0" and client.hget(key, "readings") == "5"
+    assert 0 < client.ttl(key) <= 120
+    lon, lat = client.geopos(f"{redis_prefix}twin:geo", "car")[0]
+    assert abs(lon - 24.0) < 1e-4 and abs(lat - 10.0) < 1e-4
+
+
+def test_live_store_holds_latest_state_while_redis_is_away():
+    store = LiveStore("redis://127.0.0.1:1/0", backoff_initial_s=0.0)
+    processor = TwinProcessor()
+    state = None
+    for i in range(3):
+        r = Reading("m", T0 + i, {"rpm": float(i)}, T0 + i)
+        state, out = processor.process(state, "m", DeviceInbox("m", [r], 1), T0 + i)
+        result = store.write([out])
+        assert result.failed and result.pending == 1  # newest state only, never an exception
+    assert store.failures == 3
