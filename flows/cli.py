@@ -62,22 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="bring the database schema to the newest revision")
 
-    maintain = sub.add_parser("maintain", help="create telemetry partitions ahead and drop "
-                              "those older than the retention")
+    maintain = sub.add_parser(
+        "maintain", help="create telemetry partitions ahead and drop those older than the retention"
+    )
     maintain.add_argument("--retention-days", type=_positive_int)
 
     demo = sub.add_parser("demo", help="the whole system on this machine, with simulated devices")
     demo.add_argument("--duration", type=_positive_float, default=60.0, help="seconds (60)")
     demo.add_argument("--devices", type=_positive_int, default=300, help="simulated devices (300)")
-    demo.add_argument("--rate", type=_positive_float, default=1500.0,
-                      help="readings per second, all devices together (1500)")
-    demo.add_argument("--bad-fraction", type=_fraction, default=0.01,
-                      help="share of malformed messages (0.01)")
+    demo.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=1500.0,
+        help="readings per second, all devices together (1500)",
+    )
+    demo.add_argument(
+        "--bad-fraction", type=_fraction, default=0.01, help="share of malformed messages (0.01)"
+    )
     demo.add_argument("--data-dir", default=".twin-demo", help="where embedded servers keep data")
-    demo.add_argument("--keep", action="store_true",
-                      help="continue on the previous demo's data instead of starting fresh")
-    demo.add_argument("--inspect", action="store_true",
-                      help="only show what the last demo stored, then exit")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="continue on the previous demo's data instead of starting fresh",
+    )
+    demo.add_argument(
+        "--inspect", action="store_true", help="only show what the last demo stored, then exit"
+    )
 
     sim = sub.add_parser("simulate", help="publish a simulated fleet to TWIN_MQTT_URL")
     sim.add_argument("--devices", type=_positive_int, default=100)
@@ -110,8 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a server refusing us at start: one line, not a traceback
         if type(exc).__module__.split(".")[0] in ("psycopg", "sqlalchemy", "redis"):
-            print(f"twin: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}",
-                  file=sys.stderr)
+            print(
+                f"twin: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}", file=sys.stderr
+            )
             return 1
         raise
 
@@ -139,31 +150,55 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
 
         if not settings.database_url:
             raise ConfigurationError("TWIN_DATABASE_URL is not set")
-        report = maintain(settings.database_url, ahead_days=settings.partitions_ahead_days,
-                          retention_days=args.retention_days or settings.retention_days)
-        print(f"partitions created: {', '.join(map(str, report.created)) or 'none'}; "
-              f"dropped: {', '.join(map(str, report.dropped)) or 'none'}")
+        done = maintain(
+            settings.database_url,
+            ahead_days=settings.partitions_ahead_days,
+            retention_days=args.retention_days or settings.retention_days,
+        )
+        print(
+            f"partitions created: {', '.join(map(str, done.created)) or 'none'}; "
+            f"dropped: {', '.join(map(str, done.dropped)) or 'none'}"
+        )
         return 0
     if args.command == "demo":
         from flows.demo import DemoOptions, inspect, run_demo
 
-        options = DemoOptions(duration_s=args.duration, devices=args.devices, rate=args.rate,
-                              bad_fraction=args.bad_fraction, data_dir=args.data_dir,
-                              keep=args.keep)
+        options = DemoOptions(
+            duration_s=args.duration,
+            devices=args.devices,
+            rate=args.rate,
+            bad_fraction=args.bad_fraction,
+            data_dir=args.data_dir,
+            keep=args.keep,
+        )
         return inspect(settings, options) if args.inspect else run_demo(settings, options)
     if args.command == "simulate":
         from simulators.publisher import Publisher, PublisherConfig
 
         endpoint = settings.mqtt
-        publisher = Publisher(PublisherConfig(
-            host=endpoint.host, port=endpoint.port, username=endpoint.username,
-            password=endpoint.password, tls=endpoint.tls, devices=args.devices, rate=args.rate,
-            batch=args.batch, duration_s=args.duration, seed=args.seed,
-            prefix=settings.topic_prefix, bad_fraction=args.bad_fraction, qos=args.qos))
+        publisher = Publisher(
+            PublisherConfig(
+                host=endpoint.host,
+                port=endpoint.port,
+                username=endpoint.username,
+                password=endpoint.password,
+                tls=endpoint.tls,
+                devices=args.devices,
+                rate=args.rate,
+                batch=args.batch,
+                duration_s=args.duration,
+                seed=args.seed,
+                prefix=settings.topic_prefix,
+                bad_fraction=args.bad_fraction,
+                qos=args.qos,
+            )
+        )
         report = publisher.run()
-        print(f"published {report.readings} readings in {report.messages} messages "
-              f"({report.bad_messages} malformed) in {report.seconds:.1f}s: "
-              f"{report.achieved_rate:.0f} readings/s of {args.rate:.0f} requested")
+        print(
+            f"published {report.readings} readings in {report.messages} messages "
+            f"({report.bad_messages} malformed) in {report.seconds:.1f}s: "
+            f"{report.achieved_rate:.0f} readings/s of {args.rate:.0f} requested"
+        )
         return 0
     raise AssertionError(args.command)
 

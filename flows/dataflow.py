@@ -53,7 +53,9 @@ def group_by_device(parser: Parser) -> Callable[[list[RawMessage]], list[Any]]:
                 slot[0].extend(items)
                 slot[1][0] += 1
         for device_id, (items, count) in inboxes.items():
-            out.append((device_id, DeviceInbox(device_id=device_id, items=items, messages=count[0])))
+            out.append(
+                (device_id, DeviceInbox(device_id=device_id, items=items, messages=count[0]))
+            )
         return out
 
     return parse_batch
@@ -107,9 +109,7 @@ def build_flow(
     raw = op.input("mqtt", flow, source)
     parsed = op.flat_map_batch("parse", raw, group_by_device(parser))
     split = op.branch("split", parsed, _has_device)
-    twins = op.stateful_batch(
-        "twin", split.trues, lambda resume: TwinLogic(processor, resume)
-    )
+    twins = op.stateful_batch("twin", split.trues, lambda resume: TwinLogic(processor, resume))
     outputs = op.map("unkey", twins, lambda kv: kv[1])
     to_pg = op.merge("to_pg", outputs, split.falses)
     op.output("postgres", to_pg, pg_sink)

@@ -94,11 +94,22 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         profiles, warm = prepare(settings)
         flow, source = build(settings, control, profiles, warm)
         endpoint = settings.mqtt
-        publisher = Publisher(PublisherConfig(
-            host=endpoint.host, port=endpoint.port, username=endpoint.username,
-            password=endpoint.password, tls=endpoint.tls, devices=options.devices,
-            rate=options.rate, duration_s=options.duration_s, prefix=settings.topic_prefix,
-            bad_fraction=options.bad_fraction, client_id="twin-demo-fleet"), stop=control.stop)
+        publisher = Publisher(
+            PublisherConfig(
+                host=endpoint.host,
+                port=endpoint.port,
+                username=endpoint.username,
+                password=endpoint.password,
+                tls=endpoint.tls,
+                devices=options.devices,
+                rate=options.rate,
+                duration_s=options.duration_s,
+                prefix=settings.topic_prefix,
+                bad_fraction=options.bad_fraction,
+                client_id="twin-demo-fleet",
+            ),
+            stop=control.stop,
+        )
         report_box: list[PublishReport] = []
         started = time.monotonic()
 
@@ -108,8 +119,10 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 time.sleep(0.05)
             if source.connections:
                 source.connections[0].subscribed.wait(max(0.0, deadline - time.monotonic()))
-            _say(f"publishing {options.devices} devices at {options.rate:.0f} readings/s "
-                 f"for {options.duration_s:.0f}s (Ctrl-C stops early)")
+            _say(
+                f"publishing {options.devices} devices at {options.rate:.0f} readings/s "
+                f"for {options.duration_s:.0f}s (Ctrl-C stops early)"
+            )
             report_box.append(publisher.run())
             _wait_drained(report_box[0], control)
             control.stop.set()
@@ -120,21 +133,27 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 now, done = time.monotonic(), _metric("twin_readings_accepted_total")
                 rate = (done - last[1]) / (now - last[0])
                 last = (now, done)
-                _say(f"  {now - started:5.0f}s  ingested {rate:7.0f} readings/s  "
-                     f"total {done:8.0f}  twins {_metric('twin_twins_active'):5.0f}  "
-                     f"dead letters {_dead_letter_count():5.0f}  "
-                     f"queue {_metric('twin_source_queue_depth'):5.0f}")
+                _say(
+                    f"  {now - started:5.0f}s  ingested {rate:7.0f} readings/s  "
+                    f"total {done:8.0f}  twins {_metric('twin_twins_active'):5.0f}  "
+                    f"dead letters {_dead_letter_count():5.0f}  "
+                    f"queue {_metric('twin_source_queue_depth'):5.0f}"
+                )
 
-        threads = [threading.Thread(target=drive, daemon=True),
-                   threading.Thread(target=show, daemon=True)]
+        threads = [
+            threading.Thread(target=drive, daemon=True),
+            threading.Thread(target=show, daemon=True),
+        ]
         for t in threads:
             t.start()
         cli_main(flow, epoch_interval=timedelta(seconds=settings.epoch_interval_s))
         elapsed = time.monotonic() - started
         summary = summarize(settings.database_url or "", settings.redis_url, settings.redis_prefix)
         _print_summary(summary, report_box[0] if report_box else None, elapsed)
-    _say(f"\nData is kept in {data}. Look at it again with: twin demo --inspect"
-         + ("" if options.data_dir == ".twin-demo" else f" --data-dir {options.data_dir}"))
+    _say(
+        f"\nData is kept in {data}. Look at it again with: twin demo --inspect"
+        + ("" if options.data_dir == ".twin-demo" else f" --data-dir {options.data_dir}")
+    )
     ok = summary.telemetry_rows > 0 and summary.devices > 0 and summary.live_twins > 0
     return 0 if ok else 1
 
@@ -159,16 +178,24 @@ def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float
     rows: list[tuple[str, str]] = []
     if report is not None:
         rows += [
-            ("readings published", f"{report.readings} in {report.messages} messages "
-                                   f"({report.achieved_rate:.0f}/s)"),
+            (
+                "readings published",
+                f"{report.readings} in {report.messages} messages ({report.achieved_rate:.0f}/s)",
+            ),
             ("malformed messages sent", str(report.bad_messages)),
         ]
     rows += [
         ("devices registered", ", ".join(f"{n} {k}" for k, n in s.devices_by_kind.items()) or "0"),
         ("telemetry rows", f"{s.telemetry_rows} in {s.partitions} daily partitions"),
-        ("dead letters", f"{s.dead_letters} " + (
-            "(" + ", ".join(f"{r} {n}" for r, n in s.dead_letters_by_reason.items()) + ")"
-            if s.dead_letters_by_reason else "")),
+        (
+            "dead letters",
+            f"{s.dead_letters} "
+            + (
+                "(" + ", ".join(f"{r} {n}" for r, n in s.dead_letters_by_reason.items()) + ")"
+                if s.dead_letters_by_reason
+                else ""
+            ),
+        ),
         ("twin snapshots", str(s.snapshots)),
         ("Redis twin hashes", f"{s.live_twins} ({s.positioned} positioned in twin:geo)"),
         ("run time", f"{elapsed:.1f}s"),

@@ -42,8 +42,10 @@ class StopControl:
     def handle(self, signum: int, frame: FrameType | None) -> None:
         self.signals += 1
         if self.signals == 1:
-            log.info("%s: stopping (draining the source, flushing the sinks)",
-                     signal.Signals(signum).name)
+            log.info(
+                "%s: stopping (draining the source, flushing the sinks)",
+                signal.Signals(signum).name,
+            )
             self.stop.set()
         else:
             log.warning("second stop signal: abandoning retries")
@@ -68,8 +70,7 @@ def prepare(settings: Settings) -> tuple[ProfileBook, dict[str, bytes]]:
     return ProfileBook(profiles), warm
 
 
-def build(settings: Settings, control: StopControl, profiles: ProfileBook,
-          warm: dict[str, bytes]):  # type: ignore[no-untyped-def]
+def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm: dict[str, bytes]):  # type: ignore[no-untyped-def]
     """The dataflow for ``settings`` (split out so the demo and tests can run it)."""
     assert settings.database_url and settings.redis_url
     processor = TwinProcessor(
@@ -131,8 +132,9 @@ def run(
 
         start_http_server(settings.metrics_port)
         log.info("metrics on :%d/metrics", settings.metrics_port)
-    log.info("engine running: %d worker(s), topics %sdevices/#", settings.workers,
-             settings.topic_prefix)
+    log.info(
+        "engine running: %d worker(s), topics %sdevices/#", settings.workers, settings.topic_prefix
+    )
     cli_main(
         flow,
         workers_per_process=settings.workers,

@@ -15,8 +15,9 @@ class MaintenanceReport:
     dropped: list[date]
 
 
-def maintain(database_url: str, *, ahead_days: int, retention_days: int,
-             today: date | None = None) -> MaintenanceReport:
+def maintain(
+    database_url: str, *, ahead_days: int, retention_days: int, today: date | None = None
+) -> MaintenanceReport:
     today = today or datetime.now(UTC).date()
     with connect(database_url) as conn:
         created = partitions.ensure_window(conn, today, ahead_days)

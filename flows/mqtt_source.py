@@ -100,8 +100,11 @@ def probe_protocol(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> int:
         answer["rc"] = rc
         done.set()
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                         client_id=f"twinstream-probe-{time.time_ns()}", protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"twinstream-probe-{time.time_ns()}",
+        protocol=mqtt.MQTTv5,
+    )
     if endpoint.username:
         client.username_pw_set(endpoint.username, endpoint.password)
     if endpoint.tls:
@@ -185,32 +188,38 @@ class MqttConnection:
         client.on_subscribe = self._handle_subscribe
         return client
 
-    def _handle_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
-                        props: Any) -> None:
+    def _handle_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
         if rc.is_failure:
-            log.warning("MQTT %s refused the connection of %s: %s", self._where(),
-                        self.client_id, rc)
+            log.warning(
+                "MQTT %s refused the connection of %s: %s", self._where(), self.client_id, rc
+            )
             self._on_state("refused")
             return
         self.connects += 1
         self.connected.set()
         self._on_state("connected")
         session = bool(getattr(flags, "session_present", False))
-        log.info("MQTT connected to %s as %s (MQTT %s, session %s)", self._where(),
-                 self.client_id, "5" if self.protocol == mqtt.MQTTv5 else "3.1.1",
-                 "resumed" if session else "new")
+        log.info(
+            "MQTT connected to %s as %s (MQTT %s, session %s)",
+            self._where(),
+            self.client_id,
+            "5" if self.protocol == mqtt.MQTTv5 else "3.1.1",
+            "resumed" if session else "new",
+        )
         subs = self._subscriptions(self.protocol == mqtt.MQTTv5)
         if self.protocol == mqtt.MQTTv5:
             for ident, topic in enumerate(subs, start=1):  # one SUBSCRIBE per identifier
                 props = Properties(PacketTypes.SUBSCRIBE)
                 props.SubscriptionIdentifier = ident
-                client.subscribe(topic, options=SubscribeOptions(qos=self._qos),
-                                 properties=props)
+                client.subscribe(topic, options=SubscribeOptions(qos=self._qos), properties=props)
         else:
             client.subscribe([(s, self._qos) for s in subs])
 
-    def _handle_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any,
-                          props: Any) -> None:
+    def _handle_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any
+    ) -> None:
         failed = [rc for rc in rcs if getattr(rc, "is_failure", False)]
         if failed:
             log.error("MQTT subscription refused: %s", failed)
@@ -218,8 +227,9 @@ class MqttConnection:
             log.info("MQTT subscribed as %s", self.client_id)
             self.subscribed.set()
 
-    def _handle_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any,
-                           props: Any) -> None:
+    def _handle_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
+    ) -> None:
         self.connected.clear()
         self.subscribed.clear()
         if rc.is_failure:
@@ -235,8 +245,11 @@ class MqttConnection:
             ids = getattr(msg.properties, "SubscriptionIdentifier", None)
             if ids == [SHARED_SUBSCRIPTION]:
                 return  # worker 0's plain subscription delivers every attributes message
-        self._deliver(RawMessage(topic=topic, payload=msg.payload,
-                                 received_ms=time.time_ns() // 1_000_000))
+        self._deliver(
+            RawMessage(
+                topic=topic, payload=bytes(msg.payload), received_ms=time.time_ns() // 1_000_000
+            )
+        )
 
     def _where(self) -> str:
         return f"{self.endpoint.host}:{self.endpoint.port}"
@@ -358,9 +371,12 @@ class MqttSource(DynamicSource[RawMessage]):
             if self._protocol is None:
                 self._protocol = probe_protocol(self.endpoint)
                 if self._protocol == mqtt.MQTTv311:
-                    log.warning("MQTT broker %s:%d refused MQTT 5: using MQTT 3.1.1 with a "
-                                "single subscriber (no shared subscriptions)",
-                                self.endpoint.host, self.endpoint.port)
+                    log.warning(
+                        "MQTT broker %s:%d refused MQTT 5: using MQTT 3.1.1 with a "
+                        "single subscriber (no shared subscriptions)",
+                        self.endpoint.host,
+                        self.endpoint.port,
+                    )
             return self._protocol
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _MqttPartition:

@@ -37,14 +37,14 @@ class MqttEndpoint:
             raise ConfigurationError(f"MQTT URL has a bad port: {url!r}") from exc
         if not parts.hostname:
             raise ConfigurationError(f"MQTT URL has no host: {url!r}")
-        query = parse_qs(parts.query)
+        ca_in_url = parse_qs(parts.query).get("ca_file")
         return cls(
             host=parts.hostname,
             port=port,
             tls=tls,
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
-            ca_file=ca_file or (query.get("ca_file") or [None])[0],
+            ca_file=ca_file or (ca_in_url[0] if ca_in_url else None),
         )
 
 
@@ -122,8 +122,15 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        positive = ("batch_size", "queue_size", "twin_ttl_s", "retention_days", "workers",
-                    "max_payload_bytes", "mqtt_session_expiry_s")
+        positive = (
+            "batch_size",
+            "queue_size",
+            "twin_ttl_s",
+            "retention_days",
+            "workers",
+            "max_payload_bytes",
+            "mqtt_session_expiry_s",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{_ENV[name][0]} must be at least 1")
@@ -149,7 +156,10 @@ class Settings:
         return MqttEndpoint.parse(self.mqtt_url, self.mqtt_ca_file)
 
     def require_services(self) -> None:
-        missing = [var for field, (var, _) in _ENV.items()
-                   if field in ("mqtt_url", "database_url", "redis_url") and not getattr(self, field)]
+        missing = [
+            var
+            for field, (var, _) in _ENV.items()
+            if field in ("mqtt_url", "database_url", "redis_url") and not getattr(self, field)
+        ]
         if missing:
             raise ConfigurationError(f"not configured: {', '.join(missing)}")

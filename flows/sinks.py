@@ -79,8 +79,11 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                 attempts += 1
                 metrics.SINK_RETRIES.labels("postgres").inc()
                 if self._sink.abandon.is_set():
-                    log.error("PostgreSQL still unreachable at forced stop; %d readings of this "
-                              "batch were not written", sum(len(o.readings) for o in outputs))
+                    log.error(
+                        "PostgreSQL still unreachable at forced stop; %d readings of this "
+                        "batch were not written",
+                        sum(len(o.readings) for o in outputs),
+                    )
                     return None
                 delay = backoff.next()
                 if attempts == 1 or attempts % 20 == 0:
@@ -130,8 +133,11 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                 created = partitions.ensure_window(conn, today, self._sink.partitions_ahead_days)
                 dropped = partitions.drop_expired(conn, today, self._sink.retention_days)
             if created or dropped:
-                log.info("telemetry partitions: created %s, dropped %s",
-                         [str(d) for d in created], [str(d) for d in dropped])
+                log.info(
+                    "telemetry partitions: created %s, dropped %s",
+                    [str(d) for d in created],
+                    [str(d) for d in dropped],
+                )
         except Exception as exc:  # maintenance is retried next hour; never stops ingestion
             self._next_maintenance = time.monotonic() + 60
             log.warning("partition maintenance failed: %s", exc)
@@ -174,21 +180,39 @@ def _refused(outs: list[TwinOutput], dls: list[DeadLetter], error: str) -> list[
     out: list[DeadLetter] = []
     for o in outs:
         for r in o.readings:
-            out.append(DeadLetter(received_ms=r.received_ms, topic=f"devices/{o.device_id}/telemetry",
-                                  reason=Reason.STORE_REJECTED, detail=detail,
-                                  payload=_json({"ts": r.ts_ms, "seq": r.seq, "values": r.values}),
-                                  device_id=o.device_id))
+            out.append(
+                DeadLetter(
+                    received_ms=r.received_ms,
+                    topic=f"devices/{o.device_id}/telemetry",
+                    reason=Reason.STORE_REJECTED,
+                    detail=detail,
+                    payload=_json({"ts": r.ts_ms, "seq": r.seq, "values": r.values}),
+                    device_id=o.device_id,
+                )
+            )
         for e in o.events:
-            out.append(DeadLetter(received_ms=e.received_ms, topic=f"devices/{o.device_id}/events",
-                                  reason=Reason.STORE_REJECTED, detail=detail,
-                                  payload=_json({"ts": e.ts_ms, "type": e.type, **e.body}),
-                                  device_id=o.device_id))
+            out.append(
+                DeadLetter(
+                    received_ms=e.received_ms,
+                    topic=f"devices/{o.device_id}/events",
+                    reason=Reason.STORE_REJECTED,
+                    detail=detail,
+                    payload=_json({"ts": e.ts_ms, "type": e.type, **e.body}),
+                    device_id=o.device_id,
+                )
+            )
         out.extend(o.dead_letters)
     for d in dls:  # a dead letter refused as it was: keep the bytes, make the text safe
-        out.append(DeadLetter(received_ms=d.received_ms, topic=d.topic.encode("utf-8", "replace")
-                              .decode("ascii", "replace"), reason=d.reason,
-                              detail=d.detail.encode("ascii", "replace").decode("ascii"),
-                              payload=d.payload, device_id=d.device_id))
+        out.append(
+            DeadLetter(
+                received_ms=d.received_ms,
+                topic=d.topic.encode("utf-8", "replace").decode("ascii", "replace"),
+                reason=d.reason,
+                detail=d.detail.encode("ascii", "replace").decode("ascii"),
+                payload=d.payload,
+                device_id=d.device_id,
+            )
+        )
     return out
 
 

@@ -82,7 +82,9 @@ class Vehicle:
             self.brake_pad = max(0.5, self.brake_pad - 0.00002 * dt * abs(accel))
         gear = min(6, 1 + int(self.speed // 22))
         rpm = 800.0 if self.speed < 2 else 800 + self.speed * _GEAR_RATIOS[gear] * 28
-        self.battery += (13.9 if rpm > 900 else 12.5) * (1 if self.profile == "passenger_car" else 2)
+        self.battery += (13.9 if rpm > 900 else 12.5) * (
+            1 if self.profile == "passenger_car" else 2
+        )
         self.battery = self.battery / 2 + r.gauss(0, 0.02)
         self.heading = (self.heading + r.gauss(0, 2.0)) % 360
         rad = math.radians(self.heading)
@@ -123,9 +125,12 @@ class Machine:
     def __post_init__(self) -> None:
         self.cycle_s = self.rng.uniform(300, 1800)
         self.t = self.rng.uniform(0, self.cycle_s)
-        self.attributes = {"kind": "machine", "profile": self.profile,
-                           "model": f"{self.profile.upper()}-{self.rng.randrange(100, 999)}",
-                           "site": f"plant-{self.rng.randrange(1, 4)}"}
+        self.attributes = {
+            "kind": "machine",
+            "profile": self.profile,
+            "model": f"{self.profile.upper()}-{self.rng.randrange(100, 999)}",
+            "site": f"plant-{self.rng.randrange(1, 4)}",
+        }
 
     def step(self, dt: float) -> dict[str, float]:
         r = self.rng
@@ -153,8 +158,16 @@ def make_fleet(count: int, seed: int = 1, vehicle_share: float = 0.6) -> list[De
         dev_rng = random.Random(rng.getrandbits(64))
         if i < vehicles:
             profile, model = VEHICLE_MODELS[i % len(VEHICLE_MODELS)]
-            fleet.append(Vehicle(f"veh-{i:05d}", profile, model, dev_rng,
-                                 region=REGIONS[i % len(REGIONS)], terrain=TERRAINS[i % 3]))
+            fleet.append(
+                Vehicle(
+                    f"veh-{i:05d}",
+                    profile,
+                    model,
+                    dev_rng,
+                    region=REGIONS[i % len(REGIONS)],
+                    terrain=TERRAINS[i % 3],
+                )
+            )
         else:
             profile = MACHINE_TYPES[i % len(MACHINE_TYPES)]
             fleet.append(Machine(f"mac-{i:05d}", profile, dev_rng))

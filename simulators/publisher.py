@@ -68,8 +68,9 @@ class Publisher:
 
     def _connect(self) -> mqtt.Client:
         c = self.config
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=c.client_id,
-                             protocol=mqtt.MQTTv311)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=c.client_id, protocol=mqtt.MQTTv311
+        )
         if c.username:
             client.username_pw_set(c.username, c.password)
         if c.tls:
@@ -87,8 +88,9 @@ class Publisher:
         client = self._client = self._connect()
         last_info = None
         for dev in self.fleet:  # device metadata first, retained like real devices do
-            last_info = client.publish(self.topic(dev.device_id, "attributes"),
-                                       _json(dev.attributes), qos=1, retain=True)
+            last_info = client.publish(
+                self.topic(dev.device_id, "attributes"), _json(dev.attributes), qos=1, retain=True
+            )
         n = len(self.fleet)
         per_device_interval_s = n / c.rate if c.rate > 0 else 1.0
         start = time.monotonic()
@@ -124,8 +126,13 @@ class Publisher:
                 for k in range(c.batch):
                     self._seq[dev_index] += 1
                     ts = now_ms - int((c.batch - 1 - k) * per_device_interval_s * 1000 / c.batch)
-                    readings.append({"ts": ts, "seq": self._seq[dev_index],
-                                     "values": dev.step(per_device_interval_s / c.batch)})
+                    readings.append(
+                        {
+                            "ts": ts,
+                            "seq": self._seq[dev_index],
+                            "values": dev.step(per_device_interval_s / c.batch),
+                        }
+                    )
                 payload = _json(readings[0] if c.batch == 1 else readings)
                 last_info = client.publish(self.topic(dev.device_id), payload, qos=c.qos)
                 self.report.readings += c.batch

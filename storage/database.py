@@ -47,9 +47,11 @@ def migrate(url: str, revision: str = "head") -> str | None:
 
 def current_revision(url: str) -> str | None:
     with psycopg.connect(psycopg_url(url)) as conn:
-        row = conn.execute(
-            "SELECT version_num FROM alembic_version LIMIT 1"
-        ).fetchone() if _has_table(conn, "alembic_version") else None
+        row = (
+            conn.execute("SELECT version_num FROM alembic_version LIMIT 1").fetchone()
+            if _has_table(conn, "alembic_version")
+            else None
+        )
     return row[0] if row else None
 
 

@@ -6,6 +6,7 @@ Run as ``python -m storage.embedded_broker PORT``; it prints ``ready`` once list
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -27,10 +28,8 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     for name in ("amqtt", "transitions"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(int(sys.argv[1])))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

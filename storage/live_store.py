@@ -107,8 +107,12 @@ class LiveStore:
             self._backoff = min(max(self._backoff * 2, self._backoff_initial), self._backoff_max)
             self._next_attempt = self._clock() + self._backoff
             if self.failures == 1 or self.failures % 50 == 0:
-                log.warning("Redis write failed (%s); holding %d device states, next try in %.1fs",
-                            exc, self.pending, self._backoff)
+                log.warning(
+                    "Redis write failed (%s); holding %d device states, next try in %.1fs",
+                    exc,
+                    self.pending,
+                    self._backoff,
+                )
             self._client = None
             return LiveWriteResult(pending=self.pending, failed=True)
         except redis.RedisError as exc:

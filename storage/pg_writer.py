@@ -61,9 +61,7 @@ _UPSERT_SNAPSHOT = (
     "WHERE excluded.taken_at >= twin_snapshots.taken_at"
 )
 _TOUCH_DEVICE = "UPDATE devices SET last_seen = GREATEST(last_seen, %s) WHERE device_id = %s"
-_COPY_DEAD = (
-    "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
-)
+_COPY_DEAD = "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
 
 _json = msgspec.json.Encoder().encode
 
@@ -162,22 +160,46 @@ class PgWriter:
                     if b"\\" in values:
                         values = values.replace(b"\\", b"\\\\")
                     seq = -1 if r.seq is None else r.seq
-                    lines.append(b"%s\t%d\t%d\t%s\t%d\n" % (dev, r.ts_ms, seq, values, r.received_ms))
+                    lines.append(
+                        b"%s\t%d\t%d\t%s\t%d\n" % (dev, r.ts_ms, seq, values, r.received_ms)
+                    )
                     days.add(r.ts_ms // MS_PER_DAY)
             if out.dead_letters:
                 dead.extend(out.dead_letters)
             for e in out.events:
-                event_rows.append((e.device_id, ms_to_datetime(e.ts_ms), e.type, _json(e.body).decode(),
-                                   ms_to_datetime(e.received_ms)))
+                event_rows.append(
+                    (
+                        e.device_id,
+                        ms_to_datetime(e.ts_ms),
+                        e.type,
+                        _json(e.body).decode(),
+                        ms_to_datetime(e.received_ms),
+                    )
+                )
             reg = out.registry
             if reg is not None:
-                device_rows.append((reg.device_id, reg.kind, reg.profile, _json(reg.attributes).decode(),
-                                    ms_to_datetime(reg.first_seen_ms), ms_to_datetime(reg.last_seen_ms)))
+                device_rows.append(
+                    (
+                        reg.device_id,
+                        reg.kind,
+                        reg.profile,
+                        _json(reg.attributes).decode(),
+                        ms_to_datetime(reg.first_seen_ms),
+                        ms_to_datetime(reg.last_seen_ms),
+                    )
+                )
             snap = out.snapshot
             if snap is not None:
                 last_seen = ms_to_datetime(snap.last_seen_ms or snap.taken_ms)
-                snapshot_rows.append((snap.device_id, ms_to_datetime(snap.taken_ms), last_seen,
-                                      1, snap.state.decode()))
+                snapshot_rows.append(
+                    (
+                        snap.device_id,
+                        ms_to_datetime(snap.taken_ms),
+                        last_seen,
+                        1,
+                        snap.state.decode(),
+                    )
+                )
                 touch_rows.append((last_seen, snap.device_id))
 
         with conn.cursor() as cur:
@@ -205,8 +227,16 @@ class PgWriter:
             if dead:
                 with cur.copy(_COPY_DEAD) as copy:
                     for d in dead:
-                        copy.write_row((ms_to_datetime(d.received_ms), _text(d.topic), d.device_id,
-                                        d.reason.value, _text(d.detail), d.payload))
+                        copy.write_row(
+                            (
+                                ms_to_datetime(d.received_ms),
+                                _text(d.topic),
+                                d.device_id,
+                                d.reason.value,
+                                _text(d.detail),
+                                d.payload,
+                            )
+                        )
                 result.dead_letters = len(dead)
         self._days |= days
         return result

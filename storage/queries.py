@@ -35,7 +35,9 @@ def summarize(database_url: str, redis_url: str | None, redis_prefix: str = "") 
     s = StoreSummary()
     with connect(database_url) as conn:
         s.devices_by_kind = dict(
-            conn.execute("SELECT kind, count(*) FROM devices GROUP BY kind ORDER BY kind").fetchall()
+            conn.execute(
+                "SELECT kind, count(*) FROM devices GROUP BY kind ORDER BY kind"
+            ).fetchall()
         )
         s.telemetry_rows = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]  # type: ignore[index]
         s.partitions = len(partitions.existing_days(conn))
@@ -57,7 +59,8 @@ def summarize(database_url: str, redis_url: str | None, redis_prefix: str = "") 
         try:
             geo_key = f"{redis_prefix}twin:geo"
             s.live_twins = sum(
-                1 for key in client.scan_iter(match=f"{redis_prefix}twin:*", count=1000)
+                1
+                for key in client.scan_iter(match=f"{redis_prefix}twin:*", count=1000)
                 if key.decode() != geo_key
             )
             s.positioned = int(client.zcard(geo_key))

@@ -151,7 +151,11 @@ class EngineProcess:
         self.lines = []
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flows.cli", "run"],
-            env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=self.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -192,8 +196,9 @@ class EngineProcess:
 
 
 @pytest.fixture
-def engine_env(database_url: str, redis_url: str, mqtt_url: str, redis_prefix: str,
-               topic_prefix: str) -> dict[str, str]:
+def engine_env(
+    database_url: str, redis_url: str, mqtt_url: str, redis_prefix: str, topic_prefix: str
+) -> dict[str, str]:
     run_id = topic_prefix.strip("/")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
     env.update(

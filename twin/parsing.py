@@ -126,20 +126,35 @@ class Parser:
     def parse(self, msg: RawMessage) -> list[Inbound | DeadLetter]:
         route = self.router.route(msg.topic)
         if route is None:
-            return [_dead(msg, Reason.BAD_TOPIC, "topic is not {prefix}devices/{id}/"
-                          "telemetry|attributes|events with a valid device id", None)]
+            return [
+                _dead(
+                    msg,
+                    Reason.BAD_TOPIC,
+                    "topic is not {prefix}devices/{id}/"
+                    "telemetry|attributes|events with a valid device id",
+                    None,
+                )
+            ]
         device_id, channel = route
         if len(msg.payload) > self.limits.max_payload_bytes:
-            return [_dead(msg, Reason.OVERSIZE,
-                          f"payload of {len(msg.payload)} bytes exceeds "
-                          f"{self.limits.max_payload_bytes}", device_id)]
+            return [
+                _dead(
+                    msg,
+                    Reason.OVERSIZE,
+                    f"payload of {len(msg.payload)} bytes exceeds {self.limits.max_payload_bytes}",
+                    device_id,
+                )
+            ]
         try:
             doc = _decode(msg.payload)
         except _DECODE_ERRORS as exc:
             detail = str(exc) or type(exc).__name__
             if _NON_FINITE_HINT.search(msg.payload) or "out of range" in detail:
-                return [_dead(msg, Reason.NON_FINITE, f"a number is NaN or infinite ({detail})",
-                              device_id)]
+                return [
+                    _dead(
+                        msg, Reason.NON_FINITE, f"a number is NaN or infinite ({detail})", device_id
+                    )
+                ]
             return [_dead(msg, Reason.BAD_JSON, detail, device_id)]
         if channel is Channel.TELEMETRY:
             return self._telemetry(msg, device_id, doc)
@@ -156,20 +171,35 @@ class Parser:
             except _Bad as bad:
                 return [_dead(msg, bad.reason, bad.detail, device_id)]
         if type(doc) is not list:
-            return [_dead(msg, Reason.BAD_SHAPE, "telemetry must be a JSON object or array",
-                          device_id)]
+            return [
+                _dead(msg, Reason.BAD_SHAPE, "telemetry must be a JSON object or array", device_id)
+            ]
         n = len(doc)
         if n == 0:
             return [_dead(msg, Reason.BAD_SHAPE, "empty batch", device_id)]
         if n > self.limits.max_readings_per_message:
-            return [_dead(msg, Reason.TOO_MANY,
-                          f"{n} readings exceed {self.limits.max_readings_per_message}",
-                          device_id)]
+            return [
+                _dead(
+                    msg,
+                    Reason.TOO_MANY,
+                    f"{n} readings exceed {self.limits.max_readings_per_message}",
+                    device_id,
+                )
+            ]
         out: list[Inbound | DeadLetter] = []
         for i, item in enumerate(doc):
             if type(item) is not dict:
-                out.append(_dead_part(msg, item, i, n, Reason.BAD_SHAPE,
-                                      "reading must be a JSON object", device_id))
+                out.append(
+                    _dead_part(
+                        msg,
+                        item,
+                        i,
+                        n,
+                        Reason.BAD_SHAPE,
+                        "reading must be a JSON object",
+                        device_id,
+                    )
+                )
                 continue
             try:
                 out.append(self._reading(item, device_id, msg.received_ms))
@@ -186,8 +216,10 @@ class Parser:
         if not values:
             raise _Bad(Reason.BAD_SHAPE, "reading has no values")
         if len(values) > self.limits.max_metrics_per_reading:
-            raise _Bad(Reason.TOO_MANY, f"{len(values)} metrics exceed "
-                       f"{self.limits.max_metrics_per_reading}")
+            raise _Bad(
+                Reason.TOO_MANY,
+                f"{len(values)} metrics exceed {self.limits.max_metrics_per_reading}",
+            )
         good = self._good_names
         for name, value in values.items():
             if name not in good:
@@ -206,13 +238,16 @@ class Parser:
         seq = item.get("seq")
         if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
             raise _Bad(Reason.BAD_SEQ, "seq must be a non-negative integer")
-        return Reading(device_id=device_id, ts_ms=ts_ms, values=values,
-                       received_ms=received_ms, seq=seq)
+        return Reading(
+            device_id=device_id, ts_ms=ts_ms, values=values, received_ms=received_ms, seq=seq
+        )
 
     def _check_name(self, name: str) -> None:
         if METRIC_NAME_RE.fullmatch(name) is None:
-            raise _Bad(Reason.BAD_METRIC_NAME, f"metric name {name[:80]!r} is not "
-                       "[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+            raise _Bad(
+                Reason.BAD_METRIC_NAME,
+                f"metric name {name[:80]!r} is not [A-Za-z_][A-Za-z0-9_.-]{{0,63}}",
+            )
         if name in RESERVED_NAMES:
             raise _Bad(Reason.BAD_METRIC_NAME, f"metric name {name!r} is reserved")
         if len(self._good_names) < 100_000:
@@ -235,14 +270,19 @@ class Parser:
                 raise _Bad(Reason.BAD_TS, f"ts {ts[:64]!r} has no UTC offset")
             ts_ms = round(dt.timestamp() * 1000)
         else:
-            raise _Bad(Reason.BAD_TS, f"ts must be epoch milliseconds or RFC 3339 text, "
-                       f"not {_json_type(ts)}")
+            raise _Bad(
+                Reason.BAD_TS,
+                f"ts must be epoch milliseconds or RFC 3339 text, not {_json_type(ts)}",
+            )
         if ts_ms < self.limits.min_ts_ms:
-            raise _Bad(Reason.TS_TOO_OLD, f"ts {ts_ms} is before 2000-01-01 "
-                       "(seconds instead of milliseconds?)")
+            raise _Bad(
+                Reason.TS_TOO_OLD,
+                f"ts {ts_ms} is before 2000-01-01 (seconds instead of milliseconds?)",
+            )
         if ts_ms > received_ms + self.limits.max_future_skew_ms:
-            raise _Bad(Reason.TS_IN_FUTURE, f"ts is {(ts_ms - received_ms) / 1000:.0f} s "
-                       "ahead of arrival")
+            raise _Bad(
+                Reason.TS_IN_FUTURE, f"ts is {(ts_ms - received_ms) / 1000:.0f} s ahead of arrival"
+            )
         return ts_ms
 
     # -- attributes and events -----------------------------------------------------------
@@ -251,15 +291,19 @@ class Parser:
         if type(doc) is not dict:
             return _dead(msg, Reason.BAD_SHAPE, "attributes must be a JSON object", device_id)
         if len(doc) > self.limits.max_attributes:
-            return _dead(msg, Reason.TOO_MANY, f"{len(doc)} attributes exceed "
-                         f"{self.limits.max_attributes}", device_id)
+            return _dead(
+                msg,
+                Reason.TOO_MANY,
+                f"{len(doc)} attributes exceed {self.limits.max_attributes}",
+                device_id,
+            )
         kind = doc.get("kind")
         if kind is not None and kind not in KINDS:
-            return _dead(msg, Reason.BAD_TYPE, f"kind must be one of {', '.join(KINDS)}",
-                         device_id)
+            return _dead(msg, Reason.BAD_TYPE, f"kind must be one of {', '.join(KINDS)}", device_id)
         profile = doc.get("profile")
-        if profile is not None and (type(profile) is not str
-                                    or METRIC_NAME_RE.fullmatch(profile) is None):
+        if profile is not None and (
+            type(profile) is not str or METRIC_NAME_RE.fullmatch(profile) is None
+        ):
             return _dead(msg, Reason.BAD_TYPE, "profile must be a profile name", device_id)
         return Attributes(device_id=device_id, attributes=doc, received_ms=msg.received_ms)
 
@@ -268,8 +312,7 @@ class Parser:
         if not items:
             return [_dead(msg, Reason.BAD_SHAPE, "empty event batch", device_id)]
         if len(items) > self.limits.max_readings_per_message:
-            return [_dead(msg, Reason.TOO_MANY, f"{len(items)} events in one message",
-                          device_id)]
+            return [_dead(msg, Reason.TOO_MANY, f"{len(items)} events in one message", device_id)]
         out: list[Inbound | DeadLetter] = []
         n = len(items)
         for i, item in enumerate(items):
@@ -291,8 +334,9 @@ class Parser:
         ts = item.get("ts")
         ts_ms = received_ms if ts is None else self._ts(ts, received_ms)
         body = {k: v for k, v in item.items() if k != "ts" and k != "type"}
-        return DeviceEvent(device_id=device_id, ts_ms=ts_ms, type=etype, body=body,
-                           received_ms=received_ms)
+        return DeviceEvent(
+            device_id=device_id, ts_ms=ts_ms, type=etype, body=body, received_ms=received_ms
+        )
 
 
 def _json_type(value: Any) -> str:
@@ -314,13 +358,25 @@ def _dead(msg: RawMessage, reason: Reason, detail: str, device_id: str | None) -
     if len(payload) > DEAD_LETTER_PAYLOAD_LIMIT:
         detail = f"{detail} (payload truncated to {DEAD_LETTER_PAYLOAD_LIMIT} bytes)"
         payload = payload[:DEAD_LETTER_PAYLOAD_LIMIT]
-    return DeadLetter(received_ms=msg.received_ms, topic=msg.topic, reason=reason,
-                      detail=detail, payload=payload, device_id=device_id)
+    return DeadLetter(
+        received_ms=msg.received_ms,
+        topic=msg.topic,
+        reason=reason,
+        detail=detail,
+        payload=payload,
+        device_id=device_id,
+    )
 
 
-def _dead_part(msg: RawMessage, item: Any, index: int, count: int, reason: Reason, detail: str,
-               device_id: str) -> DeadLetter:
+def _dead_part(
+    msg: RawMessage, item: Any, index: int, count: int, reason: Reason, detail: str, device_id: str
+) -> DeadLetter:
     """A dead letter for one element of a batch: its own JSON, not the whole message."""
-    return DeadLetter(received_ms=msg.received_ms, topic=msg.topic, reason=reason,
-                      detail=f"reading {index + 1} of {count}: {detail}",
-                      payload=_encode(item), device_id=device_id)
+    return DeadLetter(
+        received_ms=msg.received_ms,
+        topic=msg.topic,
+        reason=reason,
+        detail=f"reading {index + 1} of {count}: {detail}",
+        payload=_encode(item),
+        device_id=device_id,
+    )

@@ -51,7 +51,9 @@ class TwinProcessor:
     ) -> None:
         self.profiles = profiles or ProfileBook()
         self.settings = settings or TwinSettings()
-        self.warm_states: MutableMapping[str, bytes] = warm_states if warm_states is not None else {}
+        self.warm_states: MutableMapping[str, bytes] = (
+            warm_states if warm_states is not None else {}
+        )
         self._ranges: dict[str, dict[str, tuple[float, float]]] = {}
 
     def _valid_ranges(self, profile: DeviceProfile) -> dict[str, tuple[float, float]]:

@@ -40,12 +40,18 @@ class MetricSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             value = getattr(self, label)
             if value is not None and not self.valid_min <= value <= self.valid_max:
                 raise ProfileError(f"{name}: {label}={value} lies outside the valid range")
-        if self.crit_high is not None and self.warn_high is not None:
-            if self.crit_high < self.warn_high:
-                raise ProfileError(f"{name}: crit_high is below warn_high")
-        if self.crit_low is not None and self.warn_low is not None:
-            if self.crit_low > self.warn_low:
-                raise ProfileError(f"{name}: crit_low is above warn_low")
+        if (
+            self.crit_high is not None
+            and self.warn_high is not None
+            and self.crit_high < self.warn_high
+        ):
+            raise ProfileError(f"{name}: crit_high is below warn_high")
+        if (
+            self.crit_low is not None
+            and self.warn_low is not None
+            and self.crit_low > self.warn_low
+        ):
+            raise ProfileError(f"{name}: crit_low is above warn_low")
 
 
 class DeviceProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -121,13 +127,21 @@ def _vehicle_metrics(
 ) -> dict[str, MetricSpec]:
     b = battery_nominal / 12.0
     return {
-        "speed_kmh": _m("km/h", 0, max_speed * 1.3, warn_high=max_speed * 0.85, crit_high=max_speed),
+        "speed_kmh": _m(
+            "km/h", 0, max_speed * 1.3, warn_high=max_speed * 0.85, crit_high=max_speed
+        ),
         "rpm": _m("rpm", 0, max_rpm * 1.5, warn_high=max_rpm * 0.85, crit_high=max_rpm),
         "coolant_temp_c": _m("°C", -50, 150, warn_high=105, crit_high=115),
         "fuel_level_pct": _m("%", 0, 100, warn_low=15, crit_low=5),
         "odometer_km": _m("km", 0, 5_000_000),
         "battery_v": _m(
-            "V", 0, 40 * b, warn_low=11.9 * b, crit_low=11.2 * b, warn_high=14.8 * b, crit_high=15.5 * b
+            "V",
+            0,
+            40 * b,
+            warn_low=11.9 * b,
+            crit_low=11.2 * b,
+            warn_high=14.8 * b,
+            crit_high=15.5 * b,
         ),
         "brake_pad_mm": _m("mm", 0, pad_mm * 2, warn_low=3, crit_low=2),
         "oil_pressure_kpa": _m("kPa", 0, 1200, warn_low=100, crit_low=60),

@@ -4,7 +4,7 @@ Event time throughout: "latest" per metric only moves forward in the device's ow
 late or redelivered reading is stored but never overwrites a newer value. Usage figures are
 time-weighted exponential averages, bias-free from the first interval:
 
-    rate = S / W,  S ← S·d + Δx,  W ← W·d + Δt,  d = exp(−Δt / τ)
+    rate = S / W,  S ← S·d + Δx,  W ← W·d + Δt,  d = exp(-Δt / τ)
 
 which is the average of x per unit time over roughly the last τ of the device's life.
 """

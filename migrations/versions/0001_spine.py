@@ -87,13 +87,17 @@ def upgrade() -> None:
         sa.Column("stored_at", TZ, nullable=False, server_default=NOW),
     )
     op.create_index("ix_dead_letters_received_at", "dead_letters", ["received_at"])
-    op.create_index(
-        "ix_dead_letters_reason_received_at", "dead_letters", ["reason", "received_at"]
-    )
+    op.create_index("ix_dead_letters_reason_received_at", "dead_letters", ["reason", "received_at"])
     op.create_index("ix_dead_letters_device_id", "dead_letters", ["device_id", "received_at"])
 
 
 def downgrade() -> None:
-    for table in ("dead_letters", "twin_snapshots", "device_events", "telemetry", "devices",
-                  "device_profiles"):
+    for table in (
+        "dead_letters",
+        "twin_snapshots",
+        "device_events",
+        "telemetry",
+        "devices",
+        "device_profiles",
+    ):
         op.drop_table(table)

@@ -23,10 +23,14 @@ def msg(topic: str, body: object, at: int = T0) -> RawMessage:
 def run(messages: list[RawMessage], batch_size: int = 3, warm: dict[str, bytes] | None = None):
     pg: list = []
     live: list = []
-    processor = TwinProcessor(settings=TwinSettings(snapshot_interval_ms=10**12),
-                              warm_states=warm)
-    flow = build_flow(TestingSource(messages, batch_size=batch_size), processor, Parser(),
-                      TestingSink(pg), TestingSink(live))
+    processor = TwinProcessor(settings=TwinSettings(snapshot_interval_ms=10**12), warm_states=warm)
+    flow = build_flow(
+        TestingSource(messages, batch_size=batch_size),
+        processor,
+        Parser(),
+        TestingSink(pg),
+        TestingSink(live),
+    )
     run_main(flow)
     return pg, live
 
@@ -34,8 +38,12 @@ def run(messages: list[RawMessage], batch_size: int = 3, warm: dict[str, bytes] 
 def test_readings_flow_to_both_sinks_with_twins_keyed_by_device():
     messages = [msg("devices/p1/attributes", {"kind": "machine", "profile": "pump"})]
     for i in range(10):
-        messages.append(msg("devices/p1/telemetry",
-                            {"ts": T0 + i * 1000, "seq": i, "values": {"load_pct": 50.0 + i}}))
+        messages.append(
+            msg(
+                "devices/p1/telemetry",
+                {"ts": T0 + i * 1000, "seq": i, "values": {"load_pct": 50.0 + i}},
+            )
+        )
         messages.append(msg("devices/c1/telemetry", {"ts": T0 + i * 1000, "speed_kmh": i}))
     pg, live = run(messages)
     outputs = [o for o in pg if isinstance(o, TwinOutput)]
@@ -51,8 +59,11 @@ def test_readings_flow_to_both_sinks_with_twins_keyed_by_device():
 
 def test_every_twin_writes_a_final_snapshot_at_end_of_stream():
     pg, _ = run([msg(f"devices/d{i}/telemetry", {"ts": T0, "rpm": i}) for i in range(5)])
-    snaps = {o.snapshot.device_id: decode_state(o.snapshot.state)
-             for o in pg if isinstance(o, TwinOutput) and o.snapshot is not None}
+    snaps = {
+        o.snapshot.device_id: decode_state(o.snapshot.state)
+        for o in pg
+        if isinstance(o, TwinOutput) and o.snapshot is not None
+    }
     assert set(snaps) == {f"d{i}" for i in range(5)}
     assert all(s.readings == 1 and s.messages == 1 for s in snaps.values())
 
@@ -65,8 +76,9 @@ def test_bad_messages_become_dead_letters_without_losing_neighbours():
         msg("devices/a/telemetry", {"ts": T0 + 1, "rpm": 2}),
     ]
     pg, _ = run(messages, batch_size=4)
-    dead = [d for item in pg for d in
-            ([item] if isinstance(item, DeadLetter) else item.dead_letters)]
+    dead = [
+        d for item in pg for d in ([item] if isinstance(item, DeadLetter) else item.dead_letters)
+    ]
     assert sorted(d.reason for d in dead) == [Reason.BAD_JSON, Reason.BAD_TOPIC]
     readings = [r for o in pg if isinstance(o, TwinOutput) for r in o.readings]
     assert [r.values["rpm"] for r in readings] == [1, 2]
@@ -82,7 +94,6 @@ def test_a_batch_is_one_twin_activation_per_device():
 def test_warm_state_continues_counts():
     pg, _ = run([msg("devices/a/telemetry", {"ts": T0, "rpm": 1})])
     snap = next(o.snapshot for o in pg if isinstance(o, TwinOutput) and o.snapshot)
-    pg2, live2 = run([msg("devices/a/telemetry", {"ts": T0 + 5, "rpm": 2})],
-                     warm={"a": snap.state})
+    pg2, live2 = run([msg("devices/a/telemetry", {"ts": T0 + 5, "rpm": 2})], warm={"a": snap.state})
     assert live2[-1].live["readings"] == 2 and live2[-1].live["messages"] == 2
     assert all(o.registry is None for o in pg2 if isinstance(o, TwinOutput))

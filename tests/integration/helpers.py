@@ -18,14 +18,24 @@ class Publisher:
     def __init__(self, mqtt_url: str, prefix: str) -> None:
         parts = urlsplit(mqtt_url)
         self.prefix = prefix
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
-                                  client_id=f"{prefix.strip('/')}-pub")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            protocol=mqtt.MQTTv311,
+            client_id=f"{prefix.strip('/')}-pub",
+        )
         self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
         self.client.loop_start()
         self._last: Any = None
 
-    def send(self, device: str, channel: str, payload: Any, *, retain: bool = False,
-             raw_topic: str | None = None) -> None:
+    def send(
+        self,
+        device: str,
+        channel: str,
+        payload: Any,
+        *,
+        retain: bool = False,
+        raw_topic: str | None = None,
+    ) -> None:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         topic = raw_topic or f"{self.prefix}devices/{device}/{channel}"
         self._last = self.client.publish(topic, body, qos=1, retain=retain)

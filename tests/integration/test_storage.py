@@ -19,8 +19,9 @@ T0 = 1_763_683_200_000  # 2025-11-21T00:00:00Z
 
 
 def output(device: str, *readings: Reading, dead: list[DeadLetter] | None = None) -> TwinOutput:
-    return TwinOutput(device_id=device, readings=list(readings), dead_letters=dead or [],
-                      events=[], live=None)
+    return TwinOutput(
+        device_id=device, readings=list(readings), dead_letters=dead or [], events=[], live=None
+    )
 
 
 def test_migrating_twice_is_a_no_op(database_url: str):
@@ -37,8 +38,9 @@ def test_redelivered_readings_are_stored_once_across_batches(database_url: str):
     assert (first.readings, first.inserted) == (3, 2)
     assert (second.inserted, second.duplicates) == (0, 2)
     with psycopg.connect(psycopg_url(database_url)) as conn:
-        rows = conn.execute("SELECT seq, received_at FROM telemetry WHERE device_id = %s "
-                            "ORDER BY ts", (dev,)).fetchall()
+        rows = conn.execute(
+            "SELECT seq, received_at FROM telemetry WHERE device_id = %s ORDER BY ts", (dev,)
+        ).fetchall()
     assert [r[0] for r in rows] == [1, -1]
     assert rows[0][1].tzinfo is not None
     writer.close()
@@ -46,12 +48,19 @@ def test_redelivered_readings_are_stored_once_across_batches(database_url: str):
 
 def test_dead_letters_keep_raw_bytes_even_with_nul(database_url: str):
     dev = f"w-{uuid.uuid4().hex[:8]}"
-    dl = DeadLetter(received_ms=T0, topic="devices/x\x00/telemetry", reason=Reason.BAD_TOPIC,
-                    detail="nul in topic", payload=b"\x00\xff", device_id=dev)
+    dl = DeadLetter(
+        received_ms=T0,
+        topic="devices/x\x00/telemetry",
+        reason=Reason.BAD_TOPIC,
+        detail="nul in topic",
+        payload=b"\x00\xff",
+        device_id=dev,
+    )
     PgWriter(database_url).write([], [dl])
     with psycopg.connect(psycopg_url(database_url)) as conn:
-        row = conn.execute("SELECT payload, reason FROM dead_letters WHERE device_id = %s",
-                           (dev,)).fetchone()
+        row = conn.execute(
+            "SELECT payload, reason FROM dead_letters WHERE device_id = %s", (dev,)
+        ).fetchone()
     assert row is not None and bytes(row[0]) == b"\x00\xff" and row[1] == "bad_topic"
 
 
@@ -63,8 +72,13 @@ def test_partitions_are_created_ahead_and_dropped_after_retention(pg_admin_url: 
         with connect(url) as conn:
             created = partitions.ensure_window(conn, date(2026, 1, 31), ahead=3, behind=1)
             conn.commit()
-            assert created == [date(2026, 1, 30), date(2026, 1, 31), date(2026, 2, 1),
-                               date(2026, 2, 2), date(2026, 2, 3)]
+            assert created == [
+                date(2026, 1, 30),
+                date(2026, 1, 31),
+                date(2026, 2, 1),
+                date(2026, 2, 2),
+                date(2026, 2, 3),
+            ]
             assert partitions.ensure_window(conn, date(2026, 1, 31), ahead=3) == []
             dropped = partitions.drop_expired(conn, date(2026, 3, 2), retention_days=30)
             conn.commit()

@@ -108,8 +108,15 @@ def test_bad_telemetry_becomes_a_dead_letter(payload, reason):
 
 @pytest.mark.parametrize(
     "topic",
-    ["devices/car-1", "devices/car 1/telemetry", "devices/car-1/telemetry/x", "other/car-1/telemetry",
-     "devices/car-1/status", "devices//telemetry", "devices/" + "a" * 65 + "/telemetry"],
+    [
+        "devices/car-1",
+        "devices/car 1/telemetry",
+        "devices/car-1/telemetry/x",
+        "other/car-1/telemetry",
+        "devices/car-1/status",
+        "devices//telemetry",
+        "devices/" + "a" * 65 + "/telemetry",
+    ],
 )
 def test_bad_topic(topic):
     dl = one('{"rpm": 1}', topic)
@@ -150,16 +157,18 @@ def test_events_single_and_batch():
     e = one('{"ts": 1763683100000, "type": "dtc", "code": "P0217"}', "devices/t1/events")
     assert isinstance(e, DeviceEvent)
     assert (e.ts_ms, e.type, e.body) == (1763683100000, "dtc", {"code": "P0217"})
-    out = parse('[{"type": "service", "parts_replaced": ["BRK-PAD-F"]}, {"code": 1}]',
-                "devices/t1/events")
+    out = parse(
+        '[{"type": "service", "parts_replaced": ["BRK-PAD-F"]}, {"code": 1}]', "devices/t1/events"
+    )
     assert isinstance(out[0], DeviceEvent) and out[0].ts_ms == NOW
     assert out[1].reason is Reason.BAD_TYPE
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 topics = st.sampled_from(
@@ -194,13 +203,24 @@ def test_any_json_gives_records_or_dead_letters(doc, topic):
 @settings(max_examples=200, deadline=None)
 @given(
     values=st.dictionaries(
-        st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True).filter(lambda s: s not in
-                                                                       {"ts", "seq", "status",
-                                                                        "kind", "profile",
-                                                                        "readings", "messages",
-                                                                        "rejected"}),
+        st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True).filter(
+            lambda s: (
+                s
+                not in {
+                    "ts",
+                    "seq",
+                    "status",
+                    "kind",
+                    "profile",
+                    "readings",
+                    "messages",
+                    "rejected",
+                }
+            )
+        ),
         st.floats(allow_nan=False, allow_infinity=False, width=64),
-        min_size=1, max_size=10,
+        min_size=1,
+        max_size=10,
     ),
     ts=st.integers(min_value=946_684_800_000, max_value=NOW),
     seq=st.none() | st.integers(min_value=0, max_value=2**62),

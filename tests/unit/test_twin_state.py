@@ -68,14 +68,19 @@ def test_vehicle_usage_ema_and_category():
     state, _ = run(p, None, "car", attrs("car", kind="vehicle", profile="passenger_car"))
     # 30 km every day for 20 days: LOW for a car (medium starts at 40 km/day)
     for day in range(21):
-        state, out = run(p, state, "car", reading("car", T0 + day * MS_PER_DAY,
-                                                   odometer_km=1000.0 + 30 * day))
+        state, out = run(
+            p, state, "car", reading("car", T0 + day * MS_PER_DAY, odometer_km=1000.0 + 30 * day)
+        )
     assert state.km_per_day == pytest.approx(30.0)
     assert out.live is not None and out.live["usage_category"] == "LOW"
     # then 150 km a day for four weeks: HIGH
     for day in range(21, 50):
-        state, out = run(p, state, "car", reading("car", T0 + day * MS_PER_DAY,
-                                                   odometer_km=1600.0 + 150 * (day - 20)))
+        state, out = run(
+            p,
+            state,
+            "car",
+            reading("car", T0 + day * MS_PER_DAY, odometer_km=1600.0 + 150 * (day - 20)),
+        )
     assert state.km_per_day == pytest.approx(150.0, rel=0.05)
     assert out.live is not None and out.live["usage_category"] == "HIGH"
 
@@ -111,8 +116,13 @@ def test_out_of_range_values_follow_the_devices_profile():
     state, _ = run(p, None, "p1", attrs("p1", kind="machine", profile="pump"))
     # 150 °C is a possible temperature in general, but not for a pump (valid max 200),
     # 250 °C is not: the whole reading goes to dead letters, the good one is kept
-    state, out = run(p, state, "p1", reading("p1", T0, temperature_c=150.0),
-                     reading("p1", T0 + 1, temperature_c=250.0, rpm=10.0))
+    state, out = run(
+        p,
+        state,
+        "p1",
+        reading("p1", T0, temperature_c=150.0),
+        reading("p1", T0 + 1, temperature_c=250.0, rpm=10.0),
+    )
     assert len(out.readings) == 1
     [dl] = out.dead_letters
     assert dl.reason is Reason.OUT_OF_RANGE and "temperature_c=250.0" in dl.detail
@@ -135,8 +145,14 @@ def test_first_sight_registers_the_device_and_attributes_update_it():
 def test_events_and_parse_dead_letters_are_counted_and_passed_on():
     p = TwinProcessor()
     ev = DeviceEvent(device_id="d", ts_ms=T0, type="dtc", body={"code": "P0217"}, received_ms=T0)
-    dl = DeadLetter(received_ms=T0, topic="devices/d/telemetry", reason=Reason.BAD_JSON,
-                    detail="x", payload=b"{", device_id="d")
+    dl = DeadLetter(
+        received_ms=T0,
+        topic="devices/d/telemetry",
+        reason=Reason.BAD_JSON,
+        detail="x",
+        payload=b"{",
+        device_id="d",
+    )
     state, out = run(p, None, "d", ev, dl)
     assert out.events == [ev] and out.dead_letters == [dl]
     assert (state.events, state.last_event, state.rejected, state.messages) == (1, "dtc", 1, 2)
@@ -159,8 +175,13 @@ def test_snapshot_interval_and_warm_start():
 
 def test_live_view_and_position():
     p = TwinProcessor()
-    state, out = run(p, None, "car", attrs("car", kind="vehicle", profile="truck"),
-                     reading("car", T0, lat=52.5, lon=13.4, speed_kmh=80.0))
+    _, out = run(
+        p,
+        None,
+        "car",
+        attrs("car", kind="vehicle", profile="truck"),
+        reading("car", T0, lat=52.5, lon=13.4, speed_kmh=80.0),
+    )
     assert out.lat_lon == (52.5, 13.4)
     assert out.live is not None
     assert out.live["speed_kmh"] == 80.0 and out.live["status"] == "online"
@@ -183,11 +204,22 @@ def test_latest_is_the_value_with_the_newest_timestamp_in_any_arrival_order(pair
 
 def test_state_stays_small():
     p = TwinProcessor()
-    state, _ = run(p, None, "car-000001", attrs("car-000001", kind="vehicle",
-                                                 profile="passenger_car"))
-    values = {"speed_kmh": 50.0, "rpm": 2000.0, "coolant_temp_c": 90.0, "fuel_level_pct": 50.0,
-              "odometer_km": 1000.0, "battery_v": 12.6, "brake_pad_mm": 8.0,
-              "oil_pressure_kpa": 300.0, "lat": 1.0, "lon": 2.0, "heading_deg": 90.0}
+    state, _ = run(
+        p, None, "car-000001", attrs("car-000001", kind="vehicle", profile="passenger_car")
+    )
+    values = {
+        "speed_kmh": 50.0,
+        "rpm": 2000.0,
+        "coolant_temp_c": 90.0,
+        "fuel_level_pct": 50.0,
+        "odometer_km": 1000.0,
+        "battery_v": 12.6,
+        "brake_pad_mm": 8.0,
+        "oil_pressure_kpa": 300.0,
+        "lat": 1.0,
+        "lon": 2.0,
+        "heading_deg": 90.0,
+    }
     for i in range(100):
         state, _ = run(p, state, "car-000001", reading("car-000001", T0 + i * 1000, **values))
     assert len(encode_state(state)) < 2048
