@@ -1,5 +1,7 @@
 # twinstream: `make demo` and `make test` work from a fresh clone with only Python installed.
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+	  if $$p -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12)' >/dev/null 2>&1; \
+	  then command -v $$p; break; fi; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
@@ -7,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12), "twinstream needs Python 3.11 or 3.12 (Bytewax 0.21.1 wheels)"'
+	@test -n "$(PYTHON)" || { echo "twinstream needs Python 3.11 or 3.12 (Bytewax 0.21.1 wheels)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[embedded,dev]'
