@@ -28,18 +28,21 @@ def main() -> None:
     client.max_inflight_messages_set(10_000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
-    client.loop_start()
     started = time.monotonic()
     info = None
-    for topic, payload in messages:
+    # the network loop is driven here: with loop_start() the publishing thread and paho's
+    # thread contend for every QoS 1 acknowledgement (~1.5k msg/s instead of ~15k msg/s)
+    for i, (topic, payload) in enumerate(messages):
         info = client.publish(topic, payload, qos=1)
-    if info is not None:
-        info.wait_for_publish(timeout=300)
+        if i % 200 == 0:
+            client.loop(timeout=0)
+    deadline = time.monotonic() + 300
+    while info is not None and not info.is_published() and time.monotonic() < deadline:
+        client.loop(timeout=0.01)
     elapsed = time.monotonic() - started
     print(json.dumps({"messages": len(messages), "readings": len(messages) * batch,
                       "seconds": elapsed}), flush=True)
     client.disconnect()
-    client.loop_stop()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def bench_broker(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("devices", "readings", "batch"),
-                         [(10_000, 200_000, 1), (10_000, 500_000, 10)])
+                         [(10_000, 100_000, 1), (10_000, 500_000, 10)])
 def test_engine_throughput(bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env,
                            devices, readings, batch):
     port = bench_broker
