@@ -15,14 +15,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 import msgspec
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from flows import metrics
-from storage import partitions
-from storage.database import connect
+from flows.maintenance import maintain
 from storage.live_store import LiveStore
 from storage.pg_writer import PgWriter, WriteResult
 from twin.errors import StoreError, StoreUnavailable
@@ -128,15 +126,16 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         """Partitions ahead of time and raw retention, hourly, from one worker."""
         self._next_maintenance = time.monotonic() + self._sink.maintenance_interval_s
         try:
-            with connect(self._sink.url) as conn:
-                today = datetime.now(UTC).date()
-                created = partitions.ensure_window(conn, today, self._sink.partitions_ahead_days)
-                dropped = partitions.drop_expired(conn, today, self._sink.retention_days)
-            if created or dropped:
+            done = maintain(
+                self._sink.url,
+                ahead_days=self._sink.partitions_ahead_days,
+                retention_days=self._sink.retention_days,
+            )
+            if done.created or done.dropped:
                 log.info(
                     "telemetry partitions: created %s, dropped %s",
-                    [str(d) for d in created],
-                    [str(d) for d in dropped],
+                    [str(d) for d in done.created],
+                    [str(d) for d in done.dropped],
                 )
         except Exception as exc:  # maintenance is retried next hour; never stops ingestion
             self._next_maintenance = time.monotonic() + 60

@@ -11,17 +11,32 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 def main() -> None:
-    port, prefix, devices, readings, batch = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
-                                              int(sys.argv[4]), int(sys.argv[5]))
+    port, prefix, devices, readings, batch = (
+        int(sys.argv[1]),
+        sys.argv[2],
+        int(sys.argv[3]),
+        int(sys.argv[4]),
+        int(sys.argv[5]),
+    )
     now = time.time_ns() // 1_000_000 - readings // devices
     messages = []
     for i in range(readings // batch):
         dev = i % devices
         seq0 = (i // devices) * batch
-        body = [{"ts": now + seq0 + k, "seq": seq0 + k,
-                 "values": {"speed_kmh": 50.0 + k, "rpm": 2000.0, "coolant_temp_c": 90.1,
-                            "fuel_level_pct": 55.0, "odometer_km": 1000.0 + seq0 + k}}
-                for k in range(batch)]
+        body = [
+            {
+                "ts": now + seq0 + k,
+                "seq": seq0 + k,
+                "values": {
+                    "speed_kmh": 50.0 + k,
+                    "rpm": 2000.0,
+                    "coolant_temp_c": 90.1,
+                    "fuel_level_pct": 55.0,
+                    "odometer_km": 1000.0 + seq0 + k,
+                },
+            }
+            for k in range(batch)
+        ]
         payload = json.dumps(body[0] if batch == 1 else body).encode()
         messages.append((f"{prefix}devices/bench-{dev:05d}/telemetry", payload))
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311, client_id="blast")
@@ -40,8 +55,12 @@ def main() -> None:
     while info is not None and not info.is_published() and time.monotonic() < deadline:
         client.loop(timeout=0.01)
     elapsed = time.monotonic() - started
-    print(json.dumps({"messages": len(messages), "readings": len(messages) * batch,
-                      "seconds": elapsed}), flush=True)
+    print(
+        json.dumps(
+            {"messages": len(messages), "readings": len(messages) * batch, "seconds": elapsed}
+        ),
+        flush=True,
+    )
     client.disconnect()
 
 

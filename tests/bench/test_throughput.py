@@ -33,31 +33,53 @@ pytestmark = [
 def bench_broker(tmp_path: Path):
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 2000000\nmax_inflight_messages 0\n"
-                    "max_queued_bytes 0\n")
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 2000000\nmax_inflight_messages 0\n"
+        "max_queued_bytes 0\n"
+    )
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(0.5)
     yield port
     proc.terminate()
     proc.wait(5)
 
 
-@pytest.mark.parametrize(("devices", "readings", "batch"),
-                         [(10_000, 100_000, 1), (10_000, 500_000, 10)])
-def test_engine_throughput(bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env,
-                           devices, readings, batch):
+@pytest.mark.parametrize(
+    ("devices", "readings", "batch"), [(10_000, 100_000, 1), (10_000, 500_000, 10)]
+)
+def test_engine_throughput(
+    bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env, devices, readings, batch
+):
     port = bench_broker
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
     with fresh_database(pg_admin_url) as db:
-        env = dict(engine_env, TWIN_DATABASE_URL=db, TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
-                   TWIN_SNAPSHOT_INTERVAL_S="30")
+        env = dict(
+            engine_env,
+            TWIN_DATABASE_URL=db,
+            TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
+            TWIN_SNAPSHOT_INTERVAL_S="30",
+        )
         engine = EngineProcess(env).start()
         started = time.monotonic()
         blast = subprocess.run(
-            [sys.executable, "-m", "tests.bench.blast", str(port), prefix, str(devices),
-             str(readings), str(batch)], cwd=ROOT, capture_output=True, text=True, check=True)
+            [
+                sys.executable,
+                "-m",
+                "tests.bench.blast",
+                str(port),
+                prefix,
+                str(devices),
+                str(readings),
+                str(batch),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         published = json.loads(blast.stdout)
         count, last_change, last = 0, time.monotonic(), -1
         with psycopg.connect(psycopg_url(db), autocommit=True) as conn:
@@ -69,17 +91,25 @@ def test_engine_throughput(bench_broker, pg_admin_url, redis_url, redis_prefix, 
             done = last_change - started
             lat = conn.execute(
                 "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY "
-                "extract(epoch from ingested_at - received_at)) FROM telemetry").fetchone()[0]
+                "extract(epoch from ingested_at - received_at)) FROM telemetry"
+            ).fetchone()[0]
         rss = Path(f"/proc/{engine.proc.pid}/status").read_text() if engine.proc else ""
-        rss_kib = next((int(line.split()[1]) for line in rss.splitlines()
-                        if line.startswith("VmRSS")), 0)
+        rss_kib = next(
+            (int(line.split()[1]) for line in rss.splitlines() if line.startswith("VmRSS")), 0
+        )
         code = engine.stop()
-        hashes = sum(1 for _ in redis.Redis.from_url(redis_url).scan_iter(
-            match=f"{redis_prefix}twin:bench-*", count=5000))
-    print(f"\n[bench] {devices} devices, {readings} readings, {batch} per message: publisher "
-          f"{published['readings'] / published['seconds']:.0f} readings/s; engine committed "
-          f"{count} rows in {done:.1f}s = {count / done:.0f} readings/s; "
-          f"arrival→commit p50 {lat[0] * 1000:.0f} ms p99 {lat[1] * 1000:.0f} ms; "
-          f"engine RSS {rss_kib / 1024:.0f} MiB; {hashes} Redis hashes; exit {code}")
+        hashes = sum(
+            1
+            for _ in redis.Redis.from_url(redis_url).scan_iter(
+                match=f"{redis_prefix}twin:bench-*", count=5000
+            )
+        )
+    print(
+        f"\n[bench] {devices} devices, {readings} readings, {batch} per message: publisher "
+        f"{published['readings'] / published['seconds']:.0f} readings/s; engine committed "
+        f"{count} rows in {done:.1f}s = {count / done:.0f} readings/s; "
+        f"arrival→commit p50 {lat[0] * 1000:.0f} ms p99 {lat[1] * 1000:.0f} ms; "
+        f"engine RSS {rss_kib / 1024:.0f} MiB; {hashes} Redis hashes; exit {code}"
+    )
     assert count == readings, "readings lost"
     assert hashes == devices

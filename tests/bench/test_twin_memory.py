@@ -31,8 +31,10 @@ def test_memory_per_twin_at_10k_twins():
     for i in range(n):
         dev = f"veh-{i:06d}"
         items = [Attributes(dev, {"kind": "vehicle", "profile": "passenger_car"}, T0)]
-        items += [Reading(dev, T0 + k * 1000, dict(VALUES, odometer_km=1000.0 + k), T0 + k * 1000)
-                  for k in range(3)]
+        items += [
+            Reading(dev, T0 + k * 1000, dict(VALUES, odometer_km=1000.0 + k), T0 + k * 1000)
+            for k in range(3)
+        ]
         state, _ = processor.process(None, dev, DeviceInbox(dev, items, 4), T0)
         states[dev] = state
     gc.collect()
@@ -40,8 +42,10 @@ def test_memory_per_twin_at_10k_twins():
     tracemalloc.stop()
     used = sum(s.size_diff for s in after.compare_to(before, "filename"))
     encoded = sum(len(encode_state(s)) for s in states.values()) / n
-    print(f"\n[bench] twin memory: {used / n / 1024:.2f} KiB per twin in memory at {n} twins "
-          f"(11 metrics), {encoded:.0f} bytes per encoded snapshot")
+    print(
+        f"\n[bench] twin memory: {used / n / 1024:.2f} KiB per twin in memory at {n} twins "
+        f"(11 metrics), {encoded:.0f} bytes per encoded snapshot"
+    )
     assert len(states) == n
 
 
@@ -50,13 +54,18 @@ def test_processor_cost_per_reading():
     dev = "veh-1"
     state = None
     batches = [
-        DeviceInbox(dev, [Reading(dev, T0 + i * 1000, dict(VALUES, odometer_km=1000.0 + i),
-                                  T0 + i * 1000)], 1)
+        DeviceInbox(
+            dev,
+            [Reading(dev, T0 + i * 1000, dict(VALUES, odometer_km=1000.0 + i), T0 + i * 1000)],
+            1,
+        )
         for i in range(50_000)
     ]
     started = time.perf_counter()
     for inbox in batches:
         state, _ = processor.process(state, dev, inbox, T0)
     elapsed = time.perf_counter() - started
-    print(f"\n[bench] twin processor: {elapsed / len(batches) * 1e6:.2f} µs per reading "
-          "(11 metrics, one reading per activation)")
+    print(
+        f"\n[bench] twin processor: {elapsed / len(batches) * 1e6:.2f} µs per reading "
+        "(11 metrics, one reading per activation)"
+    )
