@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import msgspec
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -55,72 +55,59 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         outputs = [i for i in items if type(i) is TwinOutput]
         dead = [i for i in items if type(i) is DeadLetter]
         started = time.perf_counter()
-        result = self._write_retrying(lambda: self._writer.write(outputs, dead), outputs, dead)
+        try:
+            result = self._until_available(outputs, dead)
+        except StoreError as exc:
+            metrics.SINK_ERRORS.labels("postgres").inc()
+            log.error("%s; writing the batch device by device", exc)
+            result = self._isolate(outputs, dead)
         metrics.SINK_SECONDS.labels("postgres").observe(time.perf_counter() - started)
-        if result is not None:
-            _count(result, outputs, dead)
+        _count(result, outputs, dead)
         if self._maintains and time.monotonic() >= self._next_maintenance:
             self._maintain()
 
-    def _write_retrying(
-        self,
-        write: Callable[[], WriteResult],
-        outputs: list[TwinOutput],
-        dead: list[DeadLetter],
-    ) -> WriteResult | None:
+    def _until_available(self, outputs: list[TwinOutput], dead: list[DeadLetter]) -> WriteResult:
+        """Write, retrying with backoff while PostgreSQL is unreachable.
+
+        Raises StoreError when the server refuses the content; returns an empty result only
+        when a second stop signal abandons retrying.
+        """
         backoff = Backoff(self._sink.retry_initial_s, self._sink.retry_max_s)
         attempts = 0
         while True:
             try:
-                return write()
+                return self._writer.write(outputs, dead)
             except StoreUnavailable as exc:
                 attempts += 1
                 metrics.SINK_RETRIES.labels("postgres").inc()
                 if self._sink.abandon.is_set():
                     log.error(
-                        "PostgreSQL still unreachable at forced stop; %d readings of this "
-                        "batch were not written",
+                        "PostgreSQL still unreachable at forced stop; %d readings not written",
                         sum(len(o.readings) for o in outputs),
                     )
-                    return None
+                    return WriteResult()
                 delay = backoff.next()
                 if attempts == 1 or attempts % 20 == 0:
                     log.warning("%s; retry %d in %.1fs", exc, attempts, delay)
                 time.sleep(delay)
-            except StoreError as exc:
-                metrics.SINK_ERRORS.labels("postgres").inc()
-                log.error("%s; writing the batch device by device", exc)
-                return self._isolate(outputs, dead)
 
     def _isolate(self, outputs: list[TwinOutput], dead: list[DeadLetter]) -> WriteResult:
-        """Write what the store accepts; turn what it refuses into dead letters."""
+        """Write what the store accepts device by device; what it refuses becomes dead letters."""
         total = WriteResult()
         refused: list[DeadLetter] = []
-        for group in [[o] for o in outputs] + ([] if not dead else [[d] for d in dead]):
-            outs = [g for g in group if type(g) is TwinOutput]
-            dls = [g for g in group if type(g) is DeadLetter]
+        groups: list[tuple[list[TwinOutput], list[DeadLetter]]] = [([o], []) for o in outputs]
+        groups += [([], [d]) for d in dead]
+        for outs, dls in groups:
             try:
-                part = self._write_retrying_plain(outs, dls)
+                _merge(total, self._until_available(outs, dls))
             except StoreError as exc:
                 refused.extend(_refused(outs, dls, str(exc)))
-                continue
-            _merge(total, part)
         if refused:
             try:
-                _merge(total, self._write_retrying_plain([], refused))
+                _merge(total, self._until_available([], refused))
             except StoreError as exc:
                 log.error("PostgreSQL refused %d dead letters as well: %s", len(refused), exc)
         return total
-
-    def _write_retrying_plain(self, outs: list[TwinOutput], dls: list[DeadLetter]) -> WriteResult:
-        backoff = Backoff(self._sink.retry_initial_s, self._sink.retry_max_s)
-        while True:
-            try:
-                return self._writer.write(outs, dls)
-            except StoreUnavailable:
-                if self._sink.abandon.is_set():
-                    return WriteResult()
-                time.sleep(backoff.next())
 
     def _maintain(self) -> None:
         """Partitions ahead of time and raw retention, hourly, from one worker."""

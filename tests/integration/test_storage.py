@@ -119,3 +119,30 @@ def test_live_store_holds_latest_state_while_redis_is_away():
         result = store.write([out])
         assert result.failed and result.pending == 1  # newest state only, never an exception
     assert store.failures == 3
+
+
+def test_sink_isolates_a_refused_device_and_keeps_the_rest(database_url: str):
+    """jsonb refuses \\u0000: that device's event becomes a dead letter, its neighbour lands."""
+    from flows.sinks import PgSink
+    from twin.records import DeviceEvent
+
+    good, bad = f"ok-{uuid.uuid4().hex[:8]}", f"nul-{uuid.uuid4().hex[:8]}"
+    event = DeviceEvent(
+        device_id=bad, ts_ms=T0, type="note", body={"text": "a\u0000b"}, received_ms=T0
+    )
+    refused = TwinOutput(device_id=bad, readings=[], dead_letters=[], events=[event], live=None)
+    fine = output(good, Reading(good, T0, {"rpm": 1.0}, T0))
+    part = PgSink(database_url).build("postgres", 1, 1)
+    part.write_batch([refused, fine])
+    part.close()
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        assert (
+            conn.execute("SELECT count(*) FROM telemetry WHERE device_id = %s", (good,)).fetchone()[
+                0
+            ]
+            == 1
+        )
+        rows = conn.execute(
+            "SELECT reason, topic FROM dead_letters WHERE device_id = %s", (bad,)
+        ).fetchall()
+    assert rows == [("store_rejected", f"devices/{bad}/events")]
