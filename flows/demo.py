@@ -136,8 +136,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 _say(
                     f"  {now - started:5.0f}s  ingested {rate:7.0f} readings/s  "
                     f"total {done:8.0f}  twins {_metric('twin_twins_active'):5.0f}  "
-                    f"dead letters {_dead_letter_count():5.0f}  "
-                    f"queue {_metric('twin_source_queue_depth'):5.0f}"
+                    f"dead letters {_dead_letter_count():5.0f}"
                 )
 
         threads = [

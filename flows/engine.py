@@ -96,7 +96,6 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
         group=settings.mqtt_group,
         client_id=settings.mqtt_client_id,
         batch_size=settings.batch_size,
-        queue_size=settings.queue_size,
         linger_ms=settings.linger_ms,
         session_expiry_s=settings.mqtt_session_expiry_s,
         on_batch=metrics.source_batch,

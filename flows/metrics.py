@@ -21,13 +21,17 @@ SINK_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 TWINS = Gauge("twin_twins_active", "Twins held in memory by this process")
-QUEUE = Gauge("twin_source_queue_depth", "Messages waiting in the MQTT source buffer")
+SOURCE_BATCH = Histogram(
+    "twin_source_batch_messages",
+    "Messages per batch taken from the broker (small: keeping up; at the limit: backlog)",
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000),
+)
 MQTT_CONNECTED = Gauge("twin_mqtt_connected", "1 while the MQTT source is connected")
 
 
-def source_batch(taken: int, queued: int) -> None:
+def source_batch(taken: int) -> None:
     MESSAGES.inc(taken)
-    QUEUE.set(queued)
+    SOURCE_BATCH.observe(taken)
 
 
 def mqtt_state(state: str) -> None:

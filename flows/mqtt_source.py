@@ -9,12 +9,13 @@
   came only through the shared subscription are skipped: each is taken exactly once.
 * Brokers that refuse MQTT 5 (amqtt, the demo's embedded broker) get MQTT 3.1.1 with a single
   subscriber (worker 0); this is logged.
-* paho's network thread appends to a bounded buffer; when it is full the thread waits, which
-  stops reading the socket and pushes back on the broker. ``next_batch`` never blocks.
-* On stop (SIGTERM/SIGINT via ``stop``) the client disconnects first, the buffer is drained
-  into the flow, and then the source ends, so sinks flush and close. Messages acknowledged to
-  the broker but still in the buffer when the *process dies* are lost (paho acknowledges QoS 1
-  when the callback returns); the buffer is bounded by ``queue_size``.
+* The worker runs the network loop itself inside ``next_batch`` (``flows.mqtt_client``): it
+  reads what the socket holds, up to one batch, and returns at once. Nothing is read while the
+  flow is busy downstream, so a slow flow pushes back on the broker (TCP and the session's
+  in-flight window) rather than on memory; the broker keeps what was not yet taken.
+* On stop (SIGTERM/SIGINT via ``stop``) the client disconnects, the messages already read are
+  handed to the flow, and then the source ends, so sinks flush and close. A message is
+  acknowledged when it is read, so at most the batch in hand is lost if the *process dies*.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from flows.mqtt_client import DrivenClient, DrivenConnection
 from flows.settings import MqttEndpoint
 from twin.records import RawMessage
 
@@ -42,48 +44,6 @@ log = logging.getLogger(__name__)
 UNSUPPORTED_PROTOCOL = 132
 SHARED_SUBSCRIPTION = 1
 """Subscription identifier of the shared catch-all; 2 is worker 0's plain attributes one."""
-
-
-class MessageBuffer:
-    """A bounded list shared by paho's thread (put) and the worker (drain)."""
-
-    def __init__(self, limit: int) -> None:
-        self._items: list[RawMessage] = []
-        self._limit = limit
-        self._cond = threading.Condition()
-        self._closed = False
-        self.oldest_ms = 0
-
-    def put(self, item: RawMessage) -> None:
-        with self._cond:
-            while len(self._items) >= self._limit and not self._closed:
-                self._cond.wait(0.5)
-            if not self._items:
-                self.oldest_ms = item.received_ms
-            self._items.append(item)
-
-    def drain(self, max_items: int) -> list[RawMessage]:
-        with self._cond:
-            items = self._items
-            if not items:
-                return items[:0]
-            if len(items) <= max_items:
-                self._items = []
-            else:
-                self._items = items[max_items:]
-                items = items[:max_items]
-                self.oldest_ms = self._items[0].received_ms
-            self._cond.notify_all()
-            return items
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def close(self) -> None:
-        """Stop back-pressure so the network thread can finish; nothing is dropped."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
 
 
 def probe_protocol(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> int:
@@ -125,7 +85,7 @@ def probe_protocol(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> int:
 
 
 class MqttConnection:
-    """One paho client with reconnect, resubscribe and the MQTT 3.1.1 fallback."""
+    """One driven paho client with reconnect, resubscribe and the MQTT 3.1.1 fallback."""
 
     def __init__(
         self,
@@ -150,18 +110,24 @@ class MqttConnection:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.connects = 0
-        self._client: mqtt.Client | None = None
+        self._driver: DrivenConnection | None = None
 
     def start(self) -> None:
-        self._client = self._build(self.protocol)
-        self._client.connect_async(
+        v5 = self.protocol == mqtt.MQTTv5
+        self._driver = DrivenConnection(
+            self._build(self.protocol),
             self.endpoint.host,
             self.endpoint.port,
             keepalive=30,
-            clean_start=False if self.protocol == mqtt.MQTTv5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=self._connect_properties(),
+            connect_kwargs={
+                "clean_start": False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+                "properties": self._connect_properties(),
+            },
         )
-        self._client.loop_start()
+
+    def poll(self, max_messages: int, delivered: Callable[[], int]) -> None:
+        if self._driver is not None:
+            self._driver.poll(max_messages, delivered)
 
     def _connect_properties(self) -> Properties | None:
         if self.protocol != mqtt.MQTTv5:
@@ -171,16 +137,15 @@ class MqttConnection:
         props.ReceiveMaximum = 65535
         return props
 
-    def _build(self, protocol: int) -> mqtt.Client:
+    def _build(self, protocol: int) -> DrivenClient:
         kwargs: dict[str, Any] = {"client_id": self.client_id, "protocol": protocol}
         if protocol == mqtt.MQTTv311:
             kwargs["clean_session"] = False
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, **kwargs)
+        client = DrivenClient(CallbackAPIVersion.VERSION2, **kwargs)
         if self.endpoint.username:
             client.username_pw_set(self.endpoint.username, self.endpoint.password)
         if self.endpoint.tls:
             client.tls_set(ca_certs=self.endpoint.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_inflight_messages_set(1000)
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
@@ -198,6 +163,8 @@ class MqttConnection:
             self._on_state("refused")
             return
         self.connects += 1
+        if self._driver is not None:
+            self._driver.accepted()
         self.connected.set()
         self._on_state("connected")
         session = bool(getattr(flags, "session_present", False))
@@ -255,17 +222,18 @@ class MqttConnection:
         return f"{self.endpoint.host}:{self.endpoint.port}"
 
     def stop(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            client.loop_stop()
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.stop()
+        self.connected.clear()
+        self.subscribed.clear()
 
 
 class _MqttPartition(StatelessSourcePartition[RawMessage]):
     def __init__(self, source: MqttSource, worker_index: int, protocol: int) -> None:
         self._source = source
         self._worker = worker_index
-        self._buffer = MessageBuffer(source.queue_size)
+        self._taken: list[RawMessage] = []
         self._awake: datetime | None = None
         self._stopping = False
         self._idle = timedelta(milliseconds=source.idle_poll_ms)
@@ -274,7 +242,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
             source.endpoint,
             f"{source.client_id}-{worker_index}",
             self._subscriptions,
-            self._buffer.put,
+            self._taken.append,
             qos=source.qos,
             session_expiry_s=source.session_expiry_s,
             on_state=source.on_state,
@@ -298,28 +266,30 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         return [topic]
 
     def next_batch(self) -> list[RawMessage]:
-        conn = self._conn
+        conn, taken = self._conn, self._taken
+        batch_size = self._source.batch_size
         if not self._stopping and self._source.stop.is_set():
             self._stopping = True
             conn.stop()  # no new messages; the session keeps what follows at the broker
-            self._buffer.close()
-        buffer = self._buffer
-        n = len(buffer)
-        if n and not self._stopping and n < self._source.batch_size and self._linger_ms:
-            due = buffer.oldest_ms + self._linger_ms
+        if not self._stopping:
+            conn.poll(batch_size, taken.__len__)
+        n = len(taken)
+        if n and not self._stopping and n < batch_size and self._linger_ms:
+            due = taken[0].received_ms + self._linger_ms
             now_ms = time.time_ns() // 1_000_000
             if now_ms < due:  # let a small batch grow a little: fewer, larger writes
                 self._awake = datetime.now(UTC) + timedelta(milliseconds=due - now_ms)
                 return []
-        batch = buffer.drain(self._source.batch_size)
-        if batch:
+        if n:
+            batch = taken[:]
+            taken.clear()
             self._awake = None
-            self._source.on_batch(len(batch), len(buffer))
+            self._source.on_batch(n)
             return batch
         if self._stopping:
             raise StopIteration
         self._awake = datetime.now(UTC) + self._idle
-        return batch
+        return []
 
     def next_awake(self) -> datetime | None:
         return self._awake
@@ -341,11 +311,10 @@ class MqttSource(DynamicSource[RawMessage]):
         client_id: str = "twinstream",
         qos: int = 1,
         batch_size: int = 5000,
-        queue_size: int = 100_000,
         linger_ms: int = 5,
         idle_poll_ms: int = 20,
         session_expiry_s: int = 3600,
-        on_batch: Callable[[int, int], None] | None = None,
+        on_batch: Callable[[int], None] | None = None,
         on_state: Callable[[str], None] | None = None,
         protocol: int = mqtt.MQTTv5,
     ) -> None:
@@ -356,11 +325,10 @@ class MqttSource(DynamicSource[RawMessage]):
         self.client_id = client_id
         self.qos = qos
         self.batch_size = batch_size
-        self.queue_size = queue_size
         self.linger_ms = linger_ms
         self.idle_poll_ms = idle_poll_ms
         self.session_expiry_s = session_expiry_s
-        self.on_batch = on_batch or (lambda taken, queued: None)
+        self.on_batch = on_batch or (lambda taken: None)
         self.on_state = on_state or (lambda state: None)
         self.connections: list[MqttConnection] = []
         self._protocol: int | None = None

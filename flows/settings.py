@@ -59,7 +59,6 @@ _ENV: dict[str, tuple[str, type]] = {
     "mqtt_client_id": ("TWIN_MQTT_CLIENT_ID", str),
     "mqtt_session_expiry_s": ("TWIN_MQTT_SESSION_EXPIRY_S", int),
     "batch_size": ("TWIN_BATCH_SIZE", int),
-    "queue_size": ("TWIN_QUEUE_SIZE", int),
     "linger_ms": ("TWIN_LINGER_MS", int),
     "redis_prefix": ("TWIN_REDIS_PREFIX", str),
     "twin_ttl_s": ("TWIN_TWIN_TTL_S", int),
@@ -86,7 +85,6 @@ class Settings:
     mqtt_client_id: str = "twinstream"
     mqtt_session_expiry_s: int = 3600
     batch_size: int = 5000
-    queue_size: int = 100_000
     linger_ms: int = 5
     redis_prefix: str = ""
     twin_ttl_s: int = 300
@@ -124,7 +122,6 @@ class Settings:
     def check(self) -> None:
         positive = (
             "batch_size",
-            "queue_size",
             "twin_ttl_s",
             "retention_days",
             "workers",

@@ -77,8 +77,9 @@ class EmbeddedBroker:
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 20.0) -> str:
-        self.port = free_port()
+    def start(self, timeout_s: float = 20.0, port: int = 0) -> str:
+        """Listen on ``port`` (0: a free one) and return the broker's URL."""
+        self.port = port or free_port()
         out: Any = subprocess.DEVNULL
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,14 @@
 """End-to-end throughput of one engine process (prints figures).
 
 A private Mosquitto (queue limits raised: the default drops bursts) on a free port, a fresh
-database, one `twin run` process, and a separate publisher blasting pre-encoded QoS 1 messages
-as fast as paho can. The figure is readings committed to PostgreSQL per second, from the first
-publish to the last row, with the Redis hashes checked afterwards.
+database and one `twin run` process.
+
+* live: a separate publisher blasts pre-encoded QoS 1 messages as fast as paho can while the
+  engine runs; the figure is readings committed to PostgreSQL per second, from the first publish
+  to the last row. Publisher, broker and engine share the machine's two cores.
+* backlog: the messages wait at the broker in the engine's persistent session and in that of a
+  bare paho subscriber that does nothing (the raw ceiling); each then drains its backlog alone.
+  The engine's figure is rows over the span of their commit times.
 """
 
 from __future__ import annotations
@@ -47,8 +52,54 @@ def bench_broker(tmp_path: Path):
     proc.wait(5)
 
 
+def blast(port: int, prefix: str, devices: int, readings: int, batch: int) -> dict:
+    args = [str(port), prefix, str(devices), str(readings), str(batch)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.blast", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def bare(port: int, topic: str, mode: str, wanted: int = 0) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.bare", str(port), topic, "bench-bare", mode]
+        + ([str(wanted)] if wanted else []),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout) if mode == "drain" else {}
+
+
+def wait_for_rows(db: str, wanted: int, quiet_s: float = 20) -> tuple[int, float]:
+    count, last_change, last = 0, time.monotonic(), -1
+    with psycopg.connect(psycopg_url(db), autocommit=True) as conn:
+        while count < wanted and time.monotonic() - last_change < quiet_s:
+            count = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]
+            if count != last:
+                last, last_change = count, time.monotonic()
+            time.sleep(0.25)
+    return count, last_change
+
+
+def rss_mib(engine: EngineProcess) -> float:
+    status = Path(f"/proc/{engine.proc.pid}/status").read_text() if engine.proc else ""
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line[:6] == "VmRSS:"), 0)
+    return kib / 1024
+
+
+def live_hashes(redis_url: str, redis_prefix: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    return sum(1 for _ in client.scan_iter(match=f"{redis_prefix}twin:bench-*", count=5000))
+
+
 @pytest.mark.parametrize(
-    ("devices", "readings", "batch"), [(10_000, 100_000, 1), (10_000, 500_000, 10)]
+    ("devices", "readings", "batch"), [(10_000, 200_000, 1), (10_000, 500_000, 10)]
 )
 def test_engine_throughput(
     bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env, devices, readings, batch
@@ -64,52 +115,62 @@ def test_engine_throughput(
         )
         engine = EngineProcess(env).start()
         started = time.monotonic()
-        blast = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tests.bench.blast",
-                str(port),
-                prefix,
-                str(devices),
-                str(readings),
-                str(batch),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        published = json.loads(blast.stdout)
-        count, last_change, last = 0, time.monotonic(), -1
+        published = blast(port, prefix, devices, readings, batch)
+        count, last_change = wait_for_rows(db, readings)
+        done = last_change - started
         with psycopg.connect(psycopg_url(db), autocommit=True) as conn:
-            while count < readings and time.monotonic() - last_change < 20:
-                count = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]
-                if count != last:
-                    last, last_change = count, time.monotonic()
-                time.sleep(0.25)
-            done = last_change - started
             lat = conn.execute(
                 "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY "
                 "extract(epoch from ingested_at - received_at)) FROM telemetry"
             ).fetchone()[0]
-        rss = Path(f"/proc/{engine.proc.pid}/status").read_text() if engine.proc else ""
-        rss_kib = next(
-            (int(line.split()[1]) for line in rss.splitlines() if line.startswith("VmRSS")), 0
-        )
+        rss = rss_mib(engine)
         code = engine.stop()
-        hashes = sum(
-            1
-            for _ in redis.Redis.from_url(redis_url).scan_iter(
-                match=f"{redis_prefix}twin:bench-*", count=5000
-            )
-        )
+        hashes = live_hashes(redis_url, redis_prefix)
     print(
-        f"\n[bench] {devices} devices, {readings} readings, {batch} per message: publisher "
+        f"\n[bench live] {devices} devices, {readings} readings, {batch} per message: publisher "
         f"{published['readings'] / published['seconds']:.0f} readings/s; engine committed "
         f"{count} rows in {done:.1f}s = {count / done:.0f} readings/s; "
         f"arrival→commit p50 {lat[0] * 1000:.0f} ms p99 {lat[1] * 1000:.0f} ms; "
-        f"engine RSS {rss_kib / 1024:.0f} MiB; {hashes} Redis hashes; exit {code}"
+        f"engine RSS {rss:.0f} MiB; {hashes} Redis hashes; exit {code}"
     )
+    assert count == readings, "readings lost"
+    assert hashes == devices
+
+
+@pytest.mark.parametrize(("devices", "readings", "batch"), [(10_000, 200_000, 1)])
+def test_engine_drains_backlog_near_the_raw_ceiling(
+    bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env, devices, readings, batch
+):
+    port = bench_broker
+    prefix = engine_env["TWIN_TOPIC_PREFIX"]
+    with fresh_database(pg_admin_url) as db:
+        env = dict(
+            engine_env,
+            TWIN_DATABASE_URL=db,
+            TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
+            TWIN_SNAPSHOT_INTERVAL_S="30",
+        )
+        assert EngineProcess(env).start().stop() == 0  # leaves its session at the broker
+        bare(port, f"$share/bare/{prefix}devices/#", "register")
+        blast(port, prefix, devices, readings, batch)
+        ceiling = bare(port, f"$share/bare/{prefix}devices/#", "drain", readings // batch)
+        engine = EngineProcess(env).start()
+        count, _ = wait_for_rows(db, readings)
+        with psycopg.connect(psycopg_url(db), autocommit=True) as conn:
+            span = conn.execute(
+                "SELECT extract(epoch from max(ingested_at) - min(ingested_at)) FROM telemetry"
+            ).fetchone()[0]
+        rss = rss_mib(engine)
+        code = engine.stop()
+        hashes = live_hashes(redis_url, redis_prefix)
+    raw = ceiling["messages"] * batch / ceiling["seconds"]
+    rate = count / float(span)
+    print(
+        f"\n[bench backlog] {devices} devices, {readings} readings, {batch} per message: bare "
+        f"paho subscriber {raw:.0f} readings/s; engine committed {count} rows at {rate:.0f} "
+        f"readings/s = {rate / raw:.0%} of the raw ceiling; engine RSS {rss:.0f} MiB; "
+        f"{hashes} Redis hashes; exit {code}"
+    )
+    assert ceiling["messages"] == readings // batch
     assert count == readings, "readings lost"
     assert hashes == devices
