@@ -89,14 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--inspect", action="store_true", help="only show what the last demo stored, then exit"
     )
 
-    sim = sub.add_parser("simulate", help="publish a simulated fleet to TWIN_MQTT_URL")
-    sim.add_argument("--devices", type=_positive_int, default=100)
-    sim.add_argument("--rate", type=_positive_float, default=1000.0, help="readings per second")
-    sim.add_argument("--batch", type=_positive_int, default=1, help="readings per message")
-    sim.add_argument("--duration", type=_positive_float, default=10.0, help="seconds")
-    sim.add_argument("--seed", type=int, default=1)
-    sim.add_argument("--bad-fraction", type=_fraction, default=0.0)
+    sim = sub.add_parser(
+        "simulate", help="publish a simulated fleet to TWIN_MQTT_URL, optionally with faults"
+    )
+    sim.add_argument("--scenario", help="quiet, mixed-faults, load-test or a TOML file")
+    sim.add_argument("--devices", type=_positive_int, help="devices (100, or the scenario's)")
+    sim.add_argument("--rate", type=_positive_float, help="readings per second, all devices")
+    sim.add_argument("--batch", type=_positive_int, help="readings per message (1)")
+    sim.add_argument("--duration", type=_positive_float, help="seconds (10)")
+    sim.add_argument("--seed", type=int, default=1, help="same seed, same fleet and faults (1)")
+    sim.add_argument("--bad-fraction", type=_fraction, help="share of malformed messages (0)")
+    sim.add_argument("--season", choices=("SUMMER", "MONSOON", "WINTER"))
+    sim.add_argument("--ground-truth", metavar="FILE", help="write injected faults (JSON lines)")
+    sim.add_argument("--report", metavar="FILE", help="write the publish report as JSON")
     sim.add_argument("--qos", type=int, choices=(0, 1), default=1)
+    sim.add_argument("--connections", type=_positive_int, default=4, help="MQTT connections (4)")
+    sim.add_argument("--per-device", action="store_true", help="one MQTT connection per device")
+    sim.add_argument("--client-id", default="twin-sim", help="MQTT client id prefix")
+    sim.add_argument("--progress", action="store_true", help="print progress every second")
     return parser
 
 
@@ -173,33 +183,9 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         )
         return inspect(settings, options) if args.inspect else run_demo(settings, options)
     if args.command == "simulate":
-        from simulators.publisher import Publisher, PublisherConfig
+        from flows.simulate import run_simulate
 
-        endpoint = settings.mqtt
-        publisher = Publisher(
-            PublisherConfig(
-                host=endpoint.host,
-                port=endpoint.port,
-                username=endpoint.username,
-                password=endpoint.password,
-                tls=endpoint.tls,
-                devices=args.devices,
-                rate=args.rate,
-                batch=args.batch,
-                duration_s=args.duration,
-                seed=args.seed,
-                prefix=settings.topic_prefix,
-                bad_fraction=args.bad_fraction,
-                qos=args.qos,
-            )
-        )
-        report = publisher.run()
-        print(
-            f"published {report.readings} readings in {report.messages} messages "
-            f"({report.bad_messages} malformed) in {report.seconds:.1f}s: "
-            f"{report.achieved_rate:.0f} readings/s of {args.rate:.0f} requested"
-        )
-        return 0
+        return run_simulate(args, settings)
     raise AssertionError(args.command)
 
 

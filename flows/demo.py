@@ -23,7 +23,9 @@ from prometheus_client import REGISTRY
 
 from flows.engine import StopControl, build, prepare
 from flows.settings import Settings
-from simulators.publisher import Publisher, PublisherConfig, PublishReport
+from flows.simulate import publisher_config
+from simulators.publisher import Publisher, PublishReport
+from simulators.traffic import TrafficConfig
 from storage.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
 from storage.queries import StoreSummary, summarize
 
@@ -93,22 +95,15 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         control.install()
         profiles, warm = prepare(settings)
         flow, source = build(settings, control, profiles, warm)
-        endpoint = settings.mqtt
+        traffic = TrafficConfig(
+            devices=options.devices,
+            rate=options.rate,
+            duration_s=options.duration_s,
+            prefix=settings.topic_prefix,
+            bad_fraction=options.bad_fraction,
+        )
         publisher = Publisher(
-            PublisherConfig(
-                host=endpoint.host,
-                port=endpoint.port,
-                username=endpoint.username,
-                password=endpoint.password,
-                tls=endpoint.tls,
-                devices=options.devices,
-                rate=options.rate,
-                duration_s=options.duration_s,
-                prefix=settings.topic_prefix,
-                bad_fraction=options.bad_fraction,
-                client_id="twin-demo-fleet",
-            ),
-            stop=control.stop,
+            publisher_config(settings, traffic, client_id="twin-demo-fleet"), stop=control.stop
         )
         report_box: list[PublishReport] = []
         started = time.monotonic()

@@ -1,149 +1,213 @@
-"""Publish a simulated fleet over MQTT at a controlled rate.
+"""Publish simulated traffic over MQTT on schedule, over a few connections or one per device.
 
-Readings are spread evenly over the devices; each message carries ``batch`` readings of one
-device (``batch=1`` is the single-reading form of the wire contract, larger values use the
-batch array form). With ``bad_fraction`` > 0 some messages are replaced by malformed ones of
-every class the engine must reject, counted by the dead-letter reason they must get.
+The schedule comes from ``simulators.traffic`` (device time); this module only paces it against
+the wall clock. Devices are spread over ``connections`` MQTT connections (``per_device``: one
+each, to test connection counts). paho's network loop is driven here rather than in paho's
+threads: with a thread per client the QoS 1 acknowledgements fight the publishing thread for
+the GIL and a client manages about a tenth of the rate. When the publisher cannot keep up, the
+report says so (``kept_up`` false, the largest lag behind schedule) instead of pretending.
 """
 
 from __future__ import annotations
 
+import selectors
+import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulators.fleet import BAD_PAYLOADS, Device, make_fleet
+from simulators.faults import Fault
+from simulators.traffic import Outgoing, Traffic, TrafficConfig
+from twin.errors import ConfigurationError
 
-_json = msgspec.json.Encoder().encode
+KEEP_UP_LAG_S = 1.0
+"""Falling further behind schedule than this means the publisher is at its ceiling."""
 
 
 @dataclass
 class PublishReport:
+    requested_rate: float = 0.0
+    devices: int = 0
+    connections: int = 0
     messages: int = 0
     readings: int = 0
+    events: int = 0
     bad_messages: int = 0
     bad_by_reason: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    requested_rate: float = 0.0
-    devices: int = 0
+    max_lag_s: float = 0.0
+    unacknowledged_connections: int = 0
+    faults: int = 0
 
     @property
     def achieved_rate(self) -> float:
         return self.readings / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def kept_up(self) -> bool:
+        return self.max_lag_s <= KEEP_UP_LAG_S
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(achieved_rate=round(self.achieved_rate, 1), kept_up=self.kept_up)
+        return out
 
 
 @dataclass
 class PublisherConfig:
     host: str
     port: int
-    devices: int = 100
-    rate: float = 1000.0  # readings per second, all devices together
-    batch: int = 1
-    duration_s: float = 10.0
-    seed: int = 1
-    prefix: str = ""
-    bad_fraction: float = 0.0
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
     qos: int = 1
+    connections: int = 4
+    per_device: bool = False
     client_id: str = "twin-sim"
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    ca_file: str | None = None
+
+
+class _Link:
+    """One MQTT connection whose network loop the publisher drives."""
+
+    def __init__(self, client: mqtt.Client) -> None:
+        self.client = client
+        self.last: mqtt.MQTTMessageInfo | None = None
 
 
 class Publisher:
-    def __init__(self, config: PublisherConfig, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        config: PublisherConfig,
+        stop: threading.Event | None = None,
+        *,
+        faults: Sequence[Fault] = (),
+        start_ms: int | None = None,
+    ) -> None:
         self.config = config
         self.stop = stop or threading.Event()
-        self.fleet: list[Device] = make_fleet(config.devices, config.seed)
-        self.report = PublishReport(requested_rate=config.rate, devices=config.devices)
-        self._seq = [0] * len(self.fleet)
-        self._bad = Counter[str]()
-        self._client: mqtt.Client | None = None
+        self.start_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
+        self.traffic = Traffic(config.traffic, self.start_ms, faults)
+        self.fleet = self.traffic.fleet
+        count = config.traffic.devices if config.per_device else max(1, config.connections)
+        self.report = PublishReport(
+            requested_rate=config.traffic.rate,
+            devices=config.traffic.devices,
+            connections=min(count, config.traffic.devices),
+            faults=len(faults),
+        )
+        self._links: list[_Link] = []
+        self._selector = selectors.DefaultSelector()
 
-    def _connect(self) -> mqtt.Client:
+    def topic(self, device_id: str, channel: str = "telemetry") -> str:
+        return self.traffic.topic(device_id, channel)
+
+    def _connect(self, index: int) -> _Link:
         c = self.config
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=c.client_id, protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{c.client_id}-{index}",
+            protocol=mqtt.MQTTv311,
         )
         if c.username:
             client.username_pw_set(c.username, c.password)
         if c.tls:
-            client.tls_set()
-        client.max_inflight_messages_set(1000)
-        client.connect(c.host, c.port, keepalive=30)
-        client.loop_start()
-        return client
+            client.tls_set(ca_certs=c.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.max_inflight_messages_set(10_000)
+        client.max_queued_messages_set(0)
+        try:
+            client.connect(c.host, c.port, keepalive=60)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot reach the MQTT broker at {c.host}:{c.port}: {exc}"
+            ) from None
+        link = _Link(client)
+        sock = client.socket()
+        if sock is not None:
+            self._selector.register(sock, selectors.EVENT_READ, link)
+        return link
 
-    def topic(self, device_id: str, channel: str = "telemetry") -> str:
-        return f"{self.config.prefix}devices/{device_id}/{channel}"
+    def _service(self, timeout: float = 0.0) -> None:
+        """Read acknowledgements, write what is pending, keep connections alive."""
+        for key, _ in self._selector.select(timeout):
+            key.data.client.loop_read()
+        for link in self._links:
+            if link.client.want_write():
+                link.client.loop_write()
+
+    def _send(self, out: Outgoing) -> None:
+        link = self._links[out.device % len(self._links)]
+        link.last = link.client.publish(
+            out.topic, out.payload, qos=self.config.qos, retain=out.retain
+        )
 
     def run(self, progress: Callable[[PublishReport], None] | None = None) -> PublishReport:
-        c = self.config
-        client = self._client = self._connect()
-        last_info = None
-        for dev in self.fleet:  # device metadata first, retained like real devices do
-            last_info = client.publish(
-                self.topic(dev.device_id, "attributes"), _json(dev.attributes), qos=1, retain=True
+        report = self.report
+        self._links = [self._connect(i) for i in range(report.connections)]
+        bad = Counter[str]()
+        try:
+            for out in self.traffic.attributes():  # metadata first, retained like devices do
+                self._send(out)
+            self._service()
+            started = time.monotonic()
+            next_misc = next_progress = started + 1.0
+            for sent, out in enumerate(self.traffic.messages(), start=1):
+                if self.stop.is_set():
+                    break
+                now = time.monotonic()
+                ahead = out.due_s - (now - started)
+                if ahead > 0.002:
+                    self._service(min(ahead, 0.01))
+                    now = time.monotonic()
+                    ahead = out.due_s - (now - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+                elif -ahead > report.max_lag_s:
+                    report.max_lag_s = -ahead
+                self._send(out)
+                report.messages += 1
+                report.readings += out.readings
+                if out.kind == "event":
+                    report.events += 1
+                if out.bad_reason:
+                    bad[out.bad_reason] += 1
+                    report.bad_messages += 1
+                if sent % 200 == 0:
+                    self._service()
+                if now >= next_misc:
+                    next_misc = now + 1.0
+                    for link in self._links:
+                        link.client.loop_misc()
+                if progress is not None and now >= next_progress:
+                    next_progress = now + 1.0
+                    report.seconds = now - started
+                    progress(report)
+            elapsed = time.monotonic() - started
+            report.seconds = (
+                elapsed if self.stop.is_set() else max(elapsed, self.config.traffic.duration_s)
             )
-        n = len(self.fleet)
-        per_device_interval_s = n / c.rate if c.rate > 0 else 1.0
-        start = time.monotonic()
-        next_progress = start + 1.0
-        due_messages = 0.0
-        index = 0
-        bad_every = round(1 / c.bad_fraction) if c.bad_fraction > 0 else 0
-        bad_cycle = 0
-        rate_msgs = c.rate / c.batch
-        while not self.stop.is_set():
-            now = time.monotonic()
-            elapsed = now - start
-            if elapsed >= c.duration_s:
-                break
-            due_messages = rate_msgs * elapsed - self.report.messages
-            if due_messages < 1:
-                time.sleep(min(0.01, (1 - due_messages) / rate_msgs))
-                continue
-            for _ in range(min(int(due_messages), 5000)):
-                dev_index = index % n
-                dev = self.fleet[dev_index]
-                index += 1
-                self.report.messages += 1
-                if bad_every and self.report.messages % bad_every == 0:
-                    reason, payload = BAD_PAYLOADS[bad_cycle % len(BAD_PAYLOADS)]
-                    bad_cycle += 1
-                    self._bad[reason] += 1
-                    self.report.bad_messages += 1
-                    last_info = client.publish(self.topic(dev.device_id), payload, qos=c.qos)
-                    continue
-                now_ms = time.time_ns() // 1_000_000
-                readings = []
-                for k in range(c.batch):
-                    self._seq[dev_index] += 1
-                    ts = now_ms - int((c.batch - 1 - k) * per_device_interval_s * 1000 / c.batch)
-                    readings.append(
-                        {
-                            "ts": ts,
-                            "seq": self._seq[dev_index],
-                            "values": dev.step(per_device_interval_s / c.batch),
-                        }
-                    )
-                payload = _json(readings[0] if c.batch == 1 else readings)
-                last_info = client.publish(self.topic(dev.device_id), payload, qos=c.qos)
-                self.report.readings += c.batch
-            if progress is not None and now >= next_progress:
-                next_progress = now + 1.0
-                self.report.seconds = time.monotonic() - start
-                progress(self.report)
-        if last_info is not None and c.qos > 0:
-            last_info.wait_for_publish(timeout=30)
-        self.report.seconds = time.monotonic() - start
-        self.report.bad_by_reason = dict(self._bad)
-        client.disconnect()
-        client.loop_stop()
-        return self.report
+            report.bad_by_reason = dict(bad)
+            self._drain()
+        finally:
+            for link in self._links:
+                link.client.disconnect()
+            self._selector.close()
+        return report
+
+    def _drain(self, timeout_s: float = 30.0) -> None:
+        """Wait for the broker to acknowledge everything (QoS 1)."""
+        if self.config.qos == 0:
+            return
+        deadline = time.monotonic() + timeout_s
+        waiting = [link for link in self._links if link.last is not None]
+        while waiting and time.monotonic() < deadline:
+            self._service(0.01)
+            waiting = [link for link in waiting if not link.last.is_published()]  # type: ignore[union-attr]
+        self.report.unacknowledged_connections = len(waiting)

@@ -1,0 +1,119 @@
+"""``twin simulate``: a simulated fleet, a scenario's faults and its ground truth, over MQTT."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flows.settings import Settings
+from simulators import scenario as scenarios
+from simulators.publisher import Publisher, PublisherConfig, PublishReport
+from simulators.traffic import TrafficConfig
+from twin.errors import ConfigurationError
+
+
+def publisher_config(settings: Settings, traffic: TrafficConfig, **options: Any) -> PublisherConfig:
+    """The simulator's MQTT connection, from the engine's settings."""
+    endpoint = settings.mqtt
+    return PublisherConfig(
+        host=endpoint.host,
+        port=endpoint.port,
+        username=endpoint.username,
+        password=endpoint.password,
+        tls=endpoint.tls,
+        ca_file=endpoint.ca_file,
+        traffic=traffic,
+        **options,
+    )
+
+
+def traffic_from(args: argparse.Namespace, settings: Settings) -> tuple[TrafficConfig, Any]:
+    """Flags win over the scenario's [run] table, which wins over the defaults."""
+    scenario = scenarios.load(args.scenario) if args.scenario else None
+    run = dict(scenario.run) if scenario else {}
+    for flag, key in (
+        ("devices", "devices"),
+        ("rate", "rate"),
+        ("batch", "batch"),
+        ("duration", "duration_s"),
+        ("bad_fraction", "bad_fraction"),
+        ("season", "season"),
+    ):
+        value = getattr(args, flag, None)
+        if value is not None:
+            run[key] = value
+    traffic = TrafficConfig(seed=args.seed, prefix=settings.topic_prefix, **run)
+    return traffic, scenario
+
+
+def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    traffic, scenario = traffic_from(args, settings)
+    start_ms = time.time_ns() // 1_000_000
+    publisher = Publisher(
+        publisher_config(
+            settings,
+            traffic,
+            qos=args.qos,
+            connections=args.connections,
+            per_device=args.per_device,
+            client_id=args.client_id,
+        ),
+        start_ms=start_ms,
+    )
+    faults = (
+        scenario.plan(publisher.fleet, traffic.seed, start_ms, traffic.duration_s)
+        if scenario
+        else []
+    )
+    if faults:
+        publisher = Publisher(publisher.config, faults=faults, start_ms=start_ms)
+    if args.ground_truth:
+        path = Path(args.ground_truth)
+        if not path.parent.is_dir():
+            raise ConfigurationError(f"--ground-truth: no directory {path.parent}")
+        scenarios.write_ground_truth(path, faults)
+    print(
+        f"publishing {traffic.devices} devices at {traffic.rate:.0f} readings/s "
+        f"({traffic.batch} per message) for {traffic.duration_s:.0f}s over "
+        f"{publisher.report.connections} connection(s)"
+        + (f"; scenario {scenario.name}: {len(faults)} faults" if scenario else ""),
+        flush=True,
+    )
+    report = publisher.run(progress=_progress if args.progress else None)
+    summary(report)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0
+
+
+def _progress(report: PublishReport) -> None:
+    print(
+        f"  {report.seconds:5.0f}s  {report.readings} readings  "
+        f"{report.achieved_rate:7.0f}/s  lag {report.max_lag_s:.2f}s",
+        flush=True,
+    )
+
+
+def summary(report: PublishReport) -> None:
+    print(
+        f"published {report.readings} readings in {report.messages} messages "
+        f"({report.bad_messages} malformed, {report.events} events) in {report.seconds:.1f}s: "
+        f"{report.achieved_rate:.0f} readings/s of {report.requested_rate:.0f} requested",
+        flush=True,
+    )
+    if not report.kept_up:
+        print(
+            f"publisher ceiling reached: it fell {report.max_lag_s:.1f}s behind schedule; "
+            "the achieved rate above is what this publisher can do, not the engine's limit",
+            file=sys.stderr,
+        )
+    if report.unacknowledged_connections:
+        print(
+            f"{report.unacknowledged_connections} connection(s) still had unacknowledged "
+            "messages when the publisher gave up waiting",
+            file=sys.stderr,
+        )

@@ -1,0 +1,117 @@
+"""The messages a simulated fleet sends, in order, each with the time it is due.
+
+Pure and deterministic: a configuration, a seed and a start time give the same messages (topics,
+payloads, timestamps) every time, whether they are published in real time or not. Device time:
+reading ``k`` of device ``d`` (of ``n``) is taken at ``start + (k * n + d) / rate`` seconds, so
+every device reports at an even interval ``n / rate`` and the fleet at ``rate`` readings/s. A
+message carries ``batch`` consecutive readings of one device and is due at its last reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from simulators.faults import Fault, FaultInjector
+from simulators.fleet import BAD_PAYLOADS, Device, make_fleet
+
+_json = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    devices: int = 100
+    rate: float = 1000.0
+    """Readings per second, all devices together."""
+    batch: int = 1
+    duration_s: float = 10.0
+    seed: int = 1
+    prefix: str = ""
+    bad_fraction: float = 0.0
+    season: str = "SUMMER"
+    vehicle_share: float = 0.6
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    due_s: float
+    """Seconds after the start at which the message is due."""
+    topic: str
+    payload: bytes
+    device: int
+    readings: int = 0
+    bad_reason: str | None = None
+    retain: bool = False
+    kind: str = "telemetry"
+
+
+class Traffic:
+    def __init__(self, config: TrafficConfig, start_ms: int, faults: Sequence[Fault] = ()) -> None:
+        self.config = config
+        self.start_ms = start_ms
+        self.fleet: list[Device] = make_fleet(
+            config.devices, config.seed, config.vehicle_share, config.season
+        )
+        self.faults = list(faults)
+        by_device: dict[str, list[Fault]] = {}
+        for f in self.faults:
+            by_device.setdefault(f.device_id, []).append(f)
+        self._injectors = [FaultInjector(by_device.get(d.device_id, [])) for d in self.fleet]
+
+    def topic(self, device_id: str, channel: str = "telemetry") -> str:
+        return f"{self.config.prefix}devices/{device_id}/{channel}"
+
+    def attributes(self) -> list[Outgoing]:
+        """Each device's metadata, retained, sent once before its telemetry."""
+        return [
+            Outgoing(
+                0.0,
+                self.topic(d.device_id, "attributes"),
+                _json(d.attributes),
+                i,
+                retain=True,
+                kind="attributes",
+            )
+            for i, d in enumerate(self.fleet)
+        ]
+
+    def messages(self) -> Iterator[Outgoing]:
+        """Telemetry (and the events it triggers) until ``duration_s``, in due order."""
+        c = self.config
+        n = len(self.fleet)
+        interval = n / c.rate
+        bad_every = round(1 / c.bad_fraction) if c.bad_fraction > 0 else 0
+        seqs = [0] * n
+        m = 0
+        while True:
+            d, j = m % n, m // n
+            first = j * c.batch
+            due = ((first + c.batch - 1) * n + d) / c.rate
+            if due >= c.duration_s:
+                return
+            m += 1
+            dev = self.fleet[d]
+            if bad_every and m % bad_every == 0:
+                reason, payload = BAD_PAYLOADS[(m // bad_every) % len(BAD_PAYLOADS)]
+                yield Outgoing(due, self.topic(dev.device_id), payload, d, bad_reason=reason)
+                continue
+            readings = []
+            injector = self._injectors[d]
+            for k in range(first, first + c.batch):
+                ts = self.start_ms + round((k * n + d) * 1000 / c.rate)
+                values = dev.step(interval)
+                if injector.faults and not injector.apply(dev, values, ts, interval):
+                    continue  # dropout: the device is silent
+                seqs[d] += 1
+                readings.append({"ts": ts, "seq": seqs[d], "values": values})
+            events = dev.take_events()
+            if readings:
+                payload = _json(readings[0] if c.batch == 1 else readings)
+                yield Outgoing(due, self.topic(dev.device_id), payload, d, readings=len(readings))
+                for event in events:
+                    event["ts"] = readings[-1]["ts"]
+                    yield Outgoing(
+                        due, self.topic(dev.device_id, "events"), _json(event), d, kind="event"
+                    )
