@@ -71,11 +71,10 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     )
     if faults:
         publisher = Publisher(publisher.config, faults=faults, start_ms=start_ms)
-    if args.ground_truth:
-        path = Path(args.ground_truth)
-        if not path.parent.is_dir():
-            raise ConfigurationError(f"--ground-truth: no directory {path.parent}")
-        scenarios.write_ground_truth(path, faults)
+    truth = Path(args.ground_truth) if args.ground_truth else None
+    for path in (truth, Path(args.report) if args.report else None):
+        if path is not None and not path.parent.is_dir():
+            raise ConfigurationError(f"no directory {path.parent} for {path.name}")
     print(
         f"publishing {traffic.devices} devices at {traffic.rate:.0f} readings/s "
         f"({traffic.batch} per message) for {traffic.duration_s:.0f}s over "
@@ -84,6 +83,8 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
         flush=True,
     )
     report = publisher.run(progress=_progress if args.progress else None)
+    if truth is not None:  # fault times as published (device time starts after connecting)
+        scenarios.write_ground_truth(truth, publisher.traffic.faults)
     summary(report)
     if args.report:
         Path(args.report).write_text(json.dumps(report.to_dict(), indent=2) + "\n")

@@ -30,8 +30,12 @@ FAULT_KINDS = (
     "brake_wear",
     "cavitation",
 )
-_STEADY_METRICS = {"odometer_km", "lat", "lon", "heading_deg"}
-"""Metrics a spike or a stuck sensor is not drawn on (they are not sensors of a condition)."""
+_SENSOR_METRICS = {
+    "coolant_temp_c", "battery_v", "oil_pressure_kpa",  # vehicles
+    "temperature_c", "vibration_mm_s", "pressure_bar", "power_kw", "current_a", "flow_rate_m3h",
+}  # fmt: skip
+"""Metrics a spike or a stuck sensor is drawn on: measured conditions that always move a
+little, so a frozen value shows (a stuck odometer or brake-pad gauge would look healthy)."""
 
 
 def eligible(kind: str, device: Device) -> bool:
@@ -62,7 +66,7 @@ def affected_metrics(kind: str, device: Device, pick: str | None = None) -> tupl
 
 
 def candidate_metrics(device: Device, sample: dict[str, float]) -> list[str]:
-    return sorted(m for m in sample if m not in _STEADY_METRICS)
+    return sorted(m for m in sample if m in _SENSOR_METRICS)
 
 
 def _iso(ms: int) -> str:
@@ -141,9 +145,10 @@ class FaultInjector:
                 if isinstance(device, Vehicle):
                     health = 1.0 - 0.25 * s * progress
                     device.battery_health = min(device.battery_health, health)
-            elif kind == "brake_wear":
-                if isinstance(device, Vehicle):
-                    device.brake_wear_factor = 1.0 + 200 * s
+            elif kind == "brake_wear":  # a dragging caliper: the pads wear whenever it rolls
+                if isinstance(device, Vehicle) and values.get("speed_kmh", 0) > 0:
+                    device.brake_pad = max(0.5, device.brake_pad - s * 0.004 * dt_s)
+                    values["brake_pad_mm"] = round(device.brake_pad, 3)
             elif kind == "cavitation":
                 phase = math.sin(2 * math.pi * ts_ms / 2000.0)
                 for metric, amp in (("pressure_bar", 0.35), ("flow_rate_m3h", 0.3)):
@@ -151,7 +156,4 @@ class FaultInjector:
                         values[metric] = round(values[metric] * (1 + amp * s * phase), 3)
                 if "vibration_mm_s" in values:
                     values["vibration_mm_s"] = round(values["vibration_mm_s"] * (1 + 1.5 * s), 3)
-        for f in self.faults:  # brake wear speeds up only inside its window
-            if f.kind == "brake_wear" and not f.active(ts_ms) and isinstance(device, Vehicle):
-                device.brake_wear_factor = 1.0
         return True

@@ -62,7 +62,6 @@ class Vehicle:
     ambient: float = 20.0
     battery_health: float = 1.0
     brake_pad: float = 10.0
-    brake_wear_factor: float = 1.0
     lat: float = 52.52
     lon: float = 13.40
     heading: float = 0.0
@@ -118,7 +117,7 @@ class Vehicle:
         warm = 0.02 if self.coolant < 75 else 0.1
         self.coolant += (target_temp - self.coolant) * min(1.0, warm * dt) + r.gauss(0, 0.05)
         if braking:
-            wear = 0.00002 * (2.0 if self.terrain == "URBAN" else 1.0) * self.brake_wear_factor
+            wear = 0.00002 * (2.0 if self.terrain == "URBAN" else 1.0)
             self.brake_pad = max(0.5, self.brake_pad - wear * dt * abs(accel))
         gear = min(6, 1 + int(self.speed // 22))
         rpm = 800.0 if self.speed < 2 else 800 + self.speed * _GEAR_RATIOS[gear] * 28

@@ -33,6 +33,8 @@ KEEP_UP_LAG_S = 1.0
 @dataclass
 class PublishReport:
     requested_rate: float = 0.0
+    start_ms: int = 0
+    """Device time zero: the first reading's timestamp (epoch ms)."""
     devices: int = 0
     connections: int = 0
     messages: int = 0
@@ -99,6 +101,7 @@ class Publisher:
         count = config.traffic.devices if config.per_device else max(1, config.connections)
         self.report = PublishReport(
             requested_rate=config.traffic.rate,
+            start_ms=self.start_ms,
             devices=config.traffic.devices,
             connections=min(count, config.traffic.devices),
             faults=len(faults),
@@ -157,6 +160,8 @@ class Publisher:
                 self._send(out)
             self._service()
             started = time.monotonic()
+            report.start_ms = time.time_ns() // 1_000_000
+            self.traffic.rebase(report.start_ms)  # device time starts now, after connecting
             next_misc = next_progress = started + 1.0
             for sent, out in enumerate(self.traffic.messages(), start=1):
                 if self.stop.is_set():

@@ -10,7 +10,7 @@ message carries ``batch`` consecutive readings of one device and is due at its l
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 
@@ -54,11 +54,22 @@ class Traffic:
         self.fleet: list[Device] = make_fleet(
             config.devices, config.seed, config.vehicle_share, config.season
         )
+        self._set_faults(faults)
+
+    def _set_faults(self, faults: Sequence[Fault]) -> None:
         self.faults = list(faults)
         by_device: dict[str, list[Fault]] = {}
         for f in self.faults:
             by_device.setdefault(f.device_id, []).append(f)
         self._injectors = [FaultInjector(by_device.get(d.device_id, [])) for d in self.fleet]
+
+    def rebase(self, start_ms: int) -> None:
+        """Move device time zero (and the faults with it), e.g. to when publishing starts."""
+        shift = start_ms - self.start_ms
+        self.start_ms = start_ms
+        self._set_faults(
+            [replace(f, start_ms=f.start_ms + shift, end_ms=f.end_ms + shift) for f in self.faults]
+        )
 
     def topic(self, device_id: str, channel: str = "telemetry") -> str:
         return f"{self.config.prefix}devices/{device_id}/{channel}"
