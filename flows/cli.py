@@ -46,6 +46,13 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _factor(text: str) -> float:
+    value = _positive_float(text)
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="twin",
@@ -107,6 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--per-device", action="store_true", help="one MQTT connection per device")
     sim.add_argument("--client-id", default="twin-sim", help="MQTT client id prefix")
     sim.add_argument("--progress", action="store_true", help="print progress every second")
+
+    load = sub.add_parser(
+        "loadtest",
+        help="publish at a rate against a running engine, then report delivery and latency",
+    )
+    load.add_argument("--scenario", help="take devices, rate and faults' run settings from it")
+    load.add_argument("--devices", type=_positive_int, help="devices (100)")
+    load.add_argument("--rate", type=_positive_float, help="readings per second (1000)")
+    load.add_argument("--batch", type=_positive_int, help="readings per message (1)")
+    load.add_argument("--duration", type=_positive_float, help="seconds per level (10)")
+    load.add_argument("--seed", type=int, default=1)
+    load.add_argument("--connections", type=_positive_int, default=4, help="MQTT connections")
+    load.add_argument("--settle", type=_positive_float, default=10.0, help="quiet seconds (10)")
+    load.add_argument("--report", metavar="FILE", help="write the results as JSON")
+    load.add_argument("--ramp", action="store_true", help="step the rate up until it breaks")
+    load.add_argument("--ramp-start", type=_positive_float, help="first rate (--rate)")
+    load.add_argument("--ramp-factor", type=_factor, default=1.5, help="rate step factor (1.5)")
+    load.add_argument("--max-rate", type=_positive_float, default=100_000.0)
+    load.add_argument("--max-loss-pct", type=float, default=0.1, help="loss bound (0.1 %%)")
+    load.add_argument("--max-p99-ms", type=_positive_float, default=1000.0, help="p99 bound")
     return parser
 
 
@@ -186,6 +213,10 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         from flows.simulate import run_simulate
 
         return run_simulate(args, settings)
+    if args.command == "loadtest":
+        from flows.simulate import run_loadtest
+
+        return run_loadtest(args, settings)
     raise AssertionError(args.command)
 
 

@@ -118,3 +118,45 @@ def summary(report: PublishReport) -> None:
             "messages when the publisher gave up waiting",
             file=sys.stderr,
         )
+
+
+def run_loadtest(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators.loadtest import HEADER, Bounds, LoadTest, row
+
+    settings.require_services()
+    assert settings.database_url is not None
+    traffic, _ = traffic_from(args, settings)
+    test = LoadTest(
+        publisher=publisher_config(settings, traffic, connections=args.connections),
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+        settle_s=args.settle,
+    )
+    out: dict[str, Any] = {"devices": traffic.devices, "batch": traffic.batch}
+    if args.ramp:
+        bounds = Bounds(max_loss_pct=args.max_loss_pct, max_p99_ms=args.max_p99_ms)
+        print(HEADER)
+        levels, best, why = test.ramp(
+            args.ramp_start or traffic.rate, args.ramp_factor, args.max_rate, bounds
+        )
+        print(f"highest sustained rate: {best:.0f} readings/s (stopped: {why})")
+        out.update(
+            levels=[lv.to_dict() for lv in levels],
+            sustained_rate=best,
+            stopped_because=why,
+            bounds={"max_loss_pct": bounds.max_loss_pct, "max_p99_ms": bounds.max_p99_ms},
+        )
+    else:
+        print(
+            f"load test: {traffic.devices} devices at {traffic.rate:.0f} readings/s "
+            f"({traffic.batch} per message) for {traffic.duration_s:.0f}s",
+            flush=True,
+        )
+        result = test.level()
+        print(HEADER)
+        print(row(result))
+        out.update(result.to_dict())
+    if args.report:
+        Path(args.report).write_text(json.dumps(out, indent=2) + "\n")
+    return 0

@@ -263,9 +263,17 @@ Device = Vehicle | Machine
 
 
 def make_fleet(
-    count: int, seed: int = 1, vehicle_share: float = 0.6, season: str = "SUMMER"
+    count: int,
+    seed: int = 1,
+    vehicle_share: float = 0.6,
+    season: str = "SUMMER",
+    id_prefix: str = "",
 ) -> list[Device]:
-    """``count`` devices, ``vehicle_share`` of them vehicles, deterministic for ``seed``."""
+    """``count`` devices, ``vehicle_share`` of them vehicles, deterministic for ``seed``.
+
+    ``id_prefix`` goes in front of every device id (``veh-00001`` → ``{id_prefix}veh-00001``),
+    so separate runs can share a database without sharing devices.
+    """
     rng = random.Random(seed)
     fleet: list[Device] = []
     vehicles = round(count * vehicle_share)
@@ -275,7 +283,7 @@ def make_fleet(
             profile, model = VEHICLE_MODELS[i % len(VEHICLE_MODELS)]
             fleet.append(
                 Vehicle(
-                    f"veh-{i:05d}",
+                    f"{id_prefix}veh-{i:05d}",
                     profile,
                     model,
                     dev_rng,
@@ -287,7 +295,7 @@ def make_fleet(
         else:
             profile = MACHINE_TYPES[i % len(MACHINE_TYPES)]
             pattern = _MACHINE_PATTERN.get(profile, PATTERNS[(i // 4) % 3])
-            fleet.append(Machine(f"mac-{i:05d}", profile, dev_rng, pattern=pattern))
+            fleet.append(Machine(f"{id_prefix}mac-{i:05d}", profile, dev_rng, pattern=pattern))
     return fleet
 
 

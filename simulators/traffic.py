@@ -32,6 +32,7 @@ class TrafficConfig:
     bad_fraction: float = 0.0
     season: str = "SUMMER"
     vehicle_share: float = 0.6
+    id_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Traffic:
         self.config = config
         self.start_ms = start_ms
         self.fleet: list[Device] = make_fleet(
-            config.devices, config.seed, config.vehicle_share, config.season
+            config.devices, config.seed, config.vehicle_share, config.season, config.id_prefix
         )
         self._set_faults(faults)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import redis
 
@@ -67,3 +70,105 @@ def summarize(database_url: str, redis_url: str | None, redis_prefix: str = "") 
         finally:
             client.close()
     return s
+
+
+@dataclass
+class Delivery:
+    """What PostgreSQL holds of a set of devices' readings within a time window."""
+
+    rows: int = 0
+    distinct_readings: int = 0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    """Device timestamp → row written: p50, p95, p99, max (milliseconds)."""
+
+
+def delivery(database_url: str, device_prefix: str, start_ms: int, end_ms: int) -> Delivery:
+    """Rows, distinct (device, ts, seq) and latency of devices whose id starts with a prefix."""
+    start = datetime.fromtimestamp(start_ms / 1000, UTC)
+    end = datetime.fromtimestamp(end_ms / 1000, UTC)
+    pattern = device_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (device_id, ts, seq)), "
+            "percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP "
+            "(ORDER BY extract(epoch FROM ingested_at - ts)), "
+            "max(extract(epoch FROM ingested_at - ts)) "
+            "FROM telemetry WHERE device_id LIKE %s AND ts >= %s AND ts <= %s",
+            (pattern, start, end),
+        ).fetchone()
+    assert row is not None
+    rows, distinct, pcts, worst = row
+    latency: dict[str, float] = {}
+    if rows:
+        latency = {
+            "p50": float(pcts[0]) * 1000,
+            "p95": float(pcts[1]) * 1000,
+            "p99": float(pcts[2]) * 1000,
+            "max": float(worst) * 1000,
+        }
+    return Delivery(rows=int(rows), distinct_readings=int(distinct), latency_ms=latency)
+
+
+class LiveLatencySampler:
+    """Watches a sample of ``twin:{id}`` hashes and times when each new reading shows.
+
+    Every ``interval_s`` it reads ``last_seen_ms`` (the newest reading's device timestamp) of
+    each sampled device in one pipeline; when the value changes, now minus that timestamp is
+    one latency sample of device → Redis (resolution: the interval). Meant for devices that
+    are new when sampling starts (a load test's own fleet).
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        device_ids: list[str],
+        prefix: str = "",
+        interval_s: float = 0.02,
+    ) -> None:
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self._keys = [f"{prefix}twin:{d}" for d in device_ids]
+        self._interval = interval_s
+        self._last: list[bytes | None] = [None] * len(self._keys)
+        self.samples_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="live-sampler", daemon=True)
+        self._since_ms = time.time_ns() // 1_000_000 - 60_000
+
+    def start(self) -> LiveLatencySampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            pipe = self._client.pipeline(transaction=False)
+            for key in self._keys:
+                pipe.hget(key, "last_seen_ms")
+            try:
+                values = pipe.execute()
+            except redis.RedisError:
+                continue
+            now_ms = time.time_ns() / 1e6
+            for i, value in enumerate(values):
+                if value is not None and value != self._last[i]:
+                    self._last[i] = value
+                    seen = int(value)
+                    if seen >= self._since_ms:  # 0 = only attributes so far; older: not ours
+                        self.samples_ms.append(now_ms - seen)
+
+    def stop(self) -> dict[str, float]:
+        """Stop and return p50, p95, p99 and max (milliseconds) of the samples."""
+        self._stop.set()
+        self._thread.join(5)
+        self._client.close()
+        return percentiles(self.samples_ms)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+    return {"p50": at(0.5), "p95": at(0.95), "p99": at(0.99), "max": ordered[-1]}
