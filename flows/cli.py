@@ -134,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-rate", type=_positive_float, default=100_000.0)
     load.add_argument("--max-loss-pct", type=float, default=0.1, help="loss bound (0.1 %%)")
     load.add_argument("--max-p99-ms", type=_positive_float, default=1000.0, help="p99 bound")
+
+    replay = sub.add_parser("replay", help="publish a recorded CSV time series as one device")
+    replay.add_argument("file", help="CSV file (SKAB ';' files or ',' with a time column)")
+    replay.add_argument("--device", required=True, help="device id to publish as")
+    replay.add_argument("--time-column", help="time column (datetime, timestamp, time, ts, date)")
+    replay.add_argument(
+        "--map", action="append", metavar="COLUMN=metric", help="rename a column (repeatable)"
+    )
+    replay.add_argument("--speed", type=_positive_float, default=1.0, help="pace factor (1)")
+    replay.add_argument("--fast", action="store_true", help="as fast as possible")
+    replay.add_argument("--rebase", action="store_true", help="first row at now, not as recorded")
+    replay.add_argument("--batch", type=_positive_int, default=1, help="rows per message (1)")
+    replay.add_argument("--profile", help="publish attributes with this device profile first")
+    replay.add_argument("--kind", default="machine", choices=("machine", "vehicle", "generic"))
+    replay.add_argument("--client-id", default="twin-replay", help="MQTT client id prefix")
     return parser
 
 
@@ -213,6 +228,10 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         from flows.simulate import run_simulate
 
         return run_simulate(args, settings)
+    if args.command == "replay":
+        from flows.simulate import run_replay
+
+        return run_replay(args, settings)
     if args.command == "loadtest":
         from flows.simulate import run_loadtest
 

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.faults import Fault
-from simulators.traffic import Outgoing, Traffic, TrafficConfig
+from simulators.traffic import Outgoing, Traffic, TrafficConfig, TrafficSource
 from twin.errors import ConfigurationError
 
 KEEP_UP_LAG_S = 1.0
@@ -92,25 +92,29 @@ class Publisher:
         *,
         faults: Sequence[Fault] = (),
         start_ms: int | None = None,
+        source: TrafficSource | None = None,
     ) -> None:
         self.config = config
         self.stop = stop or threading.Event()
         self.start_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
-        self.traffic = Traffic(config.traffic, self.start_ms, faults)
-        self.fleet = self.traffic.fleet
-        count = config.traffic.devices if config.per_device else max(1, config.connections)
+        self.traffic: Traffic | None = None
+        self._scheduled_s = 0.0
+        if source is None:  # the simulated fleet, on its schedule
+            self.traffic = source = Traffic(config.traffic, self.start_ms, faults)
+            self._scheduled_s = config.traffic.duration_s
+        self.source: TrafficSource = source
+        self.fleet = self.traffic.fleet if self.traffic is not None else []
+        devices = len(self.source.fleet)
+        count = devices if config.per_device else max(1, config.connections)
         self.report = PublishReport(
-            requested_rate=config.traffic.rate,
+            requested_rate=config.traffic.rate if self.traffic is not None else 0.0,
             start_ms=self.start_ms,
-            devices=config.traffic.devices,
-            connections=min(count, config.traffic.devices),
+            devices=devices,
+            connections=min(count, devices),
             faults=len(faults),
         )
         self._links: list[_Link] = []
         self._selector = selectors.DefaultSelector()
-
-    def topic(self, device_id: str, channel: str = "telemetry") -> str:
-        return self.traffic.topic(device_id, channel)
 
     def _connect(self, index: int) -> _Link:
         c = self.config
@@ -156,14 +160,14 @@ class Publisher:
         self._links = [self._connect(i) for i in range(report.connections)]
         bad = Counter[str]()
         try:
-            for out in self.traffic.attributes():  # metadata first, retained like devices do
+            for out in self.source.attributes():  # metadata first, retained like devices do
                 self._send(out)
             self._service()
             started = time.monotonic()
             report.start_ms = time.time_ns() // 1_000_000
-            self.traffic.rebase(report.start_ms)  # device time starts now, after connecting
+            self.source.rebase(report.start_ms)  # device time starts now, after connecting
             next_misc = next_progress = started + 1.0
-            for sent, out in enumerate(self.traffic.messages(), start=1):
+            for sent, out in enumerate(self.source.messages(), start=1):
                 if self.stop.is_set():
                     break
                 now = time.monotonic()
@@ -195,9 +199,7 @@ class Publisher:
                     report.seconds = now - started
                     progress(report)
             elapsed = time.monotonic() - started
-            report.seconds = (
-                elapsed if self.stop.is_set() else max(elapsed, self.config.traffic.duration_s)
-            )
+            report.seconds = elapsed if self.stop.is_set() else max(elapsed, self._scheduled_s)
             report.bad_by_reason = dict(bad)
             self._drain()
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import msgspec
 
@@ -46,6 +47,19 @@ class Outgoing:
     bad_reason: str | None = None
     retain: bool = False
     kind: str = "telemetry"
+
+
+class TrafficSource(Protocol):
+    """What the publisher sends: simulated traffic, or a replayed recording."""
+
+    @property
+    def fleet(self) -> Sequence[object]: ...
+
+    def attributes(self) -> list[Outgoing]: ...
+
+    def messages(self) -> Iterator[Outgoing]: ...
+
+    def rebase(self, start_ms: int) -> None: ...
 
 
 class Traffic:
