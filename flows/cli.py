@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--seed", type=int, default=1)
     load.add_argument("--connections", type=_positive_int, default=4, help="MQTT connections")
     load.add_argument("--settle", type=_positive_float, default=10.0, help="quiet seconds (10)")
+    load.add_argument("--warmup", type=float, default=2.0, help="seconds left out of latency (2)")
     load.add_argument("--report", metavar="FILE", help="write the results as JSON")
     load.add_argument("--ramp", action="store_true", help="step the rate up until it breaks")
     load.add_argument("--ramp-start", type=_positive_float, help="first rate (--rate)")

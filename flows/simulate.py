@@ -132,6 +132,7 @@ def run_loadtest(args: argparse.Namespace, settings: Settings) -> int:
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
         settle_s=args.settle,
+        warmup_s=args.warmup,
     )
     out: dict[str, Any] = {"devices": traffic.devices, "batch": traffic.batch}
     if args.ramp:

@@ -4,7 +4,8 @@ Pure and deterministic: a configuration, a seed and a start time give the same m
 payloads, timestamps) every time, whether they are published in real time or not. Device time:
 reading ``k`` of device ``d`` (of ``n``) is taken at ``start + (k * n + d) / rate`` seconds, so
 every device reports at an even interval ``n / rate`` and the fleet at ``rate`` readings/s. A
-message carries ``batch`` consecutive readings of one device and is due at its last reading.
+message carries ``batch`` consecutive readings of one device and is due at its last reading;
+devices flush at staggered readings, so batched traffic is as even as single readings.
 """
 
 from __future__ import annotations
@@ -110,34 +111,49 @@ class Traffic:
         interval = n / c.rate
         bad_every = round(1 / c.bad_fraction) if c.bad_fraction > 0 else 0
         seqs = [0] * n
+        buffers: list[list[tuple[int, dict[str, float]]]] = [[] for _ in range(n)]
         m = 0
+        g = 0  # global reading slot: reading k of device d is slot k * n + d
         while True:
-            d, j = m % n, m // n
-            first = j * c.batch
-            due = ((first + c.batch - 1) * n + d) / c.rate
+            due = g / c.rate
             if due >= c.duration_s:
-                return
-            m += 1
+                break
+            d, k = g % n, g // n
+            g += 1
             dev = self.fleet[d]
+            ts = self.start_ms + round(due * 1000)
+            values = dev.step(interval)
+            injector = self._injectors[d]
+            if not injector.faults or injector.apply(dev, values, ts, interval):
+                buffers[d].append((ts, values))  # else dropout: the device is silent
+            if (k + 1 + d) % c.batch:  # devices flush their batches at staggered readings
+                continue
+            taken, buffers[d] = buffers[d], []
+            events = dev.take_events()
+            m += 1
             if bad_every and m % bad_every == 0:
                 reason, payload = BAD_PAYLOADS[(m // bad_every) % len(BAD_PAYLOADS)]
                 yield Outgoing(due, self.topic(dev.device_id), payload, d, bad_reason=reason)
                 continue
-            readings = []
-            injector = self._injectors[d]
-            for k in range(first, first + c.batch):
-                ts = self.start_ms + round((k * n + d) * 1000 / c.rate)
-                values = dev.step(interval)
-                if injector.faults and not injector.apply(dev, values, ts, interval):
-                    continue  # dropout: the device is silent
-                seqs[d] += 1
-                readings.append({"ts": ts, "seq": seqs[d], "values": values})
-            events = dev.take_events()
-            if readings:
-                payload = _json(readings[0] if c.batch == 1 else readings)
-                yield Outgoing(due, self.topic(dev.device_id), payload, d, readings=len(readings))
-                for event in events:
-                    event["ts"] = readings[-1]["ts"]
-                    yield Outgoing(
-                        due, self.topic(dev.device_id, "events"), _json(event), d, kind="event"
-                    )
+            if not taken:
+                continue
+            yield self._telemetry(d, taken, seqs, due)
+            for event in events:
+                event["ts"] = taken[-1][0]
+                yield Outgoing(
+                    due, self.topic(dev.device_id, "events"), _json(event), d, kind="event"
+                )
+        end = g / c.rate
+        for d, taken in enumerate(buffers):  # at the end every device flushes what it holds
+            if taken:
+                yield self._telemetry(d, taken, seqs, end)
+
+    def _telemetry(
+        self, d: int, taken: list[tuple[int, dict[str, float]]], seqs: list[int], due: float
+    ) -> Outgoing:
+        readings = []
+        for ts, values in taken:
+            seqs[d] += 1
+            readings.append({"ts": ts, "seq": seqs[d], "values": values})
+        payload = _json(readings[0] if self.config.batch == 1 else readings)
+        return Outgoing(due, self.topic(self.fleet[d].device_id), payload, d, len(readings))

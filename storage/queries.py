@@ -82,24 +82,34 @@ class Delivery:
     """Device timestamp → row written: p50, p95, p99, max (milliseconds)."""
 
 
-def delivery(database_url: str, device_prefix: str, start_ms: int, end_ms: int) -> Delivery:
-    """Rows, distinct (device, ts, seq) and latency of devices whose id starts with a prefix."""
+def delivery(
+    database_url: str,
+    device_prefix: str,
+    start_ms: int,
+    end_ms: int,
+    latency_from_ms: int | None = None,
+) -> Delivery:
+    """Rows, distinct (device, ts, seq) and latency of devices whose id starts with a prefix.
+
+    Latency counts only readings from ``latency_from_ms`` on (e.g. after a warm-up).
+    """
     start = datetime.fromtimestamp(start_ms / 1000, UTC)
     end = datetime.fromtimestamp(end_ms / 1000, UTC)
+    since = datetime.fromtimestamp((latency_from_ms or start_ms) / 1000, UTC)
     pattern = device_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     with connect(database_url) as conn:
         row = conn.execute(
             "SELECT count(*), count(DISTINCT (device_id, ts, seq)), "
             "percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP "
-            "(ORDER BY extract(epoch FROM ingested_at - ts)), "
-            "max(extract(epoch FROM ingested_at - ts)) "
+            "(ORDER BY extract(epoch FROM ingested_at - ts)) FILTER (WHERE ts >= %s), "
+            "max(extract(epoch FROM ingested_at - ts)) FILTER (WHERE ts >= %s) "
             "FROM telemetry WHERE device_id LIKE %s AND ts >= %s AND ts <= %s",
-            (pattern, start, end),
+            (since, since, pattern, start, end),
         ).fetchone()
     assert row is not None
     rows, distinct, pcts, worst = row
     latency: dict[str, float] = {}
-    if rows:
+    if pcts is not None and worst is not None:
         latency = {
             "p50": float(pcts[0]) * 1000,
             "p95": float(pcts[1]) * 1000,
@@ -129,10 +139,12 @@ class LiveLatencySampler:
         self._keys = [f"{prefix}twin:{d}" for d in device_ids]
         self._interval = interval_s
         self._last: list[bytes | None] = [None] * len(self._keys)
-        self.samples_ms: list[float] = []
+        self.samples: list[tuple[int, float]] = []
+        """(device timestamp, latency ms) of each new reading seen."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-sampler", daemon=True)
         self._since_ms = time.time_ns() // 1_000_000 - 60_000
+        """Older readings are not this run's (0: a twin that has only sent attributes)."""
 
     def start(self) -> LiveLatencySampler:
         self._thread.start()
@@ -152,15 +164,15 @@ class LiveLatencySampler:
                 if value is not None and value != self._last[i]:
                     self._last[i] = value
                     seen = int(value)
-                    if seen >= self._since_ms:  # 0 = only attributes so far; older: not ours
-                        self.samples_ms.append(now_ms - seen)
+                    if seen >= self._since_ms:
+                        self.samples.append((seen, now_ms - seen))
 
-    def stop(self) -> dict[str, float]:
-        """Stop and return p50, p95, p99 and max (milliseconds) of the samples."""
+    def stop(self, since_ms: int = 0) -> dict[str, float]:
+        """Stop; p50, p95, p99 and max (ms) of readings taken from ``since_ms`` on."""
         self._stop.set()
         self._thread.join(5)
         self._client.close()
-        return percentiles(self.samples_ms)
+        return percentiles([lat for seen, lat in self.samples if seen >= since_ms])
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

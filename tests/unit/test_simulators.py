@@ -49,7 +49,7 @@ def test_schedule_gives_the_rate_and_even_device_intervals(batch: int):
     config = TrafficConfig(devices=40, rate=400, batch=batch, duration_s=10, seed=1)
     messages = list(Traffic(config, START).messages())
     assert [m.due_s for m in messages] == sorted(m.due_s for m in messages)
-    assert sum(m.readings for m in messages) == pytest.approx(4000, abs=40 * batch)
+    assert sum(m.readings for m in messages) == 4000  # every reading, the last ones flushed
     by_device = readings_by_device(Traffic(config, START))
     for readings in by_device.values():
         ts = [r["ts"] for r in readings]
