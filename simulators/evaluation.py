@@ -1,0 +1,135 @@
+"""Measure the detectors on labelled data, through the same code the dataflow runs.
+
+SKAB protocol (``../shared/datasets/README.md``): each file is one device seen from its first
+row; the first 400 rows learn and are not scored; every later row's verdict (1 if any anomaly
+is open after the row) is compared with the ``anomaly`` label, and TP, FP, TN, FN are summed
+over all files. F1 = TP / (TP + (FP + FN) / 2), FAR = FP / (FP + TN), MAR = FN / (FN + TP).
+Detection delay per file: rows (seconds) from the first labelled row to the first verdict 1
+at or after it. The detectors never see the labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulators.replay import read_series
+from twin.anomaly.config import SKAB, DetectorConfig
+from twin.anomaly.detectors import AnomalyDetectors, DetectorState
+from twin.errors import ConfigurationError
+
+SKAB_LEARN_ROWS = 400
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    tn: int = 0
+    fn: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.tp += other.tp
+        self.fp += other.fp
+        self.tn += other.tn
+        self.fn += other.fn
+
+    @property
+    def f1(self) -> float:
+        return self.tp / (self.tp + (self.fp + self.fn) / 2) if self.tp else 0.0
+
+    @property
+    def far(self) -> float:
+        return self.fp / (self.fp + self.tn) if self.fp + self.tn else 0.0
+
+    @property
+    def mar(self) -> float:
+        return self.fn / (self.fn + self.tp) if self.fn + self.tp else 0.0
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def accuracy(self) -> float:
+        total = self.tp + self.fp + self.tn + self.fn
+        return (self.tp + self.tn) / total if total else 0.0
+
+
+@dataclass
+class FileResult:
+    path: Path
+    counts: Counts
+    delay_s: float | None
+    """Seconds from the first labelled anomaly to the first alarm at or after it."""
+    rows: list[tuple[int, float, int, int]] = field(default_factory=list)
+    """(ts_ms, score, verdict, label) for every row, for the CSV and the plots."""
+    columns: dict[str, list[float]] = field(default_factory=dict)
+
+
+def skab_files(paths: Iterable[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(p.rglob("*.csv")))
+        elif p.exists():
+            found.append(p)
+        else:
+            raise ConfigurationError(f"no such file or directory: {p}")
+    if not found:
+        raise ConfigurationError("no SKAB files found")
+    return found
+
+
+def evaluate_skab_file(path: Path, config: DetectorConfig = SKAB) -> FileResult:
+    series = read_series(path, exclude=())
+    label_col = next((c for c in series.metrics if c.lower() == "anomaly"), None)
+    if label_col is None:
+        raise ConfigurationError(f"{path}: no 'anomaly' column (not a SKAB file?)")
+    label_name = series.metrics[label_col]
+    skip = {name for col, name in series.metrics.items() if col.lower() in ("anomaly", "changepoint")}
+    detectors = AnomalyDetectors(config)
+    state = DetectorState()
+    counts = Counts()
+    result = FileResult(path=path, counts=counts, delay_s=None)
+    first_label_ts: int | None = None
+    for i, (ts, row) in enumerate(series.rows):
+        label = int(row.get(label_name, 0.0) >= 0.5)
+        values = {k: v for k, v in row.items() if k not in skip}
+        obs = detectors.observe(state, path.stem, None, ts, values)
+        verdict = int(obs.flagged)
+        result.rows.append((ts, obs.score, verdict, label))
+        for k, v in values.items():
+            result.columns.setdefault(k, []).append(v)
+        if i < SKAB_LEARN_ROWS:
+            continue
+        if label and first_label_ts is None:
+            first_label_ts = ts
+        if first_label_ts is not None and verdict and result.delay_s is None:
+            result.delay_s = (ts - first_label_ts) / 1000
+        if verdict and label:
+            counts.tp += 1
+        elif verdict:
+            counts.fp += 1
+        elif label:
+            counts.fn += 1
+        else:
+            counts.tn += 1
+    return result
+
+
+def evaluate_skab(
+    paths: Iterable[str | Path], config: DetectorConfig = SKAB
+) -> tuple[Counts, list[FileResult]]:
+    total = Counts()
+    results = []
+    for path in skab_files(paths):
+        r = evaluate_skab_file(path, config)
+        total.add(r.counts)
+        results.append(r)
+    return total, results

@@ -1,0 +1,1 @@
+"""Online anomaly detection inside the twins."""

@@ -1,0 +1,73 @@
+"""Detector hyperparameters: one frozen configuration, named by a hash of its content.
+
+Thresholds are in robust units: a metric's deviation from its learned baseline divided by its
+learned spread (``z``), for values and for rates of change. A detection opens when ``z`` stays
+above ``*_hi`` for ``*_persist`` readings in a row, or at once above ``*_instant``; it stays
+open while ``z`` is above ``*_lo`` and for ``hold`` readings after. Baselines learn only from
+readings that raise nothing, so a lasting fault keeps being reported instead of becoming the
+new normal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import msgspec
+
+
+class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    name: str = "fleet"
+    warmup_readings: int = 120
+    """Per device and metric: readings that only learn (scores are computed, nothing raised)."""
+    alpha: float = 0.01
+    """Weight of a new reading in the exponentially weighted baseline after warm-up."""
+    rel_floor: float = 0.002
+    """The spread never counts as less than this share of the baseline's magnitude ..."""
+    abs_floor: float = 1e-6
+    """... nor less than this (sensors that report a constant do not divide by zero)."""
+    level_hi: float = 4.0
+    level_lo: float = 3.0
+    level_instant: float = 8.0
+    level_persist: int = 3
+    rate_hi: float = 8.0
+    rate_lo: float = 5.0
+    rate_instant: float = 16.0
+    rate_persist: int = 2
+    hold: int = 5
+    flat_readings: int = 20
+    """A metric that normally changes at almost every reading and then repeats one value this
+    many times is reported as a stuck sensor."""
+    flat_change_share: float = 0.8
+    jump_kmh: float = 400.0
+    """Implied speed between two positions above which a GPS jump is reported."""
+    jump_min_km: float = 2.0
+    dropout_factor: float = 10.0
+    """A device silent for this many of its usual intervals has dropped out ..."""
+    dropout_min_s: float = 30.0
+    """... and at least this long."""
+    warmup_quiet: bool = True
+    """Raise nothing during warm-up (scores are still computed)."""
+
+    @property
+    def version(self) -> str:
+        """``{name}-{hash}``: changes whenever any hyperparameter changes."""
+        digest = hashlib.sha256(msgspec.json.encode(self)).hexdigest()[:10]
+        return f"{self.name}-{digest}"
+
+
+FLEET = DetectorConfig()
+"""The engine's default for vehicles and machines reporting every few seconds."""
+
+SKAB = DetectorConfig(
+    name="skab",
+    warmup_readings=400,
+    alpha=0.005,
+    rel_floor=0.0005,
+    level_hi=3.5,
+    level_lo=2.5,
+    level_instant=8.0,
+    level_persist=1,
+    hold=5,
+)
+"""For the SKAB protocol: the first 400 rows of each file learn, every later row is judged.
+Chosen once for all files; see the README's evaluation section for how."""

@@ -1,0 +1,45 @@
+"""What the detectors report."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class Detector(StrEnum):
+    """Which detector raised an anomaly (the ``detector`` column)."""
+
+    RULE = "rule"  # beyond a profile's warning / critical threshold
+    LEVEL = "level"  # a value far from the device's learned baseline
+    RATE = "rate"  # a rate of change far from the device's usual rate
+    FLATLINE = "flatline"  # a sensor stuck on one value
+    POSITION = "position"  # a GPS position that jumped faster than anything drives
+    DROPOUT = "dropout"  # a device silent far longer than its usual interval
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class Anomaly(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One anomaly episode: opened at ``started_ms``; ``ended_ms`` once it has cleared.
+
+    ``kind`` says what looks wrong (``high``, ``low``, ``rising``, ``falling``, ``stuck``,
+    ``jump``, ``silent``); ``metrics`` the metrics that drove it, with the ``expected``
+    (baseline or threshold) and ``observed`` values at the worst point so far. Identity is
+    (device, detector, metric, started_ms): a replayed reading reopens the same episode.
+    """
+
+    device_id: str
+    detector: str
+    kind: str
+    metric: str
+    severity: str
+    score: float
+    started_ms: int
+    ended_ms: int | None = None
+    expected: float | None = None
+    observed: float | None = None
+    model_version: str = ""
