@@ -14,10 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
+from simulators.faults import Fault
 from simulators.replay import read_series
-from twin.anomaly.config import SKAB, DetectorConfig
+from simulators.traffic import Traffic
+from twin.anomaly.config import FLEET, SKAB, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, DetectorState
 from twin.errors import ConfigurationError
+from twin.profiles import ProfileBook
 
 SKAB_LEARN_ROWS = 400
 
@@ -92,7 +97,9 @@ def evaluate_skab_file(path: Path, config: DetectorConfig = SKAB) -> FileResult:
     if label_col is None:
         raise ConfigurationError(f"{path}: no 'anomaly' column (not a SKAB file?)")
     label_name = series.metrics[label_col]
-    skip = {name for col, name in series.metrics.items() if col.lower() in ("anomaly", "changepoint")}
+    skip = {
+        name for col, name in series.metrics.items() if col.lower() in ("anomaly", "changepoint")
+    }
     detectors = AnomalyDetectors(config)
     state = DetectorState()
     counts = Counts()
@@ -133,3 +140,123 @@ def evaluate_skab(
         total.add(r.counts)
         results.append(r)
     return total, results
+
+
+# -- simulator runs with ground truth -----------------------------------------------------
+
+
+@dataclass
+class Detection:
+    device_id: str
+    detector: str
+    metric: str
+    started_ms: int
+    detected_ms: int
+
+
+@dataclass
+class KindResult:
+    kind: str
+    injected: int = 0
+    detected: int = 0
+    delays_s: list[float] = field(default_factory=list)
+
+    @property
+    def share(self) -> float:
+        return self.detected / self.injected if self.injected else 0.0
+
+    @property
+    def median_delay_s(self) -> float | None:
+        if not self.delays_s:
+            return None
+        d = sorted(self.delays_s)
+        mid = len(d) // 2
+        return d[mid] if len(d) % 2 else (d[mid - 1] + d[mid]) / 2
+
+
+@dataclass
+class ScenarioResult:
+    kinds: dict[str, KindResult]
+    quiet_devices: int
+    quiet_hours: float
+    false_alarms: int
+    readings: int
+    detections: list[Detection] = field(default_factory=list)
+
+    @property
+    def false_per_device_hour(self) -> float:
+        return self.false_alarms / self.quiet_hours if self.quiet_hours else 0.0
+
+
+GRACE_MS = 30_000
+"""A detection up to this long after a fault's end still counts (dropouts are seen late)."""
+
+
+def _matches(fault: Fault, d: Detection) -> bool:
+    if d.device_id != fault.device_id:
+        return False
+    if not fault.start_ms <= d.detected_ms <= fault.end_ms + GRACE_MS:
+        return False
+    if fault.kind == "dropout":
+        return d.detector == "dropout"
+    if fault.kind == "gps_jump":
+        return d.detector == "position"
+    return d.metric in fault.metrics
+
+
+def evaluate_scenario(
+    traffic: Traffic,
+    faults: list[Fault],
+    config: DetectorConfig = FLEET,
+    silence_check_ms: int = 1000,
+) -> ScenarioResult:
+    """Run a simulated fleet's telemetry (no MQTT) through the detectors and score them."""
+    book = ProfileBook()
+    detectors = AnomalyDetectors(config)
+    profiles = {d.device_id: book.get(d.profile) for d in traffic.fleet}
+    states: dict[str, DetectorState] = {d.device_id: DetectorState() for d in traffic.fleet}
+    decode = msgspec.json.Decoder()
+    detections: list[Detection] = []
+    clock = 0
+    next_check = 0
+    readings = 0
+    for msg in traffic.messages():
+        if msg.kind != "telemetry" or msg.bad_reason:
+            continue
+        device_id = traffic.fleet[msg.device].device_id
+        body = decode.decode(msg.payload)
+        for r in body if isinstance(body, list) else [body]:
+            readings += 1
+            ts = r["ts"]
+            obs = detectors.observe(
+                states[device_id], device_id, profiles[device_id], ts, r["values"]
+            )
+            detections.extend(
+                Detection(a.device_id, a.detector, a.metric, a.started_ms, ts)
+                for a in obs.events
+                if a.ended_ms is None
+            )
+            clock = max(clock, ts)
+        if clock >= next_check:  # the fleet's clock: dropouts are judged against it
+            next_check = clock + silence_check_ms
+            for dev_id, st in states.items():
+                for a in detectors.check_silence(st, dev_id, clock):
+                    detections.append(Detection(dev_id, a.detector, a.metric, a.started_ms, clock))
+    kinds: dict[str, KindResult] = {}
+    for f in faults:
+        kr = kinds.setdefault(f.kind, KindResult(f.kind))
+        kr.injected += 1
+        hits = [d for d in detections if _matches(f, d)]
+        if hits:
+            kr.detected += 1
+            kr.delays_s.append((min(d.detected_ms for d in hits) - f.start_ms) / 1000)
+    faulty = {f.device_id for f in faults}
+    quiet = [d.device_id for d in traffic.fleet if d.device_id not in faulty]
+    warm_ms = traffic.start_ms + round(
+        config.warmup_readings * len(traffic.fleet) / traffic.config.rate * 1000
+    )
+    false_alarms = sum(
+        1 for d in detections if d.device_id not in faulty and d.detected_ms >= warm_ms
+    )
+    hours = len(quiet) * max(0.0, (clock - warm_ms) / 3_600_000)
+    return ScenarioResult(kinds, len(quiet), hours, false_alarms, readings, detections)

@@ -124,7 +124,7 @@ class Vehicle:
         if truck:
             rpm *= 0.45
         cold = 0.25 if self.ambient < 5 else 0.0  # a cold battery sags
-        charging = 14.2 if rpm > 700 and self.speed > 0 else 12.6 - cold
+        charging = 14.2 - cold if rpm > 0 else 12.6 - cold  # the alternator charges while it runs
         volts = charging * self.battery_health * self.nominal_v / 12.0
         self.heading = (self.heading + r.gauss(0, 2.0)) % 360
         rad = math.radians(self.heading)
@@ -227,7 +227,7 @@ class Machine:
             return r.uniform(70, 85) if self.running else 0.0
         if self.pattern == "CONTINUOUS":
             return 75 + r.gauss(0, 2)
-        return 60 + 30 * math.sin(2 * math.pi * self.t / self.cycle_s) + r.gauss(0, 2)
+        return 60 + 20 * math.sin(2 * math.pi * self.t / self.cycle_s) + r.gauss(0, 2)
 
     def step(self, dt: float) -> dict[str, float]:
         r = self.rng

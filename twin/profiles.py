@@ -22,8 +22,17 @@ GENERIC = "generic"
 KINDS = (VEHICLE, MACHINE, GENERIC)
 
 
+WATCHES = ("all", "rate", "falling", "rules")
+
+
 class MetricSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Unit, valid range and thresholds of one metric."""
+    """Unit, valid range, thresholds of one metric, and which detectors watch it.
+
+    ``watch``: ``all`` (a condition: level against the device's baseline, rate of change and
+    stuck sensor), ``rate`` (only its rate of change), ``falling`` (only falling faster than
+    usual: a level that should only drift down slowly, like fuel or brake pads) or ``rules``
+    (operating state such as speed or load: only the thresholds apply).
+    """
 
     unit: str
     valid_min: float
@@ -32,8 +41,11 @@ class MetricSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     warn_high: float | None = None
     crit_low: float | None = None
     crit_high: float | None = None
+    watch: str = "all"
 
     def check(self, name: str) -> None:
+        if self.watch not in WATCHES:
+            raise ProfileError(f"{name}: watch must be one of {', '.join(WATCHES)}")
         if not self.valid_min < self.valid_max:
             raise ProfileError(f"{name}: valid range [{self.valid_min}, {self.valid_max}] is empty")
         for label in ("warn_low", "warn_high", "crit_low", "crit_high"):
@@ -69,6 +81,9 @@ class DeviceProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     usage_medium_km_day: float = 50.0
     usage_high_km_day: float = 150.0
     running_load_pct: float = 5.0
+    driver: str | None = None
+    """The metric that sets the operating point (rpm, load): the level detectors judge other
+    metrics against what they usually are at that point, not against one fixed baseline."""
 
     def check(self) -> None:
         if self.kind not in KINDS:
@@ -93,27 +108,27 @@ class DeviceProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return profile
 
 
-def _m(unit: str, lo: float, hi: float, **thresholds: float) -> MetricSpec:
-    return MetricSpec(unit=unit, valid_min=lo, valid_max=hi, **thresholds)
+def _m(unit: str, lo: float, hi: float, watch: str = "all", **thresholds: float) -> MetricSpec:
+    return MetricSpec(unit=unit, valid_min=lo, valid_max=hi, watch=watch, **thresholds)
 
 
 METRIC_CATALOG: dict[str, MetricSpec] = {
     # vehicles
-    "speed_kmh": _m("km/h", 0, 400),
+    "speed_kmh": _m("km/h", 0, 400, "rules"),
     "rpm": _m("rpm", 0, 100_000),
     "coolant_temp_c": _m("°C", -60, 200),
-    "fuel_level_pct": _m("%", 0, 100),
-    "odometer_km": _m("km", 0, 10_000_000),
+    "fuel_level_pct": _m("%", 0, 100, "falling"),
+    "odometer_km": _m("km", 0, 10_000_000, "rules"),
     "battery_v": _m("V", 0, 60),
-    "brake_pad_mm": _m("mm", 0, 40),
+    "brake_pad_mm": _m("mm", 0, 40, "falling"),
     "oil_pressure_kpa": _m("kPa", 0, 2000),
-    "lat": _m("°", -90, 90),
-    "lon": _m("°", -180, 180),
-    "heading_deg": _m("°", 0, 360),
+    "lat": _m("°", -90, 90, "rules"),
+    "lon": _m("°", -180, 180, "rules"),
+    "heading_deg": _m("°", 0, 360, "rules"),
     # machines
     "temperature_c": _m("°C", -60, 500),
     "vibration_mm_s": _m("mm/s", 0, 500),
-    "load_pct": _m("%", 0, 200),
+    "load_pct": _m("%", 0, 200, "rules"),
     "pressure_bar": _m("bar", -1, 1000),
     "power_kw": _m("kW", -100, 100_000),
     "current_a": _m("A", -10, 100_000),
@@ -128,12 +143,12 @@ def _vehicle_metrics(
     b = battery_nominal / 12.0
     return {
         "speed_kmh": _m(
-            "km/h", 0, max_speed * 1.3, warn_high=max_speed * 0.85, crit_high=max_speed
+            "km/h", 0, max_speed * 1.3, "rules", warn_high=max_speed * 0.85, crit_high=max_speed
         ),
-        "rpm": _m("rpm", 0, max_rpm * 1.5, warn_high=max_rpm * 0.85, crit_high=max_rpm),
+        "rpm": _m("rpm", 0, max_rpm * 1.5, "rules", warn_high=max_rpm * 0.85, crit_high=max_rpm),
         "coolant_temp_c": _m("°C", -50, 150, warn_high=105, crit_high=115),
-        "fuel_level_pct": _m("%", 0, 100, warn_low=15, crit_low=5),
-        "odometer_km": _m("km", 0, 5_000_000),
+        "fuel_level_pct": _m("%", 0, 100, "falling", warn_low=15, crit_low=5),
+        "odometer_km": _m("km", 0, 5_000_000, "rules"),
         "battery_v": _m(
             "V",
             0,
@@ -143,11 +158,11 @@ def _vehicle_metrics(
             warn_high=14.8 * b,
             crit_high=15.5 * b,
         ),
-        "brake_pad_mm": _m("mm", 0, pad_mm * 2, warn_low=3, crit_low=2),
+        "brake_pad_mm": _m("mm", 0, pad_mm * 2, "falling", warn_low=3, crit_low=2),
         "oil_pressure_kpa": _m("kPa", 0, 1200, warn_low=100, crit_low=60),
-        "lat": _m("°", -90, 90),
-        "lon": _m("°", -180, 180),
-        "heading_deg": _m("°", 0, 360),
+        "lat": _m("°", -90, 90, "rules"),
+        "lon": _m("°", -180, 180, "rules"),
+        "heading_deg": _m("°", 0, 360, "rules"),
     }
 
 
@@ -155,6 +170,7 @@ BUILTIN_PROFILES: tuple[DeviceProfile, ...] = (
     DeviceProfile(
         name="passenger_car",
         kind=VEHICLE,
+        driver="rpm",
         description="Petrol or diesel passenger car, 12 V electrics",
         metrics=_vehicle_metrics(max_speed=200, max_rpm=6500, battery_nominal=12, pad_mm=12),
         expected_interval_s=1.0,
@@ -164,6 +180,7 @@ BUILTIN_PROFILES: tuple[DeviceProfile, ...] = (
     DeviceProfile(
         name="truck",
         kind=VEHICLE,
+        driver="rpm",
         description="Heavy goods vehicle, diesel, 24 V electrics",
         metrics=_vehicle_metrics(max_speed=110, max_rpm=2800, battery_nominal=24, pad_mm=20),
         expected_interval_s=5.0,
@@ -173,11 +190,12 @@ BUILTIN_PROFILES: tuple[DeviceProfile, ...] = (
     DeviceProfile(
         name="pump",
         kind=MACHINE,
+        driver="load_pct",
         description="Centrifugal pump with motor (ISO 10816 class II vibration limits)",
         metrics={
             "temperature_c": _m("°C", -40, 200, warn_high=80, crit_high=95),
             "vibration_mm_s": _m("mm/s", 0, 100, warn_high=4.5, crit_high=7.1),
-            "load_pct": _m("%", 0, 150, warn_high=95, crit_high=110),
+            "load_pct": _m("%", 0, 150, "rules", warn_high=95, crit_high=110),
             "pressure_bar": _m("bar", -1, 60, warn_high=16, crit_high=20, warn_low=1.0),
             "rpm": _m("rpm", 0, 6000, warn_high=3300, crit_high=3600),
             "power_kw": _m("kW", -1, 500, warn_high=75, crit_high=90),
@@ -189,11 +207,12 @@ BUILTIN_PROFILES: tuple[DeviceProfile, ...] = (
     DeviceProfile(
         name="compressor",
         kind=MACHINE,
+        driver="load_pct",
         description="Rotary screw air compressor",
         metrics={
             "temperature_c": _m("°C", -40, 250, warn_high=100, crit_high=110),
             "vibration_mm_s": _m("mm/s", 0, 100, warn_high=7.1, crit_high=11.0),
-            "load_pct": _m("%", 0, 150, warn_high=95, crit_high=110),
+            "load_pct": _m("%", 0, 150, "rules", warn_high=95, crit_high=110),
             "pressure_bar": _m("bar", -1, 50, warn_high=10.5, crit_high=12, warn_low=5),
             "rpm": _m("rpm", 0, 8000, warn_high=3600, crit_high=4000),
             "power_kw": _m("kW", -1, 1000, warn_high=110, crit_high=130),
@@ -204,11 +223,12 @@ BUILTIN_PROFILES: tuple[DeviceProfile, ...] = (
     DeviceProfile(
         name="cnc_machine",
         kind=MACHINE,
+        driver="load_pct",
         description="CNC milling centre: spindle, axes and coolant",
         metrics={
             "temperature_c": _m("°C", -20, 150, warn_high=55, crit_high=65),
             "vibration_mm_s": _m("mm/s", 0, 100, warn_high=2.8, crit_high=4.5),
-            "load_pct": _m("%", 0, 150, warn_high=90, crit_high=105),
+            "load_pct": _m("%", 0, 150, "rules", warn_high=90, crit_high=105),
             "rpm": _m("rpm", 0, 40_000, warn_high=18_000, crit_high=20_000),
             "power_kw": _m("kW", -1, 200, warn_high=25, crit_high=30),
             "current_a": _m("A", -1, 500, warn_high=50, crit_high=60),
@@ -218,11 +238,12 @@ BUILTIN_PROFILES: tuple[DeviceProfile, ...] = (
     DeviceProfile(
         name="conveyor",
         kind=MACHINE,
+        driver="load_pct",
         description="Belt conveyor with drive motor",
         metrics={
             "temperature_c": _m("°C", -40, 150, warn_high=70, crit_high=85),
             "vibration_mm_s": _m("mm/s", 0, 100, warn_high=4.5, crit_high=7.1),
-            "load_pct": _m("%", 0, 150, warn_high=95, crit_high=110),
+            "load_pct": _m("%", 0, 150, "rules", warn_high=95, crit_high=110),
             "rpm": _m("rpm", 0, 3000, warn_high=1600, crit_high=1800),
             "power_kw": _m("kW", -1, 300, warn_high=40, crit_high=50),
             "current_a": _m("A", -1, 500, warn_high=80, crit_high=95),

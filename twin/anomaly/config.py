@@ -21,6 +21,8 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Per device and metric: readings that only learn (scores are computed, nothing raised)."""
     alpha: float = 0.01
     """Weight of a new reading in the exponentially weighted baseline after warm-up."""
+    rate_alpha: float = 0.002
+    """The same for rates of change, slower: wear and leaks must not become the usual rate."""
     rel_floor: float = 0.002
     """The spread never counts as less than this share of the baseline's magnitude ..."""
     abs_floor: float = 1e-6
@@ -34,6 +36,12 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     rate_instant: float = 16.0
     rate_persist: int = 2
     hold: int = 5
+    drift_k: float = 0.5
+    """CUSUM slack, in spreads: deviations smaller than this never add up."""
+    drift_h: float = 25.0
+    """CUSUM decision level: a drift is reported once the sum passes it."""
+    level_drift: bool = False
+    """CUSUM on levels too (rates always have it). Off: slow thermal swings look like drift."""
     flat_readings: int = 20
     """A metric that normally changes at almost every reading and then repeats one value this
     many times is reported as a stuck sensor."""

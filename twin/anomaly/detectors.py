@@ -46,6 +46,17 @@ class Track(msgspec.Struct, array_like=True, gc=False):
     changed: float = 0.0
     level_run: int = 0
     rate_run: int = 0
+    mx: float = 0.0
+    vx: float = 0.0
+    cxy: float = 0.0
+    rv: float = 0.0
+    up: float = 0.0
+    down: float = 0.0
+    """CUSUM of the standardised deviation above and below the baseline (slow drifts)."""
+    res: float = 0.0
+    """The smallest change seen: the sensor's resolution, below which nothing is significant."""
+    """Against the profile's driver metric x: its mean and variance, the covariance with this
+    metric, and the variance of this metric's residual around the line through them."""
 
 
 class Episode(msgspec.Struct, array_like=True, gc=False):
@@ -128,13 +139,28 @@ class AnomalyDetectors:
         la, lo = tracks.get("lat"), tracks.get("lon")
         if la is not None and lo is not None and la.n and ts_ms > la.last_ts:
             was = (la.last, lo.last, la.last_ts)
+        driver = profile.driver if profile is not None else None
+        dx = values.get(driver) if driver is not None else None
+        steady = True  # the operating point held still: rates of change mean something
+        if dx is not None:
+            dtr = tracks.get(driver)  # type: ignore[arg-type]
+            if dtr is not None and dtr.n:
+                steady = abs(dx - dtr.last) <= max(5.0, 0.1 * abs(dtr.mean))
         for metric, x in values.items():
             tr = tracks.get(metric)
             if tr is None:
                 tr = tracks[metric] = Track()
             elif ts_ms <= tr.last_ts:
                 continue  # late or repeated: the baseline moves forward in event time only
-            peak = max(peak, self._metric(st, tr, device_id, profile, metric, x, ts_ms, events))
+            spec = profile.spec(metric) if profile is not None else None
+            watch = spec.watch if spec is not None else "all"
+            px = dx if metric != driver else None
+            peak = max(
+                peak,
+                self._metric(
+                    st, tr, device_id, profile, metric, x, px, watch, steady, ts_ms, events
+                ),
+            )
         if was is not None and "lat" in values and "lon" in values:
             self._position(st, device_id, was, values["lat"], values["lon"], ts_ms, events)
         flagged = bool(st.open)
@@ -150,6 +176,9 @@ class AnomalyDetectors:
         profile: DeviceProfile | None,
         metric: str,
         x: float,
+        dx: float | None,
+        watch: str,
+        steady: bool,
         ts_ms: int,
         events: list[Anomaly],
     ) -> float:
@@ -159,19 +188,36 @@ class AnomalyDetectors:
         peak = 0.0
         # rules first: a profile threshold holds from the first reading
         if profile is not None:
-            self._rule(st, device_id, profile, metric, x, ts_ms, events)
-        # level
+            at_rest = dx is not None and dx <= profile.running_load_pct and metric != profile.driver
+            self._rule(st, device_id, profile, metric, x, ts_ms, events, at_rest)
+        if watch == "rules":
+            tr.n += 1
+            tr.last, tr.last_ts = x, ts_ms
+            return 0.0
+        # level, against the baseline at the current operating point when there is a driver
         level_key = "level:" + metric
-        sd = math.sqrt(tr.var) + max(cfg.abs_floor, cfg.rel_floor * abs(tr.mean))
-        z = (x - tr.mean) / sd if tr.n else 0.0
+        floor = max(cfg.abs_floor, cfg.rel_floor * abs(tr.mean), tr.res)
+        expected = tr.mean
+        if dx is not None and tr.vx > 0:
+            expected = tr.mean + tr.cxy / tr.vx * (dx - tr.mx)
+            sd = math.sqrt(tr.rv) + floor
+        else:
+            sd = math.sqrt(tr.var) + floor
+        z = (x - expected) / sd if tr.n else 0.0
         az = abs(z)
         level_open = level_key in st.open
-        judged = warm and metric not in _POSITION and metric not in _COUNTERS
+        judged = (
+            warm
+            and steady
+            and watch == "all"
+            and metric not in _POSITION
+            and metric not in _COUNTERS
+        )
         if judged:
             peak = _score(az, cfg.level_hi)
             if level_open:
                 if az > cfg.level_lo:
-                    self._extend(st, level_key, _score(az, cfg.level_hi), tr.mean, x, az)
+                    self._extend(st, level_key, _score(az, cfg.level_hi), expected, x, az)
                 else:
                     self._release(st, level_key, device_id, ts_ms, events)
             else:
@@ -180,16 +226,24 @@ class AnomalyDetectors:
                     kind = "high" if z > 0 else "low"
                     sev = Severity.CRITICAL if az > 2 * cfg.level_hi else Severity.WARNING
                     self._open(st, level_key, Detector.LEVEL, kind, metric, sev,
-                               _score(az, cfg.level_hi), ts_ms, tr.mean, x, device_id,
+                               _score(az, cfg.level_hi), ts_ms, expected, x, device_id,
                                events, quiet)  # fmt: skip
+        if judged and cfg.level_drift:
+            self._drift(st, tr, device_id, metric, z, ts_ms, events, quiet, x, expected)
         # rate of change per second
         rate_key = "rate:" + metric
         if tr.n:
+            step = abs(x - tr.last)
+            if step > 0 and (tr.res == 0 or step < tr.res):
+                tr.res = step
             dt = (ts_ms - tr.last_ts) / 1000.0
-            if dt > 0:
+            if dt > 0 and (steady or watch != "all"):
                 r = (x - tr.last) / dt
-                rsd = math.sqrt(tr.rvar) + max(cfg.abs_floor, cfg.rel_floor * abs(tr.rmean))
+                floor = max(cfg.abs_floor, cfg.rel_floor * abs(tr.rmean), tr.res / dt)
+                rsd = math.sqrt(tr.rvar) + floor
                 rz = (r - tr.rmean) / rsd if tr.rn else 0.0
+                if watch == "falling":
+                    rz = min(rz, 0.0)  # rising (a refill, new pads) is normal
                 arz = abs(rz)
                 rate_open = rate_key in st.open
                 if tr.rn >= cfg.warmup_readings and metric not in _POSITION:
@@ -206,7 +260,10 @@ class AnomalyDetectors:
                             self._open(st, rate_key, Detector.RATE, kind, metric, sev,
                                        _score(arz, cfg.rate_hi), ts_ms, tr.rmean, r, device_id,
                                        events, quiet)  # fmt: skip
-                if rate_key not in st.open:
+                if watch != "all" and tr.rn >= cfg.warmup_readings:
+                    self._drift(st, tr, device_id, metric, rz, ts_ms, events, quiet, r, tr.rmean)
+                suspect = max(tr.up, tr.down) > cfg.drift_h / 2  # a drift building up
+                if rate_key not in st.open and ("drift:" + metric) not in st.open and not suspect:
                     self._learn_rate(tr, r, cfg)
         # stuck sensor
         flat_key = "flatline:" + metric
@@ -218,40 +275,80 @@ class AnomalyDetectors:
             if flat_key in st.open:
                 if not same:
                     self._close(st, flat_key, device_id, ts_ms, events)
-            elif warm and tr.same >= cfg.flat_readings and tr.changed >= cfg.flat_change_share:
+            elif (
+                warm
+                and watch == "all"
+                and dx != 0  # a stopped machine reads zero everywhere, and rightly so
+                and tr.same >= cfg.flat_readings
+                and tr.changed >= cfg.flat_change_share
+            ):
                 self._open(st, flat_key, Detector.FLATLINE, "stuck", metric, Severity.WARNING,
                            0.75, ts_ms, None, x, device_id, events, quiet)  # fmt: skip
         # learn from what raised nothing
-        if level_key not in st.open and flat_key not in st.open:
-            self._learn_level(tr, x, cfg)
+        if (
+            level_key not in st.open
+            and flat_key not in st.open
+            and (watch != "all" or ("drift:" + metric) not in st.open)
+        ):
+            self._learn_level(tr, x, dx, expected, cfg)
         tr.last, tr.last_ts = x, ts_ms
         return peak
 
+    def _drift(
+        self,
+        st: DetectorState,
+        tr: Track,
+        device_id: str,
+        metric: str,
+        z: float,
+        ts_ms: int,
+        events: list[Anomaly],
+        quiet: bool,
+        observed: float,
+        expected: float,
+    ) -> None:
+        """Two-sided CUSUM of the standardised deviation: small shifts that add up."""
+        cfg = self.config
+        k = cfg.drift_k
+        tr.up = max(0.0, tr.up + z - k)
+        tr.down = max(0.0, tr.down - z - k)
+        key = "drift:" + metric
+        worst = max(tr.up, tr.down)
+        if key in st.open:
+            if worst == 0.0:
+                self._close(st, key, device_id, ts_ms, events)
+            return
+        if worst > cfg.drift_h:
+            kind = "rising" if tr.up >= tr.down else "falling"
+            self._open(st, key, Detector.DRIFT, kind, metric, Severity.WARNING,
+                       _score(worst, cfg.drift_h), ts_ms, expected, observed, device_id,
+                       events, quiet)  # fmt: skip
+
     @staticmethod
-    def _learn_level(tr: Track, x: float, cfg: DetectorConfig) -> None:
+    def _learn_level(
+        tr: Track, x: float, dx: float | None, expected: float, cfg: DetectorConfig
+    ) -> None:
         tr.n += 1
-        if tr.n <= cfg.warmup_readings:  # exact running mean and variance while warming up
-            d = x - tr.mean
-            tr.mean += d / tr.n
-            tr.var += (d * (x - tr.mean) - tr.var) / tr.n
-        else:
-            a = cfg.alpha
-            d = x - tr.mean
-            tr.mean += a * d
-            tr.var = (1 - a) * (tr.var + a * d * d)
+        # exact running moments while warming up, exponentially weighted afterwards
+        a = 1.0 / tr.n if tr.n <= cfg.warmup_readings else cfg.alpha
+        d = x - tr.mean
+        resid = x - expected
+        tr.mean += a * d
+        tr.var = (1 - a) * (tr.var + a * d * d)
+        if dx is not None:
+            e = dx - tr.mx
+            tr.mx += a * e
+            tr.vx = (1 - a) * (tr.vx + a * e * e)
+            tr.cxy = (1 - a) * (tr.cxy + a * e * d)
+            tr.rv = (1 - a) * (tr.rv + a * resid * resid)
 
     @staticmethod
     def _learn_rate(tr: Track, r: float, cfg: DetectorConfig) -> None:
         tr.rn += 1
-        if tr.rn <= cfg.warmup_readings:
-            d = r - tr.rmean
-            tr.rmean += d / tr.rn
-            tr.rvar += (d * (r - tr.rmean) - tr.rvar) / tr.rn
-        else:
-            a = cfg.alpha
-            d = r - tr.rmean
-            tr.rmean += a * d
-            tr.rvar = (1 - a) * (tr.rvar + a * d * d)
+        a = 1.0 / tr.rn if tr.rn <= cfg.warmup_readings else cfg.rate_alpha
+        d = r - tr.rmean
+        tr.rmean += a * d
+        tr.rvar = (1 - a) * (tr.rvar + a * d * d)
 
     def _rule(
         self,
@@ -262,7 +359,9 @@ class AnomalyDetectors:
         x: float,
         ts_ms: int,
         events: list[Anomaly],
+        at_rest: bool = False,
     ) -> None:
+        """Thresholds; low limits do not apply while the machine stands still."""
         spec = profile.spec(metric)
         if spec is None:
             return
@@ -270,11 +369,11 @@ class AnomalyDetectors:
         verdict: tuple[str, str, float] | None = None
         if spec.crit_high is not None and x >= spec.crit_high:
             verdict = ("high", Severity.CRITICAL, spec.crit_high)
-        elif spec.crit_low is not None and x <= spec.crit_low:
+        elif spec.crit_low is not None and x <= spec.crit_low and not at_rest:
             verdict = ("low", Severity.CRITICAL, spec.crit_low)
         elif spec.warn_high is not None and x >= spec.warn_high:
             verdict = ("high", Severity.WARNING, spec.warn_high)
-        elif spec.warn_low is not None and x <= spec.warn_low:
+        elif spec.warn_low is not None and x <= spec.warn_low and not at_rest:
             verdict = ("low", Severity.WARNING, spec.warn_low)
         ep = st.open.get(key)
         if verdict is None:
