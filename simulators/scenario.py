@@ -81,13 +81,17 @@ class Scenario:
         rng = random.Random(f"faults:{seed}:{self.name}")
         planned: list[Fault] = []
         by_id = {d.device_id: d for d in fleet}
+        used: set[str] = set()
         for spec in self.faults:
             if spec.devices:
                 targets = [by_id[d] for d in spec.devices if d in by_id]
-            else:
-                pool = [d for d in fleet if eligible(spec.kind, d)]
+            else:  # one fault per device while devices last, so no fault hides another
+                pool = [d for d in fleet if eligible(spec.kind, d) and d.device_id not in used]
+                if not pool:
+                    pool = [d for d in fleet if eligible(spec.kind, d)]
                 count = max(1, round(len(pool) * spec.share)) if pool and spec.share > 0 else 0
                 targets = rng.sample(pool, count)
+            used.update(d.device_id for d in targets)
             for dev in targets:
                 start = rng.uniform(*spec.start_s)
                 length = rng.uniform(*spec.duration_s)
