@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import bytewax.operators as op
@@ -83,6 +84,19 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
             outputs.append(output)
         self._state = state
         return outputs, StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[list[TwinOutput], bool]:
+        """The device has been silent too long: a dropout anomaly."""
+        if self._state is None:
+            return [], StatefulBatchLogic.RETAIN
+        output = self._processor.check_silence(self._state, now_ms())
+        return ([output] if output is not None else []), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        if self._state is None:
+            return None
+        due = self._processor.silence_due_ms(self._state)
+        return None if due is None else datetime.fromtimestamp(due / 1000, UTC)
 
     def on_eof(self) -> tuple[list[TwinOutput], bool]:
         if self._state is None:

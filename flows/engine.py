@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
 
+import msgspec
 from bytewax.run import cli_main
 
 from flows import metrics
@@ -24,6 +25,8 @@ from flows.settings import Settings
 from flows.sinks import PgSink, RedisSink
 from storage.catalog import load_profiles, load_snapshots, sync_builtin_profiles
 from storage.database import connect, migrate
+from twin.anomaly.config import FLEET
+from twin.anomaly.detectors import AnomalyDetectors
 from twin.parsing import ParseLimits, Parser
 from twin.processor import TwinProcessor, TwinSettings
 from twin.profiles import BUILTIN_PROFILES, ProfileBook
@@ -70,6 +73,14 @@ def prepare(settings: Settings) -> tuple[ProfileBook, dict[str, bytes]]:
     return ProfileBook(profiles), warm
 
 
+def detectors(settings: Settings) -> AnomalyDetectors | None:
+    if settings.detectors == "off":
+        return None
+    return AnomalyDetectors(
+        msgspec.structs.replace(FLEET, warmup_readings=settings.detector_warmup)
+    )
+
+
 def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm: dict[str, bytes]):  # type: ignore[no-untyped-def]
     """The dataflow for ``settings`` (split out so the demo and tests can run it)."""
     assert settings.database_url and settings.redis_url
@@ -81,6 +92,7 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
             topic_prefix=settings.topic_prefix,
         ),
         warm,
+        detectors(settings),
     )
     parser = Parser(
         ParseLimits(

@@ -10,6 +10,9 @@ DEAD_LETTERS = Counter(
     "twin_dead_letters_total", "Messages or readings refused, by reason", ["reason"]
 )
 ROWS = Counter("twin_rows_written_total", "Rows committed to PostgreSQL, by table", ["table"])
+ANOMALIES = Counter(
+    "twin_anomalies_total", "Anomaly episodes raised or escalated", ["detector", "severity"]
+)
 DUPLICATES = Counter("twin_duplicate_readings_total", "Redelivered readings already stored")
 LIVE_WRITES = Counter("twin_live_states_written_total", "Twin hashes written to Redis")
 SINK_RETRIES = Counter("twin_sink_retries_total", "Sink writes retried", ["sink"])

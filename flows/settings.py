@@ -68,6 +68,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "max_payload_bytes": ("TWIN_MAX_PAYLOAD_BYTES", int),
     "max_future_skew_s": ("TWIN_MAX_FUTURE_SKEW_S", int),
     "epoch_interval_s": ("TWIN_EPOCH_INTERVAL_S", float),
+    "detectors": ("TWIN_DETECTORS", str),
+    "detector_warmup": ("TWIN_DETECTOR_WARMUP", int),
     "workers": ("TWIN_WORKERS", int),
     "log_level": ("TWIN_LOG_LEVEL", str),
 }
@@ -94,6 +96,8 @@ class Settings:
     max_payload_bytes: int = 256 * 1024
     max_future_skew_s: int = 300
     epoch_interval_s: float = 10.0
+    detectors: str = "on"  # "off": no anomaly detection (for comparison)
+    detector_warmup: int = 120  # readings per device and metric that only learn
     workers: int = 1
     log_level: str = "INFO"
 
@@ -131,6 +135,10 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{_ENV[name][0]} must be at least 1")
+        if self.detectors not in ("on", "off"):
+            raise ConfigurationError("TWIN_DETECTORS must be on or off")
+        if self.detector_warmup < 0:
+            raise ConfigurationError("TWIN_DETECTOR_WARMUP must be 0 or more")
         if self.snapshot_interval_s <= 0 or self.epoch_interval_s <= 0:
             raise ConfigurationError("snapshot and epoch intervals must be positive")
         if not 0 <= self.metrics_port <= 65535:

@@ -150,6 +150,12 @@ def _count(result: WriteResult, outputs: Sequence[TwinOutput], dead: Sequence[De
         metrics.ROWS.labels("device_events").inc(result.events)
     if result.devices:
         metrics.ROWS.labels("devices").inc(result.devices)
+    if result.anomalies:
+        metrics.ROWS.labels("anomalies").inc(result.anomalies)
+        for o in outputs:
+            for a in o.anomalies:
+                if a.ended_ms is None:
+                    metrics.ANOMALIES.labels(a.detector, a.severity).inc()
 
 
 def _merge(total: WriteResult, part: WriteResult) -> None:
@@ -159,6 +165,7 @@ def _merge(total: WriteResult, part: WriteResult) -> None:
     total.events += part.events
     total.devices += part.devices
     total.snapshots += part.snapshots
+    total.anomalies += part.anomalies
 
 
 def _refused(outs: list[TwinOutput], dls: list[DeadLetter], error: str) -> list[DeadLetter]:

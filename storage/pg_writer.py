@@ -61,6 +61,22 @@ _UPSERT_SNAPSHOT = (
     "WHERE excluded.taken_at >= twin_snapshots.taken_at"
 )
 _TOUCH_DEVICE = "UPDATE devices SET last_seen = GREATEST(last_seen, %s) WHERE device_id = %s"
+_UPSERT_ANOMALY = (
+    "INSERT INTO anomalies (device_id, detector, metric, started_at, ended_at, kind, severity, "
+    "score, expected, observed, model_version) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (device_id, detector, metric, started_at) DO UPDATE SET "
+    "ended_at = COALESCE(EXCLUDED.ended_at, anomalies.ended_at), "
+    "severity = CASE WHEN anomalies.severity = 'critical' THEN 'critical' "
+    "ELSE EXCLUDED.severity END, "
+    "score = GREATEST(anomalies.score, EXCLUDED.score), "
+    "expected = COALESCE(EXCLUDED.expected, anomalies.expected), "
+    "observed = COALESCE(EXCLUDED.observed, anomalies.observed), "
+    "updated_at = now()"
+)
+"""An episode is written when it opens and again when it escalates or closes: one row each,
+and a replayed reading that reopens it changes nothing."""
+
 _COPY_DEAD = "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
 
 _json = msgspec.json.Encoder().encode
@@ -76,6 +92,7 @@ class WriteResult:
     events: int = 0
     devices: int = 0
     snapshots: int = 0
+    anomalies: int = 0
     partitions_created: list[date] = field(default_factory=list)
 
     @property
@@ -151,8 +168,25 @@ class PgWriter:
         event_rows = []
         snapshot_rows = []
         touch_rows = []
+        anomaly_rows = []
         dead = list(extra_dead)
         for out in outputs:
+            for a in out.anomalies:
+                anomaly_rows.append(
+                    (
+                        a.device_id,
+                        a.detector,
+                        a.metric,
+                        ms_to_datetime(a.started_ms),
+                        None if a.ended_ms is None else ms_to_datetime(a.ended_ms),
+                        a.kind,
+                        a.severity,
+                        a.score,
+                        a.expected,
+                        a.observed,
+                        a.model_version,
+                    )
+                )
             if out.readings:
                 dev = out.device_id.encode()
                 for r in out.readings:
@@ -217,6 +251,9 @@ class PgWriter:
                 cur.execute(_MERGE)
                 result.readings = len(lines)
                 result.inserted = max(cur.rowcount, 0)
+            if anomaly_rows:
+                cur.executemany(_UPSERT_ANOMALY, anomaly_rows)
+                result.anomalies = len(anomaly_rows)
             if event_rows:
                 cur.executemany(_INSERT_EVENT, event_rows)
                 result.events = len(event_rows)

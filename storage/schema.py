@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Identity,
     Index,
     Integer,
@@ -105,4 +106,35 @@ dead_letters = Table(
     Index("ix_dead_letters_received_at", "received_at"),
     Index("ix_dead_letters_reason_received_at", "reason", "received_at"),
     Index("ix_dead_letters_device_id", "device_id", "received_at"),
+)
+
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("device_id", Text, primary_key=True),
+    Column("detector", Text, primary_key=True),
+    Column("metric", Text, primary_key=True),
+    Column("started_at", TZ, primary_key=True),
+    Column("ended_at", TZ),
+    Column("kind", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("score", Float, nullable=False),
+    Column("expected", Float),
+    Column("observed", Float),
+    Column("model_version", Text, nullable=False),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    Index("ix_anomalies_started_at", "started_at"),
+    Index("ix_anomalies_open", "device_id", postgresql_where=text("ended_at IS NULL")),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("shared_state", JSONB, nullable=False, server_default=EMPTY_OBJECT),
+    Column("evaluations", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
 )

@@ -11,6 +11,8 @@ from collections.abc import MutableMapping
 
 import msgspec
 
+from twin.anomaly.detectors import AnomalyDetectors
+from twin.anomaly.records import Anomaly
 from twin.profiles import GENERIC, METRIC_CATALOG, DeviceProfile, ProfileBook
 from twin.records import (
     Attributes,
@@ -48,8 +50,11 @@ class TwinProcessor:
         profiles: ProfileBook | None = None,
         settings: TwinSettings | None = None,
         warm_states: MutableMapping[str, bytes] | None = None,
+        detectors: AnomalyDetectors | None = None,
     ) -> None:
+        """``detectors`` None: no anomaly detection (health stays 100)."""
         self.profiles = profiles or ProfileBook()
+        self.detectors = detectors
         self.settings = settings or TwinSettings()
         self.warm_states: MutableMapping[str, bytes] = (
             warm_states if warm_states is not None else {}
@@ -83,6 +88,8 @@ class TwinProcessor:
         accepted: list[Reading] = []
         dead: list[DeadLetter] = []
         events: list[DeviceEvent] = []
+        anomalies: list[Anomaly] = []
+        detectors = self.detectors
         attributes: dict[str, object] | None = None
         positioned = False
         for item in inbox.items:
@@ -93,6 +100,12 @@ class TwinProcessor:
                     continue
                 state.apply(item, profile)
                 accepted.append(item)
+                if detectors is not None:  # scored before anything learns from it
+                    obs = detectors.observe(
+                        state.detectors, device_id, profile, item.ts_ms, item.values
+                    )
+                    if obs.events:
+                        anomalies.extend(obs.events)
                 if not positioned and "lat" in item.values:
                     positioned = True
             elif type(item) is Attributes:
@@ -126,6 +139,8 @@ class TwinProcessor:
                 first_seen_ms=state.first_seen_ms or state.last_arrival_ms or now_ms,
                 last_seen_ms=state.last_seen_ms or now_ms,
             )
+        if detectors is not None and accepted:
+            state.health = detectors.health(state.detectors)
         snapshot = None
         if now_ms - state.snapshot_ms >= self.settings.snapshot_interval_ms:
             snapshot = self.snapshot(state, now_ms)
@@ -139,8 +154,38 @@ class TwinProcessor:
             lat_lon=state.position() if positioned else None,
             registry=registry,
             snapshot=snapshot,
+            anomalies=anomalies,
         )
         return state, output
+
+    def silence_due_ms(self, state: TwinState) -> int | None:
+        """Wall-clock time at which this twin's device would count as dropped out."""
+        if self.detectors is None:
+            return None
+        limit = self.detectors.silence_limit_ms(state.detectors)
+        if limit is None or not state.last_arrival_ms:
+            return None
+        return state.last_arrival_ms + limit + 1
+
+    def check_silence(self, state: TwinState, now_ms: int) -> TwinOutput | None:
+        """A dropout anomaly for a device silent too long; its event clock is extrapolated
+        from its last arrival, so device clock offsets do not matter."""
+        if self.detectors is None or not state.last_arrival_ms:
+            return None
+        device_now = state.detectors.last_ts + (now_ms - state.last_arrival_ms)
+        found = self.detectors.check_silence(state.detectors, state.device_id, device_now)
+        if not found:
+            return None
+        state.health = self.detectors.health(state.detectors)
+        profile = self.profiles.get(state.profile)
+        return TwinOutput(
+            device_id=state.device_id,
+            readings=[],
+            dead_letters=[],
+            events=[],
+            live=state.live_view(profile, now_ms),
+            anomalies=found,
+        )
 
     def snapshot(self, state: TwinState, now_ms: int) -> Snapshot:
         state.snapshot_ms = now_ms

@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from twin.anomaly.records import Anomaly
+
 
 class Channel(StrEnum):
     """The topic suffix a message arrived on."""
@@ -136,6 +138,8 @@ class TwinOutput(msgspec.Struct, frozen=True, gc=False):
     lat_lon: tuple[float, float] | None = None
     registry: DeviceRecord | None = None
     snapshot: Snapshot | None = None
+    anomalies: list[Anomaly] = msgspec.field(default_factory=list)
+    """Anomaly episodes opened, escalated or closed by this batch (upserts by identity)."""
 
 
 class DeviceInbox(msgspec.Struct, frozen=True, gc=False):

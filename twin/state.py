@@ -15,6 +15,7 @@ import math
 
 import msgspec
 
+from twin.anomaly.detectors import DetectorState
 from twin.clock import MS_PER_DAY, MS_PER_HOUR
 from twin.profiles import GENERIC, MACHINE, VEHICLE, DeviceProfile
 from twin.records import Reading
@@ -55,6 +56,9 @@ class TwinState(msgspec.Struct, kw_only=True):
     was_running: bool = False
     load_sum: float = 0.0
     load_weight_h: float = 0.0
+    # anomaly detection: baselines per metric and open anomalies
+    detectors: DetectorState = msgspec.field(default_factory=DetectorState)
+    health: int = 100
     # bookkeeping
     snapshot_ms: int = 0
 
@@ -162,6 +166,8 @@ class TwinState(msgspec.Struct, kw_only=True):
             messages=self.messages,
             readings=self.readings,
             rejected=self.rejected,
+            health=self.health,
+            anomalies_open=len(self.detectors.open),
         )
         if self.kind == VEHICLE:
             rate = self.km_per_day

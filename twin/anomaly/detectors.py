@@ -415,15 +415,19 @@ class AnomalyDetectors:
 
     # -- silence -------------------------------------------------------------------------
 
-    def check_silence(self, st: DetectorState, device_id: str, now_ms: int) -> list[Anomaly]:
-        """A dropout anomaly once the device has been silent far longer than it usually is."""
+    def silence_limit_ms(self, st: DetectorState) -> int | None:
+        """How long this device may be silent; None while its usual interval is unknown."""
         cfg = self.config
         if not st.last_ts or st.interval_ms <= 0 or "dropout:" in st.open:
-            return []
+            return None
         if st.readings < min(cfg.warmup_readings, 20):
-            return []
-        limit = max(cfg.dropout_factor * st.interval_ms, cfg.dropout_min_s * 1000)
-        if now_ms - st.last_ts <= limit:
+            return None
+        return round(max(cfg.dropout_factor * st.interval_ms, cfg.dropout_min_s * 1000))
+
+    def check_silence(self, st: DetectorState, device_id: str, now_ms: int) -> list[Anomaly]:
+        """A dropout anomaly once the device has been silent far longer than it usually is."""
+        limit = self.silence_limit_ms(st)
+        if limit is None or now_ms - st.last_ts <= limit:
             return []
         events: list[Anomaly] = []
         self._open(st, "dropout:", Detector.DROPOUT, "silent", "", Severity.WARNING, 0.8,
