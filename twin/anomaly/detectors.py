@@ -242,8 +242,9 @@ class AnomalyDetectors:
                 floor = max(cfg.abs_floor, cfg.rel_floor * abs(tr.rmean), tr.res / dt)
                 rsd = math.sqrt(tr.rvar) + floor
                 rz = (r - tr.rmean) / rsd if tr.rn else 0.0
+                outlier = tr.rn >= cfg.warmup_readings and abs(rz) > cfg.rate_hi
                 if watch == "falling":
-                    rz = min(rz, 0.0)  # rising (a refill, new pads) is normal
+                    rz = min(rz, 0.0)  # rising (a refill, new pads) is normal, not usual
                 arz = abs(rz)
                 rate_open = rate_key in st.open
                 if tr.rn >= cfg.warmup_readings and metric not in _POSITION:
@@ -262,7 +263,7 @@ class AnomalyDetectors:
                                        events, quiet)  # fmt: skip
                 if watch != "all" and tr.rn >= cfg.warmup_readings:
                     self._drift(st, tr, device_id, metric, rz, ts_ms, events, quiet, r, tr.rmean)
-                suspect = max(tr.up, tr.down) > cfg.drift_h / 2  # a drift building up
+                suspect = outlier or max(tr.up, tr.down) > cfg.drift_h / 2  # or a drift building
                 if rate_key not in st.open and ("drift:" + metric) not in st.open and not suspect:
                     self._learn_rate(tr, r, cfg)
         # stuck sensor
