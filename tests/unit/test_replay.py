@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,12 +18,22 @@ SKAB_HEADER = (
 )
 
 
-def skab_file(path: Path, rows: int = 30) -> Path:
+def skab_file(path: Path, rows: int = 30, anomaly_from: int = 10, anomaly_to: int = 15) -> Path:
+    """A file in SKAB's format: noisy sensors, and from ``anomaly_from`` a closed valve (flow
+    and pressure fall, current rises) labelled until ``anomaly_to``."""
+    rng = random.Random(rows)
     lines = [SKAB_HEADER]
+    start = datetime(2020, 3, 9, 10, 14, 0)
     for i in range(rows):
+        bad = anomaly_from <= i < anomaly_to
+        flow = 32.0 - (6.0 if bad else 0.0) + rng.gauss(0, 0.3)
+        pressure = 0.05 + (0.8 if bad else 0.0) + rng.gauss(0, 0.02)
+        current = 1.3 + (0.4 if bad else 0.0) + rng.gauss(0, 0.03)
+        moment = (start + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S")
         lines.append(
-            f"2020-03-09 10:{14 + i // 60:02d}:{i % 60:02d};0.02{i:02d};0.04;1.3;0.05;79.{i};26.0;"
-            f"233.0;32.0;{1.0 if 10 <= i < 15 else 0.0};0.0"
+            f"{moment};{0.026 + rng.gauss(0, 0.0005):.6f};{0.04 + rng.gauss(0, 0.0005):.6f};"
+            f"{current:.5f};{pressure:.6f};{79.0 + rng.gauss(0, 0.05):.4f};26.0;"
+            f"{233.0 + rng.gauss(0, 1):.3f};{flow:.3f};{1.0 if bad else 0.0};0.0"
         )
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -38,7 +50,7 @@ def test_skab_format_is_read_with_labels_left_out(tmp_path: Path):
     ts0, values0 = series.rows[0]
     assert ts0 == parse_time("2020-03-09T10:14:00+00:00")
     assert series.rows[1][0] - ts0 == 1000
-    assert values0["temperature"] == 79.0 and "anomaly" not in values0
+    assert values0["thermocouple"] == 26.0 and "anomaly" not in values0
 
 
 def test_comma_files_with_epoch_seconds_mapping_and_blank_cells(tmp_path: Path):
