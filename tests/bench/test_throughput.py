@@ -137,9 +137,18 @@ def test_engine_throughput(
     assert hashes == devices
 
 
+@pytest.mark.parametrize("detectors", ["on", "off"])
 @pytest.mark.parametrize(("devices", "readings", "batch"), [(10_000, 200_000, 1)])
 def test_engine_drains_backlog_near_the_raw_ceiling(
-    bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env, devices, readings, batch
+    bench_broker,
+    pg_admin_url,
+    redis_url,
+    redis_prefix,
+    engine_env,
+    devices,
+    readings,
+    batch,
+    detectors,
 ):
     port = bench_broker
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
@@ -149,6 +158,8 @@ def test_engine_drains_backlog_near_the_raw_ceiling(
             TWIN_DATABASE_URL=db,
             TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
             TWIN_SNAPSHOT_INTERVAL_S="30",
+            TWIN_DETECTORS=detectors,
+            TWIN_DETECTOR_WARMUP="5",  # 20 readings per device: let the detectors judge most
         )
         assert EngineProcess(env).start().stop() == 0  # leaves its session at the broker
         bare(port, f"$share/bare/{prefix}devices/#", "register")
@@ -166,7 +177,8 @@ def test_engine_drains_backlog_near_the_raw_ceiling(
     raw = ceiling["messages"] * batch / ceiling["seconds"]
     rate = count / float(span)
     print(
-        f"\n[bench backlog] {devices} devices, {readings} readings, {batch} per message: bare "
+        f"\n[bench backlog] detectors {detectors}: {devices} devices, {readings} readings, "
+        f"{batch} per message: bare "
         f"paho subscriber {raw:.0f} readings/s; engine committed {count} rows at {rate:.0f} "
         f"readings/s = {rate / raw:.0%} of the raw ceiling; engine RSS {rss:.0f} MiB; "
         f"{hashes} Redis hashes; exit {code}"

@@ -26,7 +26,7 @@ import msgspec
 
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.records import Anomaly, Detector, Severity
-from twin.profiles import DeviceProfile
+from twin.profiles import METRIC_CATALOG, DeviceProfile, MetricSpec
 
 EARTH_KM = 6371.0
 
@@ -102,6 +102,8 @@ def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
+_UNKNOWN: tuple[str, MetricSpec | None] = ("all", None)
+"""A metric no profile or catalogue knows: watched as a condition, no thresholds."""
 _POSITION = ("lat", "lon", "heading_deg")
 _COUNTERS = ("odometer_km",)
 """Metrics whose level only ever grows: judged by their rate alone."""
@@ -113,6 +115,7 @@ class AnomalyDetectors:
     def __init__(self, config: DetectorConfig = FLEET) -> None:
         self.config = config
         self.version = config.version
+        self._plans: dict[str, dict[str, tuple[str, MetricSpec | None]]] = {}
 
     # -- per reading ---------------------------------------------------------------------
 
@@ -146,21 +149,26 @@ class AnomalyDetectors:
             dtr = tracks.get(driver)  # type: ignore[arg-type]
             if dtr is not None and dtr.n:
                 steady = abs(dx - dtr.last) <= max(5.0, 0.1 * abs(dtr.mean))
+        plan = self._plan(profile)
+        at_rest = profile is not None and dx is not None and dx <= profile.running_load_pct
         for metric, x in values.items():
             tr = tracks.get(metric)
             if tr is None:
                 tr = tracks[metric] = Track()
             elif ts_ms <= tr.last_ts:
                 continue  # late or repeated: the baseline moves forward in event time only
-            spec = profile.spec(metric) if profile is not None else None
-            watch = spec.watch if spec is not None else "all"
+            watch, spec = plan.get(metric, _UNKNOWN)
+            if spec is not None:
+                self._rule(st, device_id, spec, metric, x, ts_ms, events,
+                           at_rest and metric != driver)  # fmt: skip
+            if watch == "rules":  # operating state: thresholds only
+                tr.n += 1
+                tr.last, tr.last_ts = x, ts_ms
+                continue
             px = dx if metric != driver else None
-            peak = max(
-                peak,
-                self._metric(
-                    st, tr, device_id, profile, metric, x, px, watch, steady, ts_ms, events
-                ),
-            )
+            score = self._metric(st, tr, device_id, metric, x, px, watch, steady, ts_ms, events)
+            if score > peak:
+                peak = score
         if was is not None and "lat" in values and "lon" in values:
             self._position(st, device_id, was, values["lat"], values["lon"], ts_ms, events)
         flagged = bool(st.open)
@@ -168,12 +176,28 @@ class AnomalyDetectors:
             peak = max(peak, ep.score)
         return Observation(events, flagged, min(1.0, peak))
 
+    def _plan(self, profile: DeviceProfile | None) -> dict[str, tuple[str, MetricSpec | None]]:
+        """Per metric of a profile: which detectors watch it, and its thresholds if any."""
+        name = profile.name if profile is not None else ""
+        plan = self._plans.get(name)
+        if plan is None:
+            plan = {}
+            names = set(METRIC_CATALOG) | set(profile.metrics if profile is not None else ())
+            for metric in names:
+                spec = profile.spec(metric) if profile is not None else None
+                if spec is None:
+                    continue
+                limits = (spec.warn_low, spec.warn_high, spec.crit_low, spec.crit_high)
+                has_limits = any(v is not None for v in limits)
+                plan[metric] = (spec.watch, spec if has_limits else None)
+            self._plans[name] = plan
+        return plan
+
     def _metric(
         self,
         st: DetectorState,
         tr: Track,
         device_id: str,
-        profile: DeviceProfile | None,
         metric: str,
         x: float,
         dx: float | None,
@@ -186,14 +210,6 @@ class AnomalyDetectors:
         warm = tr.n >= cfg.warmup_readings
         quiet = cfg.warmup_quiet and not warm
         peak = 0.0
-        # rules first: a profile threshold holds from the first reading
-        if profile is not None:
-            at_rest = dx is not None and dx <= profile.running_load_pct and metric != profile.driver
-            self._rule(st, device_id, profile, metric, x, ts_ms, events, at_rest)
-        if watch == "rules":
-            tr.n += 1
-            tr.last, tr.last_ts = x, ts_ms
-            return 0.0
         # level, against the baseline at the current operating point when there is a driver
         level_key = "level:" + metric
         floor = max(cfg.abs_floor, cfg.rel_floor * abs(tr.mean), tr.res)
@@ -355,17 +371,15 @@ class AnomalyDetectors:
         self,
         st: DetectorState,
         device_id: str,
-        profile: DeviceProfile,
+        spec: MetricSpec,
         metric: str,
         x: float,
         ts_ms: int,
         events: list[Anomaly],
         at_rest: bool = False,
     ) -> None:
-        """Thresholds; low limits do not apply while the machine stands still."""
-        spec = profile.spec(metric)
-        if spec is None:
-            return
+        """Thresholds, from the first reading; low limits do not apply while a machine stands
+        still."""
         key = "rule:" + metric
         verdict: tuple[str, str, float] | None = None
         if spec.crit_high is not None and x >= spec.crit_high:
@@ -402,6 +416,8 @@ class AnomalyDetectors:
     ) -> None:
         cfg = self.config
         key = "position:"
+        if key not in st.open and abs(lat - was[0]) + abs(lon - was[1]) < cfg.jump_min_km / 111.0:
+            return  # moved less than the smallest jump in any direction: nothing to check
         km = _haversine_km(was[0], was[1], lat, lon)
         hours = max(ts_ms - was[2], 1) / 3_600_000
         kmh = km / hours
