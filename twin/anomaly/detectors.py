@@ -102,7 +102,8 @@ def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-_UNKNOWN: tuple[str, MetricSpec | None] = ("all", None)
+_Plan = tuple[str, MetricSpec | None, float, float]
+_UNKNOWN: _Plan = ("all", None, -math.inf, math.inf)
 """A metric no profile or catalogue knows: watched as a condition, no thresholds."""
 _POSITION = ("lat", "lon", "heading_deg")
 _COUNTERS = ("odometer_km",)
@@ -115,7 +116,7 @@ class AnomalyDetectors:
     def __init__(self, config: DetectorConfig = FLEET) -> None:
         self.config = config
         self.version = config.version
-        self._plans: dict[str, dict[str, tuple[str, MetricSpec | None]]] = {}
+        self._plans: dict[str, dict[str, _Plan]] = {}
 
     # -- per reading ---------------------------------------------------------------------
 
@@ -157,8 +158,8 @@ class AnomalyDetectors:
                 tr = tracks[metric] = Track()
             elif ts_ms <= tr.last_ts:
                 continue  # late or repeated: the baseline moves forward in event time only
-            watch, spec = plan.get(metric, _UNKNOWN)
-            if spec is not None:
+            watch, spec, low, high = plan.get(metric, _UNKNOWN)
+            if spec is not None and (x <= low or x >= high or ("rule:" + metric) in st.open):
                 self._rule(st, device_id, spec, metric, x, ts_ms, events,
                            at_rest and metric != driver)  # fmt: skip
             if watch == "rules":  # operating state: thresholds only
@@ -176,8 +177,9 @@ class AnomalyDetectors:
             peak = max(peak, ep.score)
         return Observation(events, flagged, min(1.0, peak))
 
-    def _plan(self, profile: DeviceProfile | None) -> dict[str, tuple[str, MetricSpec | None]]:
-        """Per metric of a profile: which detectors watch it, and its thresholds if any."""
+    def _plan(self, profile: DeviceProfile | None) -> dict[str, _Plan]:
+        """Per metric of a profile: which detectors watch it, its thresholds if any, and the
+        band inside which no threshold can be crossed (checked before anything else)."""
         name = profile.name if profile is not None else ""
         plan = self._plans.get(name)
         if plan is None:
@@ -187,9 +189,14 @@ class AnomalyDetectors:
                 spec = profile.spec(metric) if profile is not None else None
                 if spec is None:
                     continue
-                limits = (spec.warn_low, spec.warn_high, spec.crit_low, spec.crit_high)
-                has_limits = any(v is not None for v in limits)
-                plan[metric] = (spec.watch, spec if has_limits else None)
+                lows = [v for v in (spec.warn_low, spec.crit_low) if v is not None]
+                highs = [v for v in (spec.warn_high, spec.crit_high) if v is not None]
+                plan[metric] = (
+                    spec.watch,
+                    spec if lows or highs else None,
+                    max(lows) if lows else -math.inf,
+                    min(highs) if highs else math.inf,
+                )
             self._plans[name] = plan
         return plan
 
