@@ -138,6 +138,20 @@ def topic_prefix() -> str:
     return f"test-{uuid.uuid4().hex[:10]}/"
 
 
+_STARTED: list[EngineProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_left_behind() -> Iterator[None]:
+    """A test that fails half-way must not leave its engine running after the test."""
+    yield
+    while _STARTED:
+        engine = _STARTED.pop()
+        if engine.proc is not None and engine.proc.poll() is None:
+            engine.proc.kill()
+            engine.proc.wait(10)
+
+
 @dataclass
 class EngineProcess:
     """``twin run`` as a child process, its log collected line by line."""
@@ -149,6 +163,7 @@ class EngineProcess:
 
     def start(self, timeout_s: float = 60.0) -> EngineProcess:
         self.lines = []
+        _STARTED.append(self)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flows.cli", "run"],
             env=self.env,
