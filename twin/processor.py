@@ -11,6 +11,7 @@ from collections.abc import MutableMapping
 
 import msgspec
 
+from twin.alerts.lifecycle import AlertEngine, AlertTransition
 from twin.anomaly.detectors import AnomalyDetectors
 from twin.anomaly.records import Anomaly
 from twin.profiles import GENERIC, METRIC_CATALOG, DeviceProfile, ProfileBook
@@ -51,10 +52,13 @@ class TwinProcessor:
         settings: TwinSettings | None = None,
         warm_states: MutableMapping[str, bytes] | None = None,
         detectors: AnomalyDetectors | None = None,
+        alerts: AlertEngine | None = None,
     ) -> None:
-        """``detectors`` None: no anomaly detection (health stays 100)."""
+        """``detectors`` None: no anomaly detection (health stays 100); ``alerts`` None: no
+        alert rules."""
         self.profiles = profiles or ProfileBook()
         self.detectors = detectors
+        self.alerts = alerts
         self.settings = settings or TwinSettings()
         self.warm_states: MutableMapping[str, bytes] = (
             warm_states if warm_states is not None else {}
@@ -89,7 +93,9 @@ class TwinProcessor:
         dead: list[DeadLetter] = []
         events: list[DeviceEvent] = []
         anomalies: list[Anomaly] = []
+        transitions: list[AlertTransition] = []
         detectors = self.detectors
+        alerts = self.alerts
         attributes: dict[str, object] | None = None
         positioned = False
         for item in inbox.items:
@@ -106,6 +112,14 @@ class TwinProcessor:
                     )
                     if obs.events:
                         anomalies.extend(obs.events)
+                        if alerts is not None:
+                            transitions += alerts.on_anomalies(
+                                state.alerts, device_id, state.profile, item.ts_ms, obs.events
+                            )
+                if alerts is not None:
+                    transitions += alerts.on_reading(
+                        state.alerts, device_id, state.profile, item.ts_ms, item.values
+                    )
                 if not positioned and "lat" in item.values:
                     positioned = True
             elif type(item) is Attributes:
@@ -122,6 +136,12 @@ class TwinProcessor:
             elif type(item) is DeviceEvent:
                 state.events += 1
                 state.last_event = item.type
+                if alerts is not None:
+                    code = item.body.get("code")
+                    transitions += alerts.on_event(
+                        state.alerts, device_id, state.profile, item.ts_ms, item.type,
+                        code if isinstance(code, str) else "",
+                    )  # fmt: skip
                 state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
                 events.append(item)
             else:
@@ -155,28 +175,52 @@ class TwinProcessor:
             registry=registry,
             snapshot=snapshot,
             anomalies=anomalies,
+            alerts=transitions,
         )
         return state, output
 
     def silence_due_ms(self, state: TwinState) -> int | None:
-        """Wall-clock time at which this twin's device would count as dropped out."""
-        if self.detectors is None:
+        """Wall-clock time of this twin's next timer: a dropout, a no-data alert, or an alert
+        whose clear time runs out while its device says nothing."""
+        if not state.last_arrival_ms:
             return None
-        limit = self.detectors.silence_limit_ms(state.detectors)
-        if limit is None or not state.last_arrival_ms:
+        limits = []
+        if self.detectors is not None:
+            limits.append(self.detectors.silence_limit_ms(state.detectors))
+        if self.alerts is not None:
+            if not any(
+                t.phase in ("open", "clearing") and rid.startswith("no-data")
+                for rid, t in state.alerts.tracks.items()
+            ):
+                limits.append(self.alerts.silence_limit_ms(state.device_id, state.profile))
+            clearing = [t.since_ms for t in state.alerts.tracks.values() if t.phase == "clearing"]
+            if clearing:
+                limits.append(min(clearing) - state.last_seen_ms + 60_000)
+        due = [lim for lim in limits if lim is not None]
+        if not due:
             return None
-        return state.last_arrival_ms + limit + 1
+        return state.last_arrival_ms + max(1000, min(due)) + 1
 
     def check_silence(self, state: TwinState, now_ms: int) -> TwinOutput | None:
-        """A dropout anomaly for a device silent too long; its event clock is extrapolated
-        from its last arrival, so device clock offsets do not matter."""
-        if self.detectors is None or not state.last_arrival_ms:
+        """Timers: dropout anomalies, no-data alerts, and alerts that cleared in silence. The
+        device's event clock is extrapolated from its last arrival, so clock offsets between
+        devices and the engine do not matter."""
+        if not state.last_arrival_ms:
             return None
-        device_now = state.detectors.last_ts + (now_ms - state.last_arrival_ms)
-        found = self.detectors.check_silence(state.detectors, state.device_id, device_now)
-        if not found:
+        device_now = state.last_seen_ms + (now_ms - state.last_arrival_ms)
+        found: list[Anomaly] = []
+        transitions: list[AlertTransition] = []
+        if self.detectors is not None:
+            found = self.detectors.check_silence(state.detectors, state.device_id, device_now)
+            if found:
+                state.health = self.detectors.health(state.detectors)
+        if self.alerts is not None:
+            transitions = self.alerts.on_silence(
+                state.alerts, state.device_id, state.profile, device_now, state.last_seen_ms
+            )
+            transitions += self.alerts.expire(state.alerts, state.device_id, device_now)
+        if not found and not transitions:
             return None
-        state.health = self.detectors.health(state.detectors)
         profile = self.profiles.get(state.profile)
         return TwinOutput(
             device_id=state.device_id,
@@ -185,6 +229,7 @@ class TwinProcessor:
             events=[],
             live=state.live_view(profile, now_ms),
             anomalies=found,
+            alerts=transitions,
         )
 
     def snapshot(self, state: TwinState, now_ms: int) -> Snapshot:

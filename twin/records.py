@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from twin.alerts.lifecycle import AlertTransition
 from twin.anomaly.records import Anomaly
 
 
@@ -140,6 +141,8 @@ class TwinOutput(msgspec.Struct, frozen=True, gc=False):
     snapshot: Snapshot | None = None
     anomalies: list[Anomaly] = msgspec.field(default_factory=list)
     """Anomaly episodes opened, escalated or closed by this batch (upserts by identity)."""
+    alerts: list[AlertTransition] = msgspec.field(default_factory=list)
+    """Alert transitions: opened, escalated, re-triggered, auto-resolved."""
 
 
 class DeviceInbox(msgspec.Struct, frozen=True, gc=False):

@@ -15,6 +15,7 @@ import math
 
 import msgspec
 
+from twin.alerts.lifecycle import AlertEngine, AlertState
 from twin.anomaly.detectors import DetectorState
 from twin.clock import MS_PER_DAY, MS_PER_HOUR
 from twin.profiles import GENERIC, MACHINE, VEHICLE, DeviceProfile
@@ -59,6 +60,7 @@ class TwinState(msgspec.Struct, kw_only=True):
     # anomaly detection: baselines per metric and open anomalies
     detectors: DetectorState = msgspec.field(default_factory=DetectorState)
     health: int = 100
+    alerts: AlertState = msgspec.field(default_factory=AlertState)
     # bookkeeping
     snapshot_ms: int = 0
 
@@ -169,6 +171,9 @@ class TwinState(msgspec.Struct, kw_only=True):
             health=self.health,
             anomalies_open=len(self.detectors.open),
         )
+        alerts_open, alert_severity = AlertEngine.open_summary(self.alerts)
+        view["alerts_open"] = alerts_open
+        view["alert_severity"] = alert_severity
         if self.kind == VEHICLE:
             rate = self.km_per_day
             if rate is not None:

@@ -1,0 +1,312 @@
+"""From rule verdicts to alerts: open once per problem, escalate, re-trigger, auto-resolve.
+
+Per device and rule the twin keeps an ``AlertTrack`` (in its state, so in its snapshots):
+
+    idle ─ condition ─▶ pending ─ held sustain_s ─▶ open ─ clear ─▶ clearing ─ clear_s ─▶ idle
+                          │ clear                     ▲                │ condition again
+                          ▼                           └── re-triggered ┘  (occurrences + 1)
+                         idle
+
+Everything runs in device (event) time and only forwards: a reading no newer than the last one a
+rule judged changes nothing, so replayed or redelivered telemetry never opens a second alert.
+An alert's id is ``{device}:{rule}:{first crossing ms}``, the same however often it is computed.
+Humans acknowledge, assign and resolve in the store; the engine only opens, escalates,
+re-triggers and auto-resolves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+import msgspec
+
+from twin.alerts.rules import Rule, Verdict, dtc_severity, geofence, rate, severity_rank, threshold
+from twin.anomaly.records import Anomaly
+
+
+class AlertTrack(msgspec.Struct, array_like=True, gc=False):
+    phase: str = "idle"
+    since_ms: int = 0
+    judged_ms: int = 0
+    alert_id: str = ""
+    opened_ms: int = 0
+    severity: str = ""
+    peak: str = ""
+    occurrences: int = 0
+    observed: float | None = None
+    detail: str = ""
+
+
+class AlertState(msgspec.Struct, kw_only=True, gc=False):
+    tracks: dict[str, AlertTrack] = msgspec.field(default_factory=dict)
+    previous: dict[str, tuple[float, int]] = msgspec.field(default_factory=dict)
+    """Per metric watched by a rate rule: the last value and its time."""
+    anomaly_times: list[int] = msgspec.field(default_factory=list)
+
+
+class AlertTransition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One change of one alert, as the engine saw it (also the alert's current picture)."""
+
+    alert_id: str
+    device_id: str
+    rule_id: str
+    rule_type: str
+    transition: str  # opened, escalated, retriggered, resolved
+    severity: str
+    peak_severity: str
+    occurrences: int
+    first_seen_ms: int
+    last_seen_ms: int
+    at_ms: int
+    observed: float | None = None
+    detail: str = ""
+
+
+class RuleBook:
+    """The rules in force; replaced whole when the stored rules change (no restart)."""
+
+    def __init__(self, rules: Iterable[Rule] = ()) -> None:
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.version = 0
+
+    def replace(self, rules: Iterable[Rule]) -> None:
+        self.rules = tuple(rules)
+        self.version += 1
+
+    def applicable(self, device_id: str, profile: str) -> list[Rule]:
+        return [r for r in self.rules if r.applies(device_id, profile)]
+
+
+class AlertEngine:
+    def __init__(self, book: RuleBook) -> None:
+        self.book = book
+
+    # -- inputs --------------------------------------------------------------------------
+
+    def on_reading(
+        self,
+        st: AlertState,
+        device_id: str,
+        profile: str,
+        ts_ms: int,
+        values: Mapping[str, float],
+    ) -> list[AlertTransition]:
+        out: list[AlertTransition] = []
+        rules = self.book.applicable(device_id, profile)
+        for rule in rules:
+            verdict: Verdict | None = None
+            if rule.type == "threshold":
+                x = values.get(rule.metric)
+                if x is not None:
+                    tr = st.tracks.get(rule.id)
+                    was = tr is not None and tr.phase in ("pending", "open")
+                    verdict = threshold(rule, x, was)
+            elif rule.type == "rate":
+                verdict = self._rate(st, rule, ts_ms, values)
+            elif rule.type == "geofence":
+                lat, lon = values.get("lat"), values.get("lon")
+                if lat is not None and lon is not None:
+                    verdict = geofence(rule, lat, lon)
+            elif rule.type == "no_data":
+                verdict = Verdict(False)  # a reading: the device is not silent
+            if verdict is not None:
+                self._step(st, rule, device_id, ts_ms, verdict, out)
+        for metric in {r.metric for r in rules if r.type == "rate"}:
+            if metric in values:
+                st.previous[metric] = (values[metric], ts_ms)
+        return out
+
+    def _rate(
+        self, st: AlertState, rule: Rule, ts_ms: int, values: Mapping[str, float]
+    ) -> Verdict | None:
+        x = values.get(rule.metric)
+        prev = st.previous.get(rule.metric)
+        if x is None or prev is None or ts_ms <= prev[1]:
+            return None
+        per_min = (x - prev[0]) / ((ts_ms - prev[1]) / 60_000)
+        return rate(rule, per_min, values.get(rule.when_metric) if rule.when_metric else None)
+
+    def on_event(
+        self, st: AlertState, device_id: str, profile: str, ts_ms: int, kind: str, code: str
+    ) -> list[AlertTransition]:
+        out: list[AlertTransition] = []
+        if kind != "dtc" or not code:
+            return out
+        for rule in self.book.applicable(device_id, profile):
+            if rule.type == "dtc":
+                severity = dtc_severity(rule, code)
+                self._step(st, rule, device_id, ts_ms, Verdict(True, severity, None, code), out)
+                # a code is a moment: the alert clears clear_s after the last code
+                self._step(st, rule, device_id, ts_ms, Verdict(False), out, same_instant=True)
+        return out
+
+    def on_anomalies(
+        self, st: AlertState, device_id: str, profile: str, ts_ms: int, anomalies: list[Anomaly]
+    ) -> list[AlertTransition]:
+        out: list[AlertTransition] = []
+        rules = [r for r in self.book.applicable(device_id, profile) if r.type == "anomaly"]
+        if not rules:
+            return out
+        for rule in rules:
+            hits = [
+                a
+                for a in anomalies
+                if a.ended_ms is None
+                and severity_rank(_alert_severity(a.severity)) >= severity_rank(rule.min_severity)
+                and a.score >= rule.min_score
+                and (not rule.metric or a.metric == rule.metric)
+                and (not rule.detector or a.detector == rule.detector)
+            ]
+            if rule.count > 1:
+                horizon = ts_ms - int(rule.window_s * 1000)
+                st.anomaly_times = [t for t in st.anomaly_times if t > horizon]
+                st.anomaly_times.extend(a.started_ms for a in hits)
+                active = len(st.anomaly_times) >= rule.count
+            else:
+                active = bool(hits)
+            if active:
+                worst = max(hits, key=lambda a: a.score) if hits else None
+                detail = f"{worst.detector} {worst.kind} {worst.metric}" if worst else ""
+                verdict = Verdict(True, rule.severity, worst.observed if worst else None, detail)
+                self._step(st, rule, device_id, ts_ms, verdict, out)
+                self._step(st, rule, device_id, ts_ms, Verdict(False), out, same_instant=True)
+        return out
+
+    def on_silence(
+        self, st: AlertState, device_id: str, profile: str, now_ms: int, last_ms: int
+    ) -> list[AlertTransition]:
+        """No-data rules, judged against a clock (``now_ms`` in the device's time)."""
+        out: list[AlertTransition] = []
+        for rule in self.book.applicable(device_id, profile):
+            if rule.type == "no_data" and last_ms and now_ms - last_ms > rule.silence_s * 1000:
+                detail = f"silent for {(now_ms - last_ms) / 1000:.0f} s"
+                self._step(st, rule, device_id, last_ms + int(rule.silence_s * 1000),
+                           Verdict(True, rule.severity, None, detail), out)  # fmt: skip
+        return out
+
+    def silence_limit_ms(self, device_id: str, profile: str) -> int | None:
+        limits = [
+            int(r.silence_s * 1000)
+            for r in self.book.applicable(device_id, profile)
+            if r.type == "no_data"
+        ]
+        return min(limits) if limits else None
+
+    # -- the state machine ---------------------------------------------------------------
+
+    def _step(
+        self,
+        st: AlertState,
+        rule: Rule,
+        device_id: str,
+        ts_ms: int,
+        verdict: Verdict,
+        out: list[AlertTransition],
+        same_instant: bool = False,
+    ) -> None:
+        tr = st.tracks.get(rule.id)
+        if tr is None:
+            tr = st.tracks[rule.id] = AlertTrack()
+        if ts_ms < tr.judged_ms or (ts_ms == tr.judged_ms and not same_instant and tr.judged_ms):
+            return  # replayed or late: event time only moves forward
+        tr.judged_ms = ts_ms
+        emit = _emitter(rule, device_id, tr, ts_ms, out)
+        if verdict.active:
+            if tr.phase == "idle":
+                tr.phase, tr.since_ms = "pending", ts_ms
+                tr.severity = tr.peak = verdict.severity or rule.severity
+            if tr.phase == "pending":
+                if ts_ms - tr.since_ms >= rule.sustain_s * 1000:
+                    tr.phase = "open"
+                    tr.alert_id = f"{device_id}:{rule.id}:{tr.since_ms}"
+                    tr.opened_ms, tr.occurrences = tr.since_ms, 1
+                    tr.observed, tr.detail = verdict.observed, verdict.detail
+                    _raise(tr, verdict.severity)
+                    emit("opened")
+                else:
+                    _raise(tr, verdict.severity)
+                return
+            if tr.phase == "clearing":
+                tr.phase = "open"
+                tr.occurrences += 1
+                tr.observed, tr.detail = verdict.observed, verdict.detail
+                escalated = _raise(tr, verdict.severity)
+                emit("escalated" if escalated else "retriggered")
+                return
+            if verdict.severity and severity_rank(verdict.severity) > severity_rank(tr.severity):
+                tr.observed, tr.detail = verdict.observed, verdict.detail
+                _raise(tr, verdict.severity)
+                emit("escalated")
+            return
+        # the condition does not hold
+        if tr.phase == "pending":
+            tr.phase = "idle"
+        elif tr.phase == "open":
+            tr.phase, tr.since_ms = "clearing", ts_ms
+            if rule.clear_s <= 0:
+                _resolve(tr, emit)
+        elif tr.phase == "clearing" and ts_ms - tr.since_ms >= rule.clear_s * 1000:
+            _resolve(tr, emit)
+
+    def expire(self, st: AlertState, device_id: str, now_ms: int) -> list[AlertTransition]:
+        """Resolve alerts whose clear time has passed although no reading came to notice."""
+        out: list[AlertTransition] = []
+        by_id = {r.id: r for r in self.book.rules}
+        for rule_id, tr in st.tracks.items():
+            rule = by_id.get(rule_id)
+            if rule is None or tr.phase != "clearing":
+                continue
+            if now_ms - tr.since_ms >= rule.clear_s * 1000:
+                _resolve(tr, _emitter(rule, device_id, tr, now_ms, out))
+        return out
+
+    @staticmethod
+    def open_summary(st: AlertState) -> tuple[int, str]:
+        """How many alerts are open on the device, and the highest severity among them."""
+        open_ = [t for t in st.tracks.values() if t.phase in ("open", "clearing")]
+        if not open_:
+            return 0, ""
+        return len(open_), max((t.severity for t in open_), key=severity_rank)
+
+
+def _alert_severity(anomaly_severity: str) -> str:
+    return "critical" if anomaly_severity == "critical" else "warning"
+
+
+def _raise(tr: AlertTrack, severity: str) -> bool:
+    if severity and severity_rank(severity) > severity_rank(tr.severity):
+        tr.severity = severity
+        if severity_rank(severity) > severity_rank(tr.peak):
+            tr.peak = severity
+        return True
+    return False
+
+
+def _resolve(tr: AlertTrack, emit: Callable[[str], None]) -> None:
+    emit("resolved")
+    tr.phase, tr.alert_id, tr.occurrences, tr.severity, tr.peak = "idle", "", 0, "", ""
+
+
+def _emitter(
+    rule: Rule, device_id: str, tr: AlertTrack, ts_ms: int, out: list[AlertTransition]
+) -> Callable[[str], None]:
+    def emit(transition: str) -> None:
+        out.append(
+            AlertTransition(
+                alert_id=tr.alert_id,
+                device_id=device_id,
+                rule_id=rule.id,
+                rule_type=rule.type,
+                transition=transition,
+                severity=tr.severity,
+                peak_severity=tr.peak,
+                occurrences=tr.occurrences,
+                first_seen_ms=tr.opened_ms,
+                last_seen_ms=ts_ms,
+                at_ms=ts_ms,
+                observed=tr.observed,
+                detail=tr.detail,
+            )
+        )
+
+    return emit
