@@ -1,0 +1,113 @@
+"""Alert rules and the alert lifecycle, in device time."""
+
+from __future__ import annotations
+
+import pytest
+
+from twin.alerts.defaults import BUILTIN_RULES
+from twin.alerts.lifecycle import AlertEngine, AlertState, AlertTransition, RuleBook
+from twin.alerts.rules import Level, Rule, inside_polygon
+from twin.errors import ProfileError
+
+T0 = 1_790_000_000_000
+OVERHEAT = Rule(
+    id="hot",
+    type="threshold",
+    metric="coolant_temp_c",
+    levels=(Level(105, "major"), Level(115, "critical")),
+    clear=100.0,
+    sustain_s=30,
+    clear_s=60,
+)
+
+
+def feed(engine: AlertEngine, st: AlertState, temps: list[float], start_s: int = 0):
+    out: list[AlertTransition] = []
+    for i, t in enumerate(temps):
+        out += engine.on_reading(
+            st, "car-1", "passenger_car", T0 + (start_s + i) * 1000, {"coolant_temp_c": t}
+        )
+    return out
+
+
+def test_overheating_opens_once_escalates_and_resolves_after_the_clear_time():
+    engine, st = AlertEngine(RuleBook([OVERHEAT])), AlertState()
+    temps = [90.0] * 10 + [108.0] * 100 + [118.0] * 20 + [102.0] * 30 + [95.0] * 70
+    out = feed(engine, st, temps)
+    assert [t.transition for t in out] == ["opened", "escalated", "resolved"]
+    opened, escalated, resolved = out
+    assert opened.alert_id == f"car-1:hot:{T0 + 10_000}"  # identity: the first crossing
+    assert opened.at_ms == T0 + 40_000 and opened.severity == "major"  # held 30 s first
+    assert escalated.severity == "critical" and escalated.alert_id == opened.alert_id
+    # 102 °C is above the 100 °C clear level: still open; clear from 160 s, resolved 60 s later
+    assert resolved.at_ms == T0 + 220_000 and resolved.peak_severity == "critical"
+    assert engine.open_summary(st) == (0, "")
+
+
+def test_short_excursions_do_not_open_and_a_retrigger_counts_an_occurrence():
+    engine, st = AlertEngine(RuleBook([OVERHEAT])), AlertState()
+    out = feed(engine, st, [110.0] * 20 + [90.0] * 5)  # only 20 s above: never opens
+    assert out == []
+    out = feed(engine, st, [110.0] * 40 + [90.0] * 10 + [110.0] * 5, start_s=25)
+    assert [t.transition for t in out] == ["opened", "retriggered"]
+    assert out[-1].occurrences == 2 and out[-1].alert_id == out[0].alert_id
+
+
+def test_replayed_telemetry_changes_nothing():
+    engine, st = AlertEngine(RuleBook([OVERHEAT])), AlertState()
+    temps = [90.0] * 5 + [110.0] * 50
+    first = feed(engine, st, temps)
+    again = feed(engine, st, temps)  # the same readings once more (a redelivery)
+    assert [t.transition for t in first] == ["opened"] and again == []
+
+
+def test_geofence_exit_and_polygons():
+    fence = Rule(
+        id="depot", type="geofence", trigger="exit", lat=52.5, lon=13.4, radius_m=1000, clear_s=0
+    )
+    engine, st = AlertEngine(RuleBook([fence])), AlertState()
+    out = []
+    for i, lat in enumerate([52.5, 52.503, 52.52, 52.52, 52.501]):
+        out += engine.on_reading(st, "van-1", "truck", T0 + i * 1000, {"lat": lat, "lon": 13.4})
+    assert [t.transition for t in out] == ["opened", "resolved"]
+    assert out[0].at_ms == T0 + 2000 and "outside" in out[0].detail
+    square = ((0.0, 0.0), (0.0, 1.0), (1.0, 1.0), (1.0, 0.0))
+    assert inside_polygon(0.5, 0.5, square) and not inside_polygon(1.5, 0.5, square)
+
+
+def test_no_data_opens_against_the_clock_and_resolves_on_the_next_reading():
+    rule = Rule(id="no-data", type="no_data", silence_s=300, clear_s=0)
+    engine, st = AlertEngine(RuleBook([rule])), AlertState()
+    engine.on_reading(st, "p-1", "pump", T0, {"temperature_c": 50.0})
+    assert engine.on_silence(st, "p-1", "pump", T0 + 200_000, T0) == []
+    opened = engine.on_silence(st, "p-1", "pump", T0 + 400_000, T0)
+    assert [t.transition for t in opened] == ["opened"] and opened[0].at_ms == T0 + 300_000
+    assert engine.on_silence(st, "p-1", "pump", T0 + 500_000, T0) == []  # once per silence
+    back = engine.on_reading(st, "p-1", "pump", T0 + 510_000, {"temperature_c": 50.0})
+    assert [t.transition for t in back] == ["resolved"]
+
+
+def test_fault_codes_map_to_severity_by_family_and_rates_only_while_parked():
+    book = RuleBook(BUILTIN_RULES)
+    engine, st = AlertEngine(book), AlertState()
+    out = engine.on_event(st, "car-1", "passenger_car", T0, "dtc", "P0217")
+    assert out[0].rule_id == "fault-codes" and out[0].severity == "critical"
+    st2 = AlertState()
+    assert engine.on_event(st2, "car-2", "passenger_car", T0, "dtc", "B1000")[0].severity == "info"
+    st3 = AlertState()
+    drive = [(50.0, 60.0), (48.0, 60.0), (47.9, 0.0), (40.0, 0.0)]  # fuel %, speed per minute
+    out = []
+    for i, (fuel, speed) in enumerate(drive):
+        values = {"fuel_level_pct": fuel, "speed_kmh": speed}
+        out += engine.on_reading(st3, "car-3", "passenger_car", T0 + i * 60_000, values)
+    rates = [t for t in out if t.rule_id == "fuel-drain-parked"]
+    assert [t.transition for t in rates] == ["opened"] and rates[0].at_ms == T0 + 180_000
+
+
+def test_rules_say_what_is_wrong_with_them():
+    with pytest.raises(ProfileError, match="needs a metric"):
+        Rule(id="x", type="threshold", levels=(Level(1, "major"),)).check()
+    with pytest.raises(ProfileError, match="type must be"):
+        Rule(id="x", type="weather").check()
+    for rule in BUILTIN_RULES:
+        rule.check()
