@@ -128,6 +128,8 @@ def build_flow(
     to_pg = op.merge("to_pg", outputs, split.falses)
     op.output("postgres", to_pg, pg_sink)
     if live_sink is not None:
-        live = op.filter("live", outputs, lambda o: o.live is not None or o.lat_lon is not None)
+        live = op.filter(
+            "live", outputs, lambda o: o.live is not None or o.lat_lon is not None or bool(o.alerts)
+        )
         op.output("redis", live, live_sink)
     return flow

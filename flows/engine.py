@@ -19,6 +19,7 @@ import msgspec
 from bytewax.run import cli_main
 
 from flows import metrics
+from flows.alert_rules import RuleReloader, load_book
 from flows.dataflow import build_flow
 from flows.mqtt_source import MqttSource
 from flows.settings import Settings
@@ -26,6 +27,7 @@ from flows.sinks import PgSink, RedisSink
 from storage import registry
 from storage.catalog import load_profiles, load_snapshots, sync_builtin_profiles
 from storage.database import connect, migrate
+from twin.alerts.lifecycle import AlertEngine
 from twin.anomaly.config import FLEET
 from twin.anomaly.detectors import AnomalyDetectors
 from twin.parsing import ParseLimits, Parser
@@ -92,6 +94,10 @@ def detectors(settings: Settings) -> AnomalyDetectors | None:
 def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm: dict[str, bytes]):  # type: ignore[no-untyped-def]
     """The dataflow for ``settings`` (split out so the demo and tests can run it)."""
     assert settings.database_url and settings.redis_url
+    book, fingerprint = load_book(settings.database_url)
+    RuleReloader(
+        settings.database_url, book, fingerprint, control.stop, settings.alert_rules_reload_s
+    ).start()
     processor = TwinProcessor(
         profiles,
         TwinSettings(
@@ -101,6 +107,7 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
         ),
         warm,
         detectors(settings),
+        AlertEngine(book),
     )
     parser = Parser(
         ParseLimits(

@@ -13,6 +13,9 @@ ROWS = Counter("twin_rows_written_total", "Rows committed to PostgreSQL, by tabl
 ANOMALIES = Counter(
     "twin_anomalies_total", "Anomaly episodes raised or escalated", ["detector", "severity"]
 )
+ALERT_TRANSITIONS = Counter(
+    "twin_alert_transitions_total", "Alert transitions by the engine", ["transition", "severity"]
+)
 DUPLICATES = Counter("twin_duplicate_readings_total", "Redelivered readings already stored")
 LIVE_WRITES = Counter("twin_live_states_written_total", "Twin hashes written to Redis")
 SINK_RETRIES = Counter("twin_sink_retries_total", "Sink writes retried", ["sink"])

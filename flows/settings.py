@@ -70,6 +70,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "epoch_interval_s": ("TWIN_EPOCH_INTERVAL_S", float),
     "detectors": ("TWIN_DETECTORS", str),
     "detector_warmup": ("TWIN_DETECTOR_WARMUP", int),
+    "alert_rules_reload_s": ("TWIN_ALERT_RULES_RELOAD_S", float),
     "workers": ("TWIN_WORKERS", int),
     "log_level": ("TWIN_LOG_LEVEL", str),
 }
@@ -98,6 +99,7 @@ class Settings:
     epoch_interval_s: float = 10.0
     detectors: str = "on"  # "off": no anomaly detection (for comparison)
     detector_warmup: int = 120  # readings per device and metric that only learn
+    alert_rules_reload_s: float = 30.0  # how often stored alert rules are checked for edits
     workers: int = 1
     log_level: str = "INFO"
 
@@ -137,6 +139,8 @@ class Settings:
                 raise ConfigurationError(f"{_ENV[name][0]} must be at least 1")
         if self.detectors not in ("on", "off"):
             raise ConfigurationError("TWIN_DETECTORS must be on or off")
+        if self.alert_rules_reload_s <= 0:
+            raise ConfigurationError("TWIN_ALERT_RULES_RELOAD_S must be positive")
         if self.detector_warmup < 0:
             raise ConfigurationError("TWIN_DETECTOR_WARMUP must be 0 or more")
         if self.snapshot_interval_s <= 0 or self.epoch_interval_s <= 0:

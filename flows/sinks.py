@@ -150,6 +150,10 @@ def _count(result: WriteResult, outputs: Sequence[TwinOutput], dead: Sequence[De
         metrics.ROWS.labels("device_events").inc(result.events)
     if result.devices:
         metrics.ROWS.labels("devices").inc(result.devices)
+    if result.alerts:
+        for o in outputs:
+            for t in o.alerts:
+                metrics.ALERT_TRANSITIONS.labels(t.transition, t.severity or "none").inc()
     if result.anomalies:
         metrics.ROWS.labels("anomalies").inc(result.anomalies)
         for o in outputs:
@@ -166,6 +170,7 @@ def _merge(total: WriteResult, part: WriteResult) -> None:
     total.devices += part.devices
     total.snapshots += part.snapshots
     total.anomalies += part.anomalies
+    total.alerts += part.alerts
 
 
 def _refused(outs: list[TwinOutput], dls: list[DeadLetter], error: str) -> list[DeadLetter]:

@@ -60,6 +60,7 @@ class LiveStore:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        stream_maxlen: int = 10_000,
     ) -> None:
         self._url = url
         self.prefix = prefix
@@ -67,6 +68,8 @@ class LiveStore:
         self._client: redis.Redis | None = None
         self._pending: dict[str, dict[str, str | int | float]] = {}
         self._pending_geo: dict[str, tuple[float, float]] = {}
+        self._pending_stream: list[dict[str, str | int]] = []
+        self.stream_maxlen = stream_maxlen
         self._backoff_initial = backoff_initial_s
         self._backoff_max = backoff_max_s
         self._backoff = 0.0
@@ -81,6 +84,10 @@ class LiveStore:
     def geo_key(self) -> str:
         return f"{self.prefix}twin:geo"
 
+    @property
+    def alert_stream(self) -> str:
+        return f"{self.prefix}alerts"
+
     def _redis(self) -> redis.Redis:
         if self._client is None:
             self._client = redis.Redis.from_url(
@@ -90,7 +97,7 @@ class LiveStore:
 
     @property
     def pending(self) -> int:
-        return len(self._pending) + len(self._pending_geo)
+        return len(self._pending) + len(self._pending_geo) + len(self._pending_stream)
 
     def write(self, outputs: Sequence[TwinOutput]) -> LiveWriteResult:
         pending, geo = self._pending, self._pending_geo
@@ -99,10 +106,24 @@ class LiveStore:
                 pending[out.device_id] = out.live
             if out.lat_lon is not None and -GEO_MAX_LAT <= out.lat_lon[0] <= GEO_MAX_LAT:
                 geo[out.device_id] = out.lat_lon
+            for t in out.alerts:  # every transition, in order: consumers follow the stream
+                self._pending_stream.append(
+                    {
+                        "alert_id": t.alert_id,
+                        "device_id": t.device_id,
+                        "rule_id": t.rule_id,
+                        "transition": t.transition,
+                        "severity": t.severity or t.peak_severity,
+                        "at_ms": t.at_ms,
+                        "detail": t.detail,
+                    }
+                )
+        if len(self._pending_stream) > self.stream_maxlen:  # Redis away for long: keep newest
+            del self._pending_stream[: -self.stream_maxlen]
         return self.flush()
 
     def flush(self, *, force: bool = False) -> LiveWriteResult:
-        if not self._pending and not self._pending_geo:
+        if not self._pending and not self._pending_geo and not self._pending_stream:
             return LiveWriteResult()
         if not force and self._clock() < self._next_attempt:
             return LiveWriteResult(pending=self.pending)
@@ -126,6 +147,13 @@ class LiveStore:
                 for device_id, (lat, lon) in geo.items():
                     members.extend((lon, lat, device_id))
                 pipe.geoadd(self.geo_key, members)
+            for entry in self._pending_stream:
+                pipe.xadd(
+                    self.alert_stream,
+                    entry,  # type: ignore[arg-type]
+                    maxlen=self.stream_maxlen,
+                    approximate=True,
+                )
             pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             self.failures += 1
@@ -143,18 +171,18 @@ class LiveStore:
         except redis.RedisError as exc:
             # refused for its content: the next update of these devices replaces it anyway
             log.error("Redis refused a live-state batch of %d devices: %s", len(states), exc)
-            self._pending, self._pending_geo = {}, {}
+            self._pending, self._pending_geo, self._pending_stream = {}, {}, []
             return LiveWriteResult(failed=True)
         written = len(states)
         if self.failures:
             log.info("Redis is back; flushed %d held device states", written)
         self.failures = 0
         self._backoff = 0.0
-        self._pending, self._pending_geo = {}, {}
+        self._pending, self._pending_geo, self._pending_stream = {}, {}, []
         return LiveWriteResult(written=written)
 
     def close(self) -> None:
-        if self._pending or self._pending_geo:
+        if self._pending or self._pending_geo or self._pending_stream:
             self.flush(force=True)
         if self._client is not None:
             self._client.close()

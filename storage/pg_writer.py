@@ -77,6 +77,28 @@ _UPSERT_ANOMALY = (
 """An episode is written when it opens and again when it escalates or closes: one row each,
 and a replayed reading that reopens it changes nothing."""
 
+_UPSERT_ALERT = (
+    "INSERT INTO alerts AS a (id, device_id, rule_id, rule_type, status, severity, "
+    "peak_severity, occurrences, first_seen, last_seen, observed, detail, resolved_at, "
+    "resolved_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    "severity = EXCLUDED.severity, peak_severity = EXCLUDED.peak_severity, "
+    "occurrences = GREATEST(a.occurrences, EXCLUDED.occurrences), "
+    "last_seen = GREATEST(a.last_seen, EXCLUDED.last_seen), "
+    "observed = EXCLUDED.observed, detail = EXCLUDED.detail, "
+    "status = CASE WHEN EXCLUDED.status = 'resolved' THEN 'resolved' ELSE a.status END, "
+    "resolved_at = EXCLUDED.resolved_at, resolved_by = EXCLUDED.resolved_by, "
+    "updated_at = now() "
+    "WHERE a.status <> 'resolved' AND EXCLUDED.last_seen >= a.last_seen"
+)
+"""The engine's picture of an alert. A resolved alert is final (a person or the clear time
+closed it); an older picture never overwrites a newer one, so replays change nothing."""
+
+_INSERT_TIMELINE = (
+    "INSERT INTO alert_timeline (alert_id, at, transition, status, severity, by, note) "
+    "VALUES (%s, %s, %s, %s, %s, 'engine', %s) ON CONFLICT DO NOTHING"
+)
+
 _COPY_DEAD = "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
 
 _json = msgspec.json.Encoder().encode
@@ -93,6 +115,7 @@ class WriteResult:
     devices: int = 0
     snapshots: int = 0
     anomalies: int = 0
+    alerts: int = 0
     partitions_created: list[date] = field(default_factory=list)
 
     @property
@@ -169,8 +192,35 @@ class PgWriter:
         snapshot_rows = []
         touch_rows = []
         anomaly_rows = []
+        alert_rows = []
+        timeline_rows = []
         dead = list(extra_dead)
         for out in outputs:
+            for t in out.alerts:
+                resolved = t.transition == "resolved"
+                at = ms_to_datetime(t.at_ms)
+                status = "resolved" if resolved else "new"
+                alert_rows.append(
+                    (
+                        t.alert_id,
+                        t.device_id,
+                        t.rule_id,
+                        t.rule_type,
+                        status,
+                        t.severity or t.peak_severity,
+                        t.peak_severity or t.severity,
+                        t.occurrences,
+                        ms_to_datetime(t.first_seen_ms),
+                        ms_to_datetime(t.last_seen_ms),
+                        t.observed,
+                        t.detail,
+                        at if resolved else None,
+                        "engine" if resolved else None,
+                    )
+                )
+                timeline_rows.append(
+                    (t.alert_id, at, t.transition, status, t.severity or t.peak_severity, t.detail)
+                )
             for a in out.anomalies:
                 anomaly_rows.append(
                     (
@@ -251,6 +301,10 @@ class PgWriter:
                 cur.execute(_MERGE)
                 result.readings = len(lines)
                 result.inserted = max(cur.rowcount, 0)
+            if alert_rows:
+                cur.executemany(_UPSERT_ALERT, alert_rows)
+                cur.executemany(_INSERT_TIMELINE, timeline_rows)
+                result.alerts = len(alert_rows)
             if anomaly_rows:
                 cur.executemany(_UPSERT_ANOMALY, anomaly_rows)
                 result.anomalies = len(anomaly_rows)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Float,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
@@ -137,4 +140,57 @@ model_versions = Table(
     Column("evaluations", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("created_at", TZ, nullable=False, server_default=NOW),
     Column("updated_at", TZ, nullable=False, server_default=NOW),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("definition", JSONB, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("builtin", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("device_id", Text, nullable=False),
+    Column("rule_id", Text, nullable=False),
+    Column("rule_type", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("peak_severity", Text, nullable=False),
+    Column("occurrences", Integer, nullable=False, server_default="1"),
+    Column("first_seen", TZ, nullable=False),
+    Column("last_seen", TZ, nullable=False),
+    Column("observed", Float),
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("acknowledged_at", TZ),
+    Column("acknowledged_by", Text),
+    Column("assigned_to", Text),
+    Column("resolved_at", TZ),
+    Column("resolved_by", Text),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    CheckConstraint("status IN ('new', 'acknowledged', 'resolved')", name="ck_alerts_status"),
+    Index("ix_alerts_status_severity", "status", "severity"),
+    Index("ix_alerts_device_status", "device_id", "status"),
+    Index("ix_alerts_first_seen", "first_seen"),
+)
+
+alert_timeline = Table(
+    "alert_timeline",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("alert_id", Text, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("transition", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("severity", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    UniqueConstraint("alert_id", "transition", "at", "by", name="uq_alert_timeline_step"),
+    Index("ix_alert_timeline_alert", "alert_id", "at"),
 )

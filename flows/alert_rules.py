@@ -1,0 +1,65 @@
+"""The alert rules in force: shipped defaults stored once, then reloaded while the engine runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import psycopg
+
+from storage.alert_store import load_rules, rules_fingerprint, sync_builtin_rules
+from storage.database import connect
+from twin.alerts.defaults import BUILTIN_RULES
+from twin.alerts.lifecycle import RuleBook
+
+log = logging.getLogger(__name__)
+
+
+def load_book(database_url: str) -> tuple[RuleBook, str]:
+    """Store missing shipped rules, then load every rule in force."""
+    with connect(database_url) as conn:
+        added = sync_builtin_rules(conn, BUILTIN_RULES)
+        conn.commit()
+        rules, problems = load_rules(conn)
+        fingerprint = rules_fingerprint(conn)
+    for problem in problems:
+        log.error("%s (rule ignored)", problem)
+    log.info("alert rules: %d in force (%d shipped rules added)", len(rules), added)
+    return RuleBook(rules), fingerprint
+
+
+class RuleReloader(threading.Thread):
+    """Polls ``alert_rules`` and swaps the rule book when it changed: edits apply within
+    ``interval_s`` without a restart. A failed poll is logged and tried again."""
+
+    def __init__(
+        self,
+        database_url: str,
+        book: RuleBook,
+        fingerprint: str,
+        stop: threading.Event,
+        interval_s: float = 30.0,
+    ) -> None:
+        super().__init__(name="alert-rule-reloader", daemon=True)
+        self._url = database_url
+        self._book = book
+        self._fingerprint = fingerprint
+        self._stop = stop
+        self._interval = interval_s
+
+    def run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with connect(self._url) as conn:
+                    fingerprint = rules_fingerprint(conn)
+                    if fingerprint == self._fingerprint:
+                        continue
+                    rules, problems = load_rules(conn)
+            except psycopg.Error as exc:
+                log.warning("alert rules not reloaded: %s", exc)
+                continue
+            for problem in problems:
+                log.error("%s (rule ignored)", problem)
+            self._book.replace(rules)
+            self._fingerprint = fingerprint
+            log.info("alert rules reloaded: %d in force", len(rules))
