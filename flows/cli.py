@@ -165,6 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
     scen.add_argument("--duration", type=_positive_float, help="seconds of device time")
     scen.add_argument("--seed", type=int, default=1)
     scen.add_argument("--report", metavar="FILE", help="write the scores as JSON")
+
+    alerts = sub.add_parser("alerts", help="list alerts, show one, acknowledge, assign, resolve")
+    asub = alerts.add_subparsers(dest="action", required=True, metavar="ACTION")
+    al = asub.add_parser("list", help="alerts, newest first")
+    al.add_argument("--status", choices=("open", "new", "acknowledged", "resolved"))
+    al.add_argument("--device")
+    al.add_argument("--severity", choices=("info", "warning", "major", "critical"),
+                    help="this severity or worse")  # fmt: skip
+    al.add_argument("--since", help="30m, 2h, 7d or an ISO time")
+    al.add_argument("--limit", type=_positive_int, default=100)
+    show = asub.add_parser("show", help="one alert with its timeline")
+    show.add_argument("id")
+    for action, text in (("ack", "acknowledge"), ("resolve", "resolve"), ("assign", "assign")):
+        p = asub.add_parser(action, help=f"{text} an alert")
+        p.add_argument("id")
+        p.add_argument("--by", required=True, help="who does it")
+        p.add_argument("--note", help="a note for the timeline")
+        if action == "assign":
+            p.add_argument("--to", required=True, help="who takes it")
     return parser
 
 
@@ -251,6 +270,10 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         from flows.simulate import run_simulate
 
         return run_simulate(args, settings)
+    if args.command == "alerts":
+        from flows.alerts_cli import run_alerts
+
+        return run_alerts(args, settings)
     if args.command == "evaluate":
         from flows.evaluate import run_evaluate
 

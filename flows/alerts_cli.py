@@ -1,0 +1,68 @@
+"""``twin alerts``: the alert list and what people do with alerts."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+
+from flows.settings import Settings
+from storage.alert_store import act, list_alerts, show_alert
+from storage.database import connect, migrate
+from twin.errors import ConfigurationError
+
+
+def _since(text: str) -> datetime:
+    """``30m``, ``2h``, ``7d`` ago, or an ISO 8601 time."""
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"--since {text!r}: use 30m, 2h, 7d or an ISO time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.database_url:
+        raise ConfigurationError("TWIN_DATABASE_URL is not set")
+    migrate(settings.database_url)
+    with connect(settings.database_url) as conn:
+        if args.action == "list":
+            rows = list_alerts(
+                conn,
+                status=args.status,
+                device=args.device,
+                severity=args.severity,
+                since=_since(args.since) if args.since else None,
+                limit=args.limit,
+            )
+            print(
+                f"{'id':<44} {'status':<12} {'severity':<9} {'peak':<9} {'n':>4} "
+                f"{'first seen':<20} {'last seen':<20} detail"
+            )
+            for r in rows:
+                print(
+                    f"{r.id:<44} {r.status:<12} {r.severity:<9} {r.peak_severity:<9} "
+                    f"{r.occurrences:>4} {r.first_seen:%Y-%m-%d %H:%M:%S}  "
+                    f"{r.last_seen:%Y-%m-%d %H:%M:%S}  {r.detail}"
+                    + (f" (assigned to {r.assigned_to})" if r.assigned_to else "")
+                )
+            print(f"{len(rows)} alert(s)")
+            return 0
+        if args.action == "show":
+            alert, timeline = show_alert(conn, args.id)
+            for key, value in alert.items():
+                if value is not None:
+                    print(f"{key:<16} {value}")
+            print("timeline:")
+            for at, transition, status, severity, by, note in timeline:
+                print(f"  {at:%Y-%m-%d %H:%M:%S}  {transition:<12} {status:<12} {severity:<9} "
+                      f"by {by}" + (f"  {note}" if note else ""))  # fmt: skip
+            return 0
+        to = getattr(args, "to", None)
+        if args.action == "assign" and not to:
+            raise ConfigurationError("assign needs --to NAME")
+        status = act(conn, args.id, args.action, args.by, args.note or "", to)
+        print(f"alert {args.id}: {status}")
+        return 0
