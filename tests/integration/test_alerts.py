@@ -1,0 +1,193 @@
+"""Alerts from a running engine: lifecycle, replay, rules edited live, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import msgspec
+import psycopg
+import redis
+
+from simulators.faults import Fault
+from simulators.traffic import Traffic, TrafficConfig
+from storage.database import psycopg_url
+from tests.conftest import ROOT, EngineProcess
+from tests.integration.helpers import Publisher, now_ms, wait_until
+from tests.integration.test_engine import q
+from twin.alerts.rules import Rule
+
+
+def alerts_of(url: str, device: str, rule: str) -> list[tuple]:
+    return q(
+        url,
+        "SELECT id, status, severity, peak_severity, occurrences, first_seen, last_seen, "
+        "resolved_by FROM alerts WHERE device_id = %s AND rule_id = %s ORDER BY id",
+        device,
+        rule,
+    )
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", "alerts", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def overheating_drive(prefix: str, device_prefix: str) -> tuple[Traffic, int]:
+    """One car, one reading a second for 15 minutes, overheating from minute 2 to 12 (the
+    temperature climbs for two minutes: major past 105 °C first, then critical past 115 °C)."""
+    start = now_ms() - 900_000
+    config = TrafficConfig(
+        devices=1, rate=1, duration_s=900, seed=4, prefix=prefix, id_prefix=device_prefix
+    )
+    car = Traffic(config, start).fleet[0]
+    fault = Fault(
+        car.device_id, "overheating", start + 120_000, start + 720_000, 0.75, ("coolant_temp_c",)
+    )
+    return Traffic(config, start, [fault]), start
+
+
+def publish(pub: Publisher, traffic: Traffic) -> int:
+    sent = 0
+    for msg in [*traffic.attributes(), *traffic.messages()]:
+        pub.send("", "", msg.payload, raw_topic=msg.topic, retain=msg.retain)
+        sent += 1
+    pub.flush()
+    return sent
+
+
+def test_overheating_opens_one_alert_escalates_resolves_and_replay_changes_nothing(
+    engine_env: dict[str, str],
+    database_url: str,
+    mqtt_url: str,
+    topic_prefix: str,
+    redis_url: str,
+    redis_prefix: str,
+):
+    engine = EngineProcess(engine_env).start()
+    tag = topic_prefix.strip("/") + "-"
+    traffic, start = overheating_drive(topic_prefix, tag)
+    device = traffic.fleet[0].device_id
+    pub = Publisher(mqtt_url, topic_prefix)
+    publish(pub, traffic)
+
+    def resolved() -> list[tuple]:
+        rows = alerts_of(database_url, device, "vehicle-overheating")
+        return rows if rows and rows[0][1] == "resolved" else []
+
+    rows = wait_until(resolved, 30)
+    assert len(rows) == 1, (rows, engine.log)  # one alert, however many hot readings
+    alert_id, status, _sev, peak, _occurrences, first_seen, _last_seen, by = rows[0]
+    assert (status, peak, by) == ("resolved", "critical", "engine")
+    assert start + 120_000 <= first_seen.timestamp() * 1000 < start + 240_000
+    timeline = q(
+        database_url,
+        "SELECT transition, severity, by FROM alert_timeline WHERE alert_id = %s ORDER BY at, id",
+        alert_id,
+    )
+    steps = [t[0] for t in timeline]
+    assert steps[0] == "opened" and steps[-1] == "resolved" and "escalated" in steps
+    stream = redis.Redis.from_url(redis_url, decode_responses=True).xrange(f"{redis_prefix}alerts")
+    assert [e["transition"] for _, e in stream if e["alert_id"] == alert_id] == steps
+
+    before = q(database_url, "SELECT * FROM alerts WHERE device_id = %s ORDER BY id", device)
+    before_steps = q(database_url, "SELECT count(*) FROM alert_timeline WHERE alert_id LIKE %s",
+                     device + ":%")  # fmt: skip
+    publish(pub, traffic)  # the same telemetry again
+    time.sleep(3)
+    assert q(database_url, "SELECT * FROM alerts WHERE device_id = %s ORDER BY id", device) == (
+        before
+    )
+    assert q(database_url, "SELECT count(*) FROM alert_timeline WHERE alert_id LIKE %s",
+             device + ":%") == before_steps  # fmt: skip
+    pub.close()
+    assert engine.stop() == 0
+
+
+def test_people_acknowledge_assign_and_resolve_through_the_cli(
+    engine_env: dict[str, str], database_url: str, mqtt_url: str, topic_prefix: str
+):
+    engine = EngineProcess(engine_env).start()
+    device = f"{topic_prefix.strip('/')}-p1"
+    pub = Publisher(mqtt_url, topic_prefix)
+    pub.send(device, "attributes", {"kind": "machine", "profile": "pump"})
+    t = now_ms() - 100_000
+    for i in range(60):  # hot pump, still hot at the end: the alert stays open
+        values = {"temperature_c": 90.0, "load_pct": 70.0}
+        pub.send(device, "telemetry", {"ts": t + i * 1000, "seq": i, "values": values})
+    pub.close()
+    rows = wait_until(lambda: alerts_of(database_url, device, "machine-overheating"))
+    alert_id = rows[0][0]
+    assert rows[0][1] == "new" and engine.stop() == 0
+
+    done = cli(engine_env, "list", "--status", "open", "--device", device)
+    assert done.returncode == 0 and alert_id in done.stdout
+    assert cli(engine_env, "ack", alert_id, "--by", "dana", "--note", "on it").returncode == 0
+    again = cli(engine_env, "ack", alert_id, "--by", "dana")
+    assert again.returncode != 0 and "cannot ack" in again.stderr
+    assert cli(engine_env, "assign", alert_id, "--by", "dana", "--to", "lee").returncode == 0
+    assert (
+        cli(engine_env, "resolve", alert_id, "--by", "lee", "--note", "fan fixed").returncode == 0
+    )
+    missing = cli(engine_env, "show", "no-such-alert")
+    assert missing.returncode != 0 and "no alert 'no-such-alert'" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    shown = cli(engine_env, "show", alert_id)
+    assert shown.returncode == 0
+    for step in ("opened", "acknowledged", "assigned", "resolved", "fan fixed", "by lee"):
+        assert step in shown.stdout, shown.stdout
+    status = q(database_url, "SELECT status, acknowledged_by, assigned_to, resolved_by "
+               "FROM alerts WHERE id = %s", alert_id)  # fmt: skip
+    assert status == [("resolved", "dana", "lee", "lee")]
+
+
+def test_rules_added_while_running_geofence_exit_and_silent_device(
+    engine_env: dict[str, str], database_url: str, mqtt_url: str, topic_prefix: str
+):
+    engine = EngineProcess(dict(engine_env, TWIN_ALERT_RULES_RELOAD_S="1")).start()
+    van, sensor = f"{topic_prefix.strip('/')}-van", f"{topic_prefix.strip('/')}-sensor"
+    rules = [
+        Rule(
+            id=f"{van}-depot",
+            type="geofence",
+            devices=(van,),
+            trigger="exit",
+            lat=52.5,
+            lon=13.4,
+            radius_m=2000,
+            severity="major",
+            clear_s=0,
+        ),
+        Rule(id=f"{sensor}-silent", type="no_data", devices=(sensor,), silence_s=3, clear_s=0),
+    ]
+    with psycopg.connect(psycopg_url(database_url), autocommit=True) as conn:
+        for rule in rules:
+            conn.execute(
+                "INSERT INTO alert_rules (id, definition) VALUES (%s, %s)",
+                (rule.id, msgspec.json.encode(rule).decode()),
+            )
+    engine.wait_for("alert rules reloaded", 20)
+    pub = Publisher(mqtt_url, topic_prefix)
+    t = now_ms() - 10_000
+    for i, lat in enumerate([52.5, 52.505, 52.53, 52.54]):  # leaves the 2 km circle
+        pub.send(van, "telemetry", {"ts": t + i * 1000, "values": {"lat": lat, "lon": 13.4}})
+    for i in range(5):
+        pub.send(sensor, "telemetry", {"values": {"temperature_c": 20.0 + i}})
+        time.sleep(0.2)
+    pub.close()
+    fence = wait_until(lambda: alerts_of(database_url, van, f"{van}-depot"))
+    assert fence and fence[0][1] == "new" and fence[0][2] == "major"
+    silent = wait_until(lambda: alerts_of(database_url, sensor, f"{sensor}-silent"), 30)
+    assert silent and silent[0][1] == "new", engine.log
+    detail = q(database_url, "SELECT detail FROM alerts WHERE id = %s", silent[0][0])[0][0]
+    assert detail.startswith("silent for")
+    assert json.loads(json.dumps(detail))  # plain text, no surprises
+    assert engine.stop() == 0
