@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--note", help="a note for the timeline")
         if action == "assign":
             p.add_argument("--to", required=True, help="who takes it")
+
+    sub.add_parser("notify", help="deliver alert notifications from the outbox until stopped")
     return parser
 
 
@@ -270,6 +272,25 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         from flows.simulate import run_simulate
 
         return run_simulate(args, settings)
+    if args.command == "notify":
+        from flows.engine import StopControl
+        from flows.notifier import Notifier
+        from storage.database import migrate
+
+        if not settings.database_url:
+            raise ConfigurationError("TWIN_DATABASE_URL is not set")
+        migrate(settings.database_url)
+        control = StopControl()
+        control.install()
+        notifier = Notifier(
+            settings.database_url,
+            control.stop,
+            timeout_s=settings.notify_timeout_s,
+            backoff_s=settings.notify_backoff_s,
+        )
+        notifier.start()
+        notifier.join()
+        return 0
     if args.command == "alerts":
         from flows.alerts_cli import run_alerts
 

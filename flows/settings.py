@@ -71,6 +71,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "detectors": ("TWIN_DETECTORS", str),
     "detector_warmup": ("TWIN_DETECTOR_WARMUP", int),
     "alert_rules_reload_s": ("TWIN_ALERT_RULES_RELOAD_S", float),
+    "notify": ("TWIN_NOTIFY", str),
+    "notify_backoff_s": ("TWIN_NOTIFY_BACKOFF_S", float),
+    "notify_timeout_s": ("TWIN_NOTIFY_TIMEOUT_S", float),
     "workers": ("TWIN_WORKERS", int),
     "log_level": ("TWIN_LOG_LEVEL", str),
 }
@@ -100,6 +103,9 @@ class Settings:
     detectors: str = "on"  # "off": no anomaly detection (for comparison)
     detector_warmup: int = 120  # readings per device and metric that only learn
     alert_rules_reload_s: float = 30.0  # how often stored alert rules are checked for edits
+    notify: str = "on"  # "off": this engine delivers no notifications (run `twin notify`)
+    notify_backoff_s: float = 2.0  # first retry delay; doubles per failed attempt
+    notify_timeout_s: float = 5.0  # per delivery attempt
     workers: int = 1
     log_level: str = "INFO"
 
@@ -139,6 +145,12 @@ class Settings:
                 raise ConfigurationError(f"{_ENV[name][0]} must be at least 1")
         if self.detectors not in ("on", "off"):
             raise ConfigurationError("TWIN_DETECTORS must be on or off")
+        if self.notify_backoff_s <= 0 or self.notify_timeout_s <= 0:
+            raise ConfigurationError(
+                "TWIN_NOTIFY_BACKOFF_S and TWIN_NOTIFY_TIMEOUT_S must be positive"
+            )
+        if self.notify not in ("on", "off"):
+            raise ConfigurationError("TWIN_NOTIFY must be on or off")
         if self.alert_rules_reload_s <= 0:
             raise ConfigurationError("TWIN_ALERT_RULES_RELOAD_S must be positive")
         if self.detector_warmup < 0:

@@ -99,6 +99,21 @@ _INSERT_TIMELINE = (
     "VALUES (%s, %s, %s, %s, %s, 'engine', %s) ON CONFLICT DO NOTHING"
 )
 
+_ENQUEUE = (
+    "INSERT INTO notification_outbox (alert_id, device_id, route_id, transition, at, payload) "
+    "SELECT %(alert_id)s, %(device_id)s, r.id, %(transition)s, %(at)s, %(payload)s::jsonb "
+    "FROM notification_routes r LEFT JOIN devices d ON d.device_id = %(device_id)s "
+    "WHERE r.enabled "
+    "AND array_position(ARRAY['info','warning','major','critical'], %(severity)s) >= "
+    "array_position(ARRAY['info','warning','major','critical'], r.min_severity) "
+    "AND (cardinality(r.profiles) = 0 OR d.profile = ANY(r.profiles)) "
+    "AND (r.device_group = '' OR d.attributes->>'group' = r.device_group) "
+    "ON CONFLICT DO NOTHING"
+)
+"""Notifications go to the outbox in the same transaction as the alert they announce: none is
+lost and none is sent for an alert that was not stored. A dispatcher delivers them."""
+NOTIFIED = ("opened", "escalated", "resolved")
+
 _COPY_DEAD = "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
 
 _json = msgspec.json.Encoder().encode
@@ -194,6 +209,7 @@ class PgWriter:
         anomaly_rows = []
         alert_rows = []
         timeline_rows = []
+        notify_rows: list[dict[str, object]] = []
         dead = list(extra_dead)
         for out in outputs:
             for t in out.alerts:
@@ -221,6 +237,32 @@ class PgWriter:
                 timeline_rows.append(
                     (t.alert_id, at, t.transition, status, t.severity or t.peak_severity, t.detail)
                 )
+                if t.transition in NOTIFIED:
+                    notify_rows.append(
+                        {
+                            "alert_id": t.alert_id,
+                            "device_id": t.device_id,
+                            "transition": t.transition,
+                            "at": at,
+                            "severity": t.severity or t.peak_severity,
+                            "payload": _json(
+                                {
+                                    "alert_id": t.alert_id,
+                                    "device_id": t.device_id,
+                                    "rule_id": t.rule_id,
+                                    "rule_type": t.rule_type,
+                                    "transition": t.transition,
+                                    "severity": t.severity or t.peak_severity,
+                                    "peak_severity": t.peak_severity,
+                                    "occurrences": t.occurrences,
+                                    "first_seen_ms": t.first_seen_ms,
+                                    "at_ms": t.at_ms,
+                                    "observed": t.observed,
+                                    "detail": t.detail,
+                                }
+                            ).decode(),
+                        }
+                    )
             for a in out.anomalies:
                 anomaly_rows.append(
                     (
@@ -304,6 +346,8 @@ class PgWriter:
             if alert_rows:
                 cur.executemany(_UPSERT_ALERT, alert_rows)
                 cur.executemany(_INSERT_TIMELINE, timeline_rows)
+                if notify_rows:
+                    cur.executemany(_ENQUEUE, notify_rows)
                 result.alerts = len(alert_rows)
             if anomaly_rows:
                 cur.executemany(_UPSERT_ANOMALY, anomaly_rows)

@@ -26,7 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
 
 TZ = TIMESTAMP(timezone=True)
 NOW = text("now()")
@@ -193,4 +193,57 @@ alert_timeline = Table(
     Column("note", Text, nullable=False, server_default=""),
     UniqueConstraint("alert_id", "transition", "at", "by", name="uq_alert_timeline_step"),
     Index("ix_alert_timeline_alert", "alert_id", "at"),
+)
+
+notification_routes = Table(
+    "notification_routes",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("channel", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("secret", Text, nullable=False, server_default=""),
+    Column("min_severity", Text, nullable=False, server_default="warning"),
+    Column("profiles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("device_group", Text, nullable=False, server_default=""),
+    Column("max_per_device_hour", Integer, nullable=False, server_default="20"),
+    Column("remind_every_s", Integer, nullable=False, server_default="0"),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    CheckConstraint("channel IN ('webhook', 'slack', 'email', 'log')", name="ck_routes_channel"),
+)
+
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("alert_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("route_id", Text, nullable=False),
+    Column("transition", Text, nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", TZ, nullable=False, server_default=NOW),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("done_at", TZ),
+    UniqueConstraint("alert_id", "route_id", "transition", "at", name="uq_outbox_once"),
+    Index("ix_outbox_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+)
+
+notification_log = Table(
+    "notification_log",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("alert_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("response", Text, nullable=False, server_default=""),
+    Column("at", TZ, nullable=False, server_default=NOW),
+    Index("ix_notification_log_alert", "alert_id", "at"),
+    Index("ix_notification_log_device", "device_id", "at"),
 )

@@ -95,8 +95,13 @@ def test_overheating_opens_one_alert_escalates_resolves_and_replay_changes_nothi
     )
     steps = [t[0] for t in timeline]
     assert steps[0] == "opened" and steps[-1] == "resolved" and "escalated" in steps
-    stream = redis.Redis.from_url(redis_url, decode_responses=True).xrange(f"{redis_prefix}alerts")
-    assert [e["transition"] for _, e in stream if e["alert_id"] == alert_id] == steps
+    live = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def streamed() -> list[str]:  # the Redis sink writes just after the PostgreSQL one
+        entries = live.xrange(f"{redis_prefix}alerts")
+        return [e["transition"] for _, e in entries if e["alert_id"] == alert_id]
+
+    assert wait_until(lambda: streamed() if len(streamed()) >= len(steps) else [], 10) == steps
 
     before = q(database_url, "SELECT * FROM alerts WHERE device_id = %s ORDER BY id", device)
     before_steps = q(database_url, "SELECT count(*) FROM alert_timeline WHERE alert_id LIKE %s",
