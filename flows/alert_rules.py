@@ -44,11 +44,11 @@ class RuleReloader(threading.Thread):
         self._url = database_url
         self._book = book
         self._fingerprint = fingerprint
-        self._stop = stop
+        self._halt = stop
         self._interval = interval_s
 
     def run(self) -> None:
-        while not self._stop.wait(self._interval):
+        while not self._halt.wait(self._interval):
             try:
                 with connect(self._url) as conn:
                     fingerprint = rules_fingerprint(conn)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+
+from flows import channels
 from flows.settings import Settings
+from storage import outbox
 from storage.alert_store import act, list_alerts, show_alert
 from storage.database import connect, migrate
-from twin.errors import ConfigurationError
+from twin.errors import AlertActionError, ConfigurationError
 
 
 def _since(text: str) -> datetime:
@@ -28,6 +32,8 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigurationError("TWIN_DATABASE_URL is not set")
     migrate(settings.database_url)
     with connect(settings.database_url) as conn:
+        if args.action == "route":
+            return _route(conn, args, settings)
         if args.action == "list":
             rows = list_alerts(
                 conn,
@@ -66,3 +72,67 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
         status = act(conn, args.id, args.action, args.by, args.note or "", to)
         print(f"alert {args.id}: {status}")
         return 0
+
+
+def _route(conn: psycopg.Connection, args: argparse.Namespace, settings: Settings) -> int:
+    if args.route_action == "list":
+        routes = outbox.list_routes(conn)
+        print(f"{'id':<20} {'channel':<8} {'min sev':<9} {'per h':>5} {'remind':>7} target")
+        for r in routes:
+            scope = ", ".join(
+                [*(f"profile {p}" for p in r.profiles)]
+                + ([f"group {r.device_group}"] if r.device_group else [])
+                + ([] if r.enabled else ["disabled"])
+            )
+            remind = f"{r.remind_every_s}s" if r.remind_every_s else "-"
+            print(
+                f"{r.id:<20} {r.channel:<8} {r.min_severity:<9} {r.max_per_device_hour:>5} "
+                f"{remind:>7} {r.target or '(log)'}" + (f"  [{scope}]" if scope else "")
+            )
+        waiting = ", ".join(f"{n} {status}" for status, n in sorted(outbox.counts(conn).items()))
+        print(f"{len(routes)} route(s); outbox: {waiting or 'empty'}")
+        return 0
+    if args.route_action == "add":
+        outbox.save_route(
+            conn,
+            outbox.Route(
+                id=args.id,
+                channel=args.channel,
+                target=args.target,
+                secret=args.secret,
+                min_severity=args.min_severity,
+                profiles=tuple(args.profile),
+                device_group=args.group,
+                max_per_device_hour=args.max_per_hour,
+                remind_every_s=args.remind_every,
+                enabled=not args.disabled,
+            ),
+        )
+        print(f"route {args.id}: saved")
+        return 0
+    if args.route_action == "remove":
+        outbox.remove_route(conn, args.id)
+        print(f"route {args.id}: removed")
+        return 0
+    route = next((r for r in outbox.list_routes(conn) if r.id == args.id), None)
+    if route is None:
+        raise AlertActionError(f"no route {args.id!r}")
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    sample = {
+        "alert_id": f"test:{route.id}:{now_ms}",
+        "device_id": "test-device",
+        "rule_id": "test",
+        "rule_name": "Test notification",
+        "transition": "test",
+        "severity": route.min_severity,
+        "peak_severity": route.min_severity,
+        "occurrences": 1,
+        "first_seen_ms": now_ms,
+        "at_ms": now_ms,
+        "detail": f"a test of route {route.id}",
+    }
+    answer = channels.send(
+        route.channel, route.target, route.secret, sample, settings.notify_timeout_s
+    )
+    print(f"route {route.id}: {answer}")
+    return 0

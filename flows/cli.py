@@ -36,6 +36,25 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} may not be negative")
+    return value
+
+
+def _duration_s(text: str) -> int:
+    """``90``, ``90s``, ``30m``, ``2h``, ``1d`` as whole seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: use seconds or 30m, 2h, 1d")
+    return int(number) * units[unit]
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -184,6 +203,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--note", help="a note for the timeline")
         if action == "assign":
             p.add_argument("--to", required=True, help="who takes it")
+    route = asub.add_parser("route", help="where notifications go: list, add, remove, test")
+    rsub = route.add_subparsers(dest="route_action", required=True, metavar="ROUTE_ACTION")
+    rsub.add_parser("list", help="routes and the outbox by status")
+    radd = rsub.add_parser("add", help="add a route, or replace the one with this id")
+    radd.add_argument("id")
+    radd.add_argument("--channel", required=True, choices=("webhook", "slack", "email", "log"))
+    radd.add_argument("--target", default="", help="URL, or smtp://host:port/to@x?from=y")
+    radd.add_argument("--secret", default="", help="HMAC-SHA256 key for webhook signatures")
+    radd.add_argument("--min-severity", default="warning",
+                      choices=("info", "warning", "major", "critical"))  # fmt: skip
+    radd.add_argument("--profile", action="append", default=[], help="only these (repeatable)")
+    radd.add_argument("--group", default="", help="only devices whose attribute group is this")
+    radd.add_argument("--max-per-hour", type=_non_negative_int, default=20,
+                      help="deliveries per device an hour (20; 0 = no limit)")  # fmt: skip
+    radd.add_argument("--remind-every", type=_duration_s, default=0,
+                      help="remind while unacknowledged: 30m, 2h (0 = never)")  # fmt: skip
+    radd.add_argument("--disabled", action="store_true")
+    rrm = rsub.add_parser("remove", help="remove a route and cancel what it had pending")
+    rrm.add_argument("id")
+    rtest = rsub.add_parser("test", help="send a test notification through a route now")
+    rtest.add_argument("id")
 
     sub.add_parser("notify", help="deliver alert notifications from the outbox until stopped")
     return parser
@@ -273,8 +313,8 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
 
         return run_simulate(args, settings)
     if args.command == "notify":
+        from flows import notifier
         from flows.engine import StopControl
-        from flows.notifier import Notifier
         from storage.database import migrate
 
         if not settings.database_url:
@@ -282,14 +322,9 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         migrate(settings.database_url)
         control = StopControl()
         control.install()
-        notifier = Notifier(
-            settings.database_url,
-            control.stop,
-            timeout_s=settings.notify_timeout_s,
-            backoff_s=settings.notify_backoff_s,
-        )
-        notifier.start()
-        notifier.join()
+        dispatcher = notifier.from_settings(settings, control.stop)
+        dispatcher.start()
+        dispatcher.join()
         return 0
     if args.command == "alerts":
         from flows.alerts_cli import run_alerts

@@ -153,15 +153,10 @@ def run(
         control.install()
     profiles, warm = prepare(settings)
     flow, _source = build(settings, control, profiles, warm)
-    if settings.notify == "on" and settings.database_url:
-        from flows.notifier import Notifier
+    if settings.notify == "on":
+        from flows import notifier
 
-        Notifier(
-            settings.database_url,
-            control.stop,
-            timeout_s=settings.notify_timeout_s,
-            backoff_s=settings.notify_backoff_s,
-        ).start()
+        notifier.from_settings(settings, control.stop).start()
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

@@ -16,6 +16,11 @@ ANOMALIES = Counter(
 ALERT_TRANSITIONS = Counter(
     "twin_alert_transitions_total", "Alert transitions by the engine", ["transition", "severity"]
 )
+NOTIFICATIONS = Counter(
+    "twin_notifications_total",
+    "Notification attempts, by channel and outcome (delivered, failed, gave_up, rate_limited)",
+    ["channel", "outcome"],
+)
 DUPLICATES = Counter("twin_duplicate_readings_total", "Redelivered readings already stored")
 LIVE_WRITES = Counter("twin_live_states_written_total", "Twin hashes written to Redis")
 SINK_RETRIES = Counter("twin_sink_retries_total", "Sink writes retried", ["sink"])

@@ -1,100 +1,33 @@
-"""Delivers alert notifications from the outbox: webhook, Slack, email, log.
+"""Delivers alert notifications from the outbox, beside the dataflow and never in its path.
 
-Runs beside the dataflow (a thread of ``twin run``, or ``twin notify`` on its own), never in its
-path: a receiver that hangs costs this thread its timeout, not the engine its ingest rate.
-Each attempt is written to ``notification_log``; failures are retried with exponential backoff
-(2, 4, 8, ... s) and given up after ``max_attempts``; per device and recipient at most
-``max_per_device_hour`` deliveries an hour (beyond that: ``rate_limited``); unacknowledged
-alerts are reminded every ``remind_every_s`` of their route.
+It runs as a thread of ``twin run`` (``TWIN_NOTIFY=on``) or on its own as ``twin notify``; several
+may share one outbox. Every poll it adds the reminders that are due, claims due notifications
+and hands each route's share to a small pool of delivery threads. A route that still has
+deliveries in flight is not claimed again, so a receiver that hangs holds up its own route
+only: other routes, and the engine's ingest, go on.
 
-Webhook requests carry ``X-Twinstream-Signature: sha256=<hex HMAC-SHA256 of the body with the
-route's secret>`` so the receiver can check who sent them.
+Per notification: each attempt is written to ``notification_log``; a failure is retried after
+``backoff_s * 2 ** (attempt - 1)`` and given up after ``max_attempts`` (logged as ``gave_up``);
+at most ``max_per_device_hour`` deliveries per device and route an hour (beyond that the
+notification is logged as ``rate_limited`` and not sent; resolutions always go out).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
-import smtplib
 import threading
-import urllib.error
-import urllib.request
-from email.message import EmailMessage
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 
+from flows import channels, metrics
+from flows.settings import Settings
 from storage import outbox
 from storage.database import connect
+from twin.errors import DeliveryError
 
 log = logging.getLogger(__name__)
-
-SIGNATURE_HEADER = "X-Twinstream-Signature"
-
-
-class DeliveryError(Exception):
-    """The receiver did not take the notification (the message says what it answered)."""
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def headline(p: dict[str, Any]) -> str:
-    return (
-        f"[{str(p.get('severity', '')).upper()}] {p.get('transition')}: {p.get('rule_id')} on "
-        f"{p.get('device_id')}" + (f" ({p['detail']})" if p.get("detail") else "")
-    )
-
-
-def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> str:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return f"{response.status} {response.read(500).decode(errors='replace')}".strip()
-    except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryError(f"unreachable: {reason}") from None
-
-
-def send(due: outbox.Due, timeout_s: float) -> str:
-    """Deliver one notification; returns the receiver's answer or raises DeliveryError."""
-    payload = due.payload
-    if due.channel == "webhook":
-        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "twinstream"}
-        if due.secret:
-            headers[SIGNATURE_HEADER] = sign(due.secret, body)
-        return _post(due.target, body, headers, timeout_s)
-    if due.channel == "slack":
-        body = json.dumps({"text": headline(payload)}).encode()
-        return _post(due.target, body, {"Content-Type": "application/json"}, timeout_s)
-    if due.channel == "email":
-        return _email(due.target, payload, timeout_s)
-    log.warning("ALERT %s", headline(payload))
-    return "logged"
-
-
-def _email(target: str, payload: dict[str, Any], timeout_s: float) -> str:
-    """``smtp://host:port/recipient@example.com?from=twin@example.com``."""
-    parts = urlsplit(target)
-    recipient = parts.path.lstrip("/")
-    sender = parse_qs(parts.query).get("from", ["twinstream@localhost"])[0]
-    message = EmailMessage()
-    message["Subject"] = headline(payload)
-    message["From"], message["To"] = sender, recipient
-    message.set_content(json.dumps(payload, indent=2, sort_keys=True))
-    try:
-        with smtplib.SMTP(parts.hostname or "localhost", parts.port or 25, timeout=timeout_s) as s:
-            s.send_message(message)
-    except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"SMTP: {exc}") from None
-    return f"sent to {recipient}"
 
 
 class Notifier(threading.Thread):
@@ -107,50 +40,114 @@ class Notifier(threading.Thread):
         timeout_s: float = 5.0,
         max_attempts: int = 6,
         backoff_s: float = 2.0,
+        concurrency: int = 4,
+        claim_limit: int = 20,
     ) -> None:
         super().__init__(name="notifier", daemon=True)
         self._url = database_url
-        self._stop = stop
+        self._halt = stop
         self._poll = poll_s
         self._timeout = timeout_s
         self._max_attempts = max_attempts
         self._backoff = backoff_s
+        self._claim_limit = claim_limit
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="notify")
+        self._in_flight: dict[str, Future[None]] = {}
         self.delivered = 0
 
     def run(self) -> None:
         log.info("notifications: delivering from the outbox")
-        while not self._stop.wait(self._poll):
+        failing = False
+        while not self._halt.wait(self._poll):
             try:
                 self.run_once()
             except psycopg.Error as exc:
-                log.warning("notifications paused: %s", exc)
+                if not failing:
+                    log.warning("notifications paused, PostgreSQL unavailable: %s", exc)
+                failing = True
+                continue
+            if failing:
+                log.info("notifications resumed")
+            failing = False
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def run_once(self) -> int:
-        done = 0
+    def run_once(self, *, wait: bool = False) -> int:
+        """Add due reminders and start delivering what is due; returns how many were claimed.
+        ``wait``: return only when those deliveries are done (for tools and tests)."""
+        self._in_flight = {r: f for r, f in self._in_flight.items() if not f.done()}
+        # the lease covers every attempt of a claim in turn, so no other dispatcher retakes
+        # a notification while this one is still working on it
+        lease_s = self._claim_limit * (self._timeout + 1) + 30
         with connect(self._url) as conn:
             outbox.enqueue_reminders(conn)
-            for due in outbox.claim(conn):
-                if self._stop.is_set():
-                    break
-                self._deliver(conn, due)
-                done += 1
-        return done
+            due = outbox.claim(
+                conn, limit=self._claim_limit, lease_s=lease_s, skip_routes=list(self._in_flight)
+            )
+        by_route: dict[str, list[outbox.Due]] = defaultdict(list)
+        for item in due:
+            by_route[item.route_id].append(item)
+        started = [self._pool.submit(self._deliver_route, items) for items in by_route.values()]
+        for route_id, future in zip(by_route, started, strict=True):
+            self._in_flight[route_id] = future
+        if wait:
+            for future in started:
+                future.result()
+        return len(due)
+
+    def close(self) -> None:
+        """Wait for the deliveries in flight (each ends within its timeout)."""
+        self._pool.shutdown(wait=True)
+
+    def _deliver_route(self, items: list[outbox.Due]) -> None:
+        try:
+            with connect(self._url) as conn:
+                for item in items:
+                    if self._halt.is_set():
+                        return  # the lease runs out and the next dispatcher takes it
+                    self._deliver(conn, item)
+        except psycopg.Error as exc:
+            log.warning("notifications: outbox unavailable while delivering: %s", exc)
+        except Exception:
+            log.exception("notifications: delivery failed unexpectedly")
 
     def _deliver(self, conn: psycopg.Connection, due: outbox.Due) -> None:
         if due.transition != "resolved" and due.max_per_device_hour > 0:
-            sent = outbox.sent_last_hour(conn, due.device_id, due.channel, due.target)
+            sent = outbox.sent_last_hour(conn, due.device_id, due.route_id)
             if sent >= due.max_per_device_hour:
-                outbox.record(conn, due, "rate_limited", f"{sent} in the last hour")
+                outbox.record(conn, due, "rate_limited", f"{sent} delivered in the last hour")
+                metrics.NOTIFICATIONS.labels(due.channel, "rate_limited").inc()
                 return
         try:
-            answer = send(due, self._timeout)
+            answer = channels.send(due.channel, due.target, due.secret, due.payload, self._timeout)
         except DeliveryError as exc:
             if due.attempts + 1 >= self._max_attempts:
                 outbox.record(conn, due, "gave_up", str(exc))
-                log.warning("notification %d to %s given up: %s", due.id, due.target, exc)
+                metrics.NOTIFICATIONS.labels(due.channel, "gave_up").inc()
+                log.warning(
+                    "notification %d (%s) to %s given up after %d attempts: %s",
+                    due.id,
+                    due.route_id,
+                    due.target,
+                    due.attempts + 1,
+                    exc,
+                )
             else:
                 delay = self._backoff * 2**due.attempts
                 outbox.record(conn, due, "failed", str(exc), retry_in_s=delay)
+                metrics.NOTIFICATIONS.labels(due.channel, "failed").inc()
             return
         outbox.record(conn, due, "delivered", answer)
+        metrics.NOTIFICATIONS.labels(due.channel, "delivered").inc()
         self.delivered += 1
+
+
+def from_settings(settings: Settings, stop: threading.Event) -> Notifier:
+    if not settings.database_url:
+        raise ValueError("notifications need TWIN_DATABASE_URL")
+    return Notifier(
+        settings.database_url,
+        stop,
+        timeout_s=settings.notify_timeout_s,
+        backoff_s=settings.notify_backoff_s,
+        max_attempts=settings.notify_max_attempts,
+    )

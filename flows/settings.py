@@ -74,6 +74,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "notify": ("TWIN_NOTIFY", str),
     "notify_backoff_s": ("TWIN_NOTIFY_BACKOFF_S", float),
     "notify_timeout_s": ("TWIN_NOTIFY_TIMEOUT_S", float),
+    "notify_max_attempts": ("TWIN_NOTIFY_MAX_ATTEMPTS", int),
     "workers": ("TWIN_WORKERS", int),
     "log_level": ("TWIN_LOG_LEVEL", str),
 }
@@ -106,6 +107,7 @@ class Settings:
     notify: str = "on"  # "off": this engine delivers no notifications (run `twin notify`)
     notify_backoff_s: float = 2.0  # first retry delay; doubles per failed attempt
     notify_timeout_s: float = 5.0  # per delivery attempt
+    notify_max_attempts: int = 6  # then the notification is given up (and logged as such)
     workers: int = 1
     log_level: str = "INFO"
 
@@ -139,6 +141,7 @@ class Settings:
             "workers",
             "max_payload_bytes",
             "mqtt_session_expiry_s",
+            "notify_max_attempts",
         )
         for name in positive:
             if getattr(self, name) < 1:

@@ -11,13 +11,9 @@ import msgspec
 import psycopg
 
 from twin.alerts.rules import SEVERITIES, Rule
-from twin.errors import TwinstreamError
+from twin.errors import AlertActionError, TwinstreamError
 
 _rule_decoder = msgspec.json.Decoder(Rule)
-
-
-class AlertActionError(TwinstreamError):
-    """An unknown alert, or a change its status does not allow."""
 
 
 def sync_builtin_rules(conn: psycopg.Connection, rules: Sequence[Rule]) -> int:

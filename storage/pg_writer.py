@@ -22,6 +22,7 @@ from psycopg import errors as pg_errors
 
 from storage import partitions
 from storage.database import connect
+from storage.outbox import ROUTE_MATCH
 from twin.clock import MS_PER_DAY, ms_to_datetime
 from twin.errors import StoreError, StoreUnavailable
 from twin.records import DeadLetter, TwinOutput
@@ -101,17 +102,18 @@ _INSERT_TIMELINE = (
 
 _ENQUEUE = (
     "INSERT INTO notification_outbox (alert_id, device_id, route_id, transition, at, payload) "
-    "SELECT %(alert_id)s, %(device_id)s, r.id, %(transition)s, %(at)s, %(payload)s::jsonb "
+    "SELECT %(alert_id)s, %(device_id)s, r.id, %(transition)s, %(at)s, %(payload)s::jsonb || "
+    "jsonb_build_object('profile', d.profile, 'rule_name', "
+    "coalesce((SELECT definition->>'name' FROM alert_rules WHERE id = %(rule_id)s), '')) "
     "FROM notification_routes r LEFT JOIN devices d ON d.device_id = %(device_id)s "
-    "WHERE r.enabled "
-    "AND array_position(ARRAY['info','warning','major','critical'], %(severity)s) >= "
-    "array_position(ARRAY['info','warning','major','critical'], r.min_severity) "
-    "AND (cardinality(r.profiles) = 0 OR d.profile = ANY(r.profiles)) "
-    "AND (r.device_group = '' OR d.attributes->>'group' = r.device_group) "
+    f"WHERE r.enabled AND {ROUTE_MATCH.format(severity='%(severity)s')} "
+    "AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.id = %(alert_id)s "
+    "AND x.status = 'resolved' AND x.resolved_by IS DISTINCT FROM 'engine') "
     "ON CONFLICT DO NOTHING"
 )
 """Notifications go to the outbox in the same transaction as the alert they announce: none is
-lost and none is sent for an alert that was not stored. A dispatcher delivers them."""
+lost and none is sent for an alert that was not stored, nor for one a person already closed.
+A dispatcher (``flows.notifier``) delivers them."""
 NOTIFIED = ("opened", "escalated", "resolved")
 
 _COPY_DEAD = "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
@@ -245,6 +247,7 @@ class PgWriter:
                             "transition": t.transition,
                             "at": at,
                             "severity": t.severity or t.peak_severity,
+                            "rule_id": t.rule_id,
                             "payload": _json(
                                 {
                                     "alert_id": t.alert_id,

@@ -6,8 +6,10 @@ stream. Exceptions are kept for bugs and for configuration that cannot work::
     TwinstreamError
      ├── ConfigurationError      a setting, URL or flag that cannot work
      │    └── ProfileError        a device profile that contradicts itself
-     └── StoreError               a store refused or lost a write that retrying cannot fix
-          └── StoreUnavailable    a store could not be reached (retried with backoff)
+     ├── StoreError               a store refused or lost a write that retrying cannot fix
+     │    └── StoreUnavailable    a store could not be reached (retried with backoff)
+     ├── AlertActionError        an unknown alert, or a change its status does not allow
+     └── DeliveryError           a notification receiver did not take a notification (retried)
 """
 
 from __future__ import annotations
@@ -31,3 +33,11 @@ class StoreError(TwinstreamError):
 
 class StoreUnavailable(StoreError):
     """A store could not be reached; the caller retries with backoff."""
+
+
+class AlertActionError(TwinstreamError):
+    """An unknown alert or route, or a change its status does not allow."""
+
+
+class DeliveryError(TwinstreamError):
+    """A notification receiver did not take a notification; the dispatcher retries."""

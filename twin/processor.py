@@ -188,11 +188,9 @@ class TwinProcessor:
         if self.detectors is not None:
             limits.append(self.detectors.silence_limit_ms(state.detectors))
         if self.alerts is not None:
-            if not any(
-                t.phase in ("open", "clearing") and rid.startswith("no-data")
-                for rid, t in state.alerts.tracks.items()
-            ):
-                limits.append(self.alerts.silence_limit_ms(state.device_id, state.profile))
+            limits.append(
+                self.alerts.silence_limit_ms(state.alerts, state.device_id, state.profile)
+            )
             clearing = [t.since_ms for t in state.alerts.tracks.values() if t.phase == "clearing"]
             if clearing:
                 limits.append(min(clearing) - state.last_seen_ms + 60_000)
@@ -218,7 +216,9 @@ class TwinProcessor:
             transitions = self.alerts.on_silence(
                 state.alerts, state.device_id, state.profile, device_now, state.last_seen_ms
             )
-            transitions += self.alerts.expire(state.alerts, state.device_id, device_now)
+            transitions += self.alerts.expire(
+                state.alerts, state.device_id, state.profile, device_now
+            )
         if not found and not transitions:
             return None
         profile = self.profiles.get(state.profile)

@@ -35,9 +35,12 @@ class Receiver:
                 if outer.hang_s:
                     time.sleep(outer.hang_s)
                 failing = len(outer.requests) <= outer.fail_first
-                self.send_response(500 if failing else 200)
-                self.end_headers()
-                self.wfile.write(b"nope" if failing else b"ok")
+                try:
+                    self.send_response(500 if failing else 200)
+                    self.end_headers()
+                    self.wfile.write(b"nope" if failing else b"ok")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a hanging receiver)
 
             def log_message(self, *args: object) -> None:
                 pass

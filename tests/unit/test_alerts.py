@@ -111,3 +111,53 @@ def test_rules_say_what_is_wrong_with_them():
         Rule(id="x", type="weather").check()
     for rule in BUILTIN_RULES:
         rule.check()
+    with pytest.raises(ProfileError, match="cannot override itself"):
+        Rule(id="x", type="no_data", overrides="x").check()
+
+
+def test_a_device_override_replaces_the_shipped_rule_on_that_device_only():
+    shipped = next(r for r in BUILTIN_RULES if r.id == "machine-overheating")
+    hot_pump = Rule(
+        id="p-7-runs-hot",
+        type="threshold",
+        devices=("p-7",),
+        overrides=shipped.id,
+        metric="temperature_c",
+        levels=(Level(95, "major"),),
+        sustain_s=30,
+    )
+    book = RuleBook([shipped, hot_pump])
+    assert [r.id for r in book.applicable("p-7", "pump")] == ["p-7-runs-hot"]
+    assert [r.id for r in book.applicable("p-8", "pump")] == ["machine-overheating"]
+    engine = AlertEngine(book)
+    opened: dict[str, list[str]] = {}
+    for device in ("p-7", "p-8"):
+        st, out = AlertState(), []
+        for i in range(60):  # 90 °C for a minute: too hot for a pump, normal for p-7
+            values = {"temperature_c": 90.0, "load_pct": 60.0}
+            out += engine.on_reading(st, device, "pump", T0 + i * 1000, values)
+        opened[device] = [t.rule_id for t in out if t.transition == "opened"]
+    assert opened == {"p-7": [], "p-8": ["machine-overheating"]}
+
+
+def test_an_open_alert_resolves_when_its_rule_is_removed_or_overridden():
+    book = RuleBook([OVERHEAT])
+    engine, st = AlertEngine(book), AlertState()
+    out = feed(engine, st, [110.0] * 40)
+    assert [t.transition for t in out] == ["opened"]
+    version = book.version
+    book.replace([])  # the rule was deleted while its alert was open
+    assert book.version != version
+    out = feed(engine, st, [110.0], start_s=40)
+    assert [(t.transition, t.detail) for t in out] == [("resolved", "the rule no longer applies")]
+    assert out[0].alert_id.endswith(f":hot:{T0}") and st.tracks == {}
+    assert engine.open_summary(st) == (0, "")
+
+
+def test_the_rule_book_version_follows_content_not_edits():
+    assert RuleBook([OVERHEAT]).version == RuleBook([OVERHEAT]).version
+    book = RuleBook([OVERHEAT])
+    before = book.version
+    book.replace([OVERHEAT])  # reloaded, unchanged: twins need not re-check their alerts
+    assert book.version == before
+    assert RuleBook([OVERHEAT, BUILTIN_RULES[0]]).version != before

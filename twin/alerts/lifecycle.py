@@ -16,6 +16,7 @@ re-triggers and auto-resolves.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
@@ -42,6 +43,8 @@ class AlertState(msgspec.Struct, kw_only=True, gc=False):
     previous: dict[str, tuple[float, int]] = msgspec.field(default_factory=dict)
     """Per metric watched by a rate rule: the last value and its time."""
     anomaly_times: list[int] = msgspec.field(default_factory=list)
+    book_version: int = -1
+    """The rule book's version when the tracks were last checked against it."""
 
 
 class AlertTransition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -62,19 +65,51 @@ class AlertTransition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     detail: str = ""
 
 
+class _Rules(msgspec.Struct, frozen=True):
+    rules: tuple[Rule, ...]
+    version: int
+    named_devices: frozenset[str]
+    cache: dict[tuple[str, str], tuple[Rule, ...]]
+
+
 class RuleBook:
-    """The rules in force; replaced whole when the stored rules change (no restart)."""
+    """The rules in force; replaced whole when the stored rules change (no restart).
+
+    The rules that apply to a device are worked out once per profile (or per device, for the
+    devices a rule names) and kept until the rules change."""
 
     def __init__(self, rules: Iterable[Rule] = ()) -> None:
-        self.rules: tuple[Rule, ...] = tuple(rules)
-        self.version = 0
+        self._view = _view(rules)
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self._view.rules
+
+    @property
+    def version(self) -> int:
+        """A digest of the rules' content: the same rules give the same version in any
+        process, so a twin restored from a snapshot knows whether the rules changed since."""
+        return self._view.version
 
     def replace(self, rules: Iterable[Rule]) -> None:
-        self.rules = tuple(rules)
-        self.version += 1
+        self._view = _view(rules)  # one assignment: a reader sees the old rules or the new
 
-    def applicable(self, device_id: str, profile: str) -> list[Rule]:
-        return [r for r in self.rules if r.applies(device_id, profile)]
+    def applicable(self, device_id: str, profile: str) -> tuple[Rule, ...]:
+        view = self._view
+        key = (device_id if device_id in view.named_devices else "", profile)
+        found = view.cache.get(key)
+        if found is None:
+            rules = [r for r in view.rules if r.applies(device_id, profile)]
+            replaced = {r.overrides for r in rules if r.overrides}
+            found = view.cache[key] = tuple(r for r in rules if r.id not in replaced)
+        return found
+
+
+def _view(rules: Iterable[Rule]) -> _Rules:
+    rules = tuple(rules)
+    named = frozenset(d for r in rules for d in r.devices)
+    version = zlib.crc32(msgspec.json.encode(sorted(rules, key=lambda r: r.id)))
+    return _Rules(rules, version, named, {})
 
 
 class AlertEngine:
@@ -92,6 +127,8 @@ class AlertEngine:
         values: Mapping[str, float],
     ) -> list[AlertTransition]:
         out: list[AlertTransition] = []
+        if st.book_version != self.book.version:
+            self._retire(st, device_id, profile, ts_ms, out)
         rules = self.book.applicable(device_id, profile)
         for rule in rules:
             verdict: Verdict | None = None
@@ -184,12 +221,13 @@ class AlertEngine:
                            Verdict(True, rule.severity, None, detail), out)  # fmt: skip
         return out
 
-    def silence_limit_ms(self, device_id: str, profile: str) -> int | None:
-        limits = [
-            int(r.silence_s * 1000)
-            for r in self.book.applicable(device_id, profile)
-            if r.type == "no_data"
-        ]
+    def silence_limit_ms(self, st: AlertState, device_id: str, profile: str) -> int | None:
+        """The shortest silence that would open a no-data alert not already open."""
+        limits = []
+        for rule in self.book.applicable(device_id, profile):
+            track = st.tracks.get(rule.id)
+            if rule.type == "no_data" and (track is None or track.phase == "idle"):
+                limits.append(int(rule.silence_s * 1000))
         return min(limits) if limits else None
 
     # -- the state machine ---------------------------------------------------------------
@@ -210,7 +248,7 @@ class AlertEngine:
         if ts_ms < tr.judged_ms or (ts_ms == tr.judged_ms and not same_instant and tr.judged_ms):
             return  # replayed or late: event time only moves forward
         tr.judged_ms = ts_ms
-        emit = _emitter(rule, device_id, tr, ts_ms, out)
+        emit = _emitter(rule.id, rule.type, device_id, tr, ts_ms, out)
         if verdict.active:
             if tr.phase == "idle":
                 tr.phase, tr.since_ms = "pending", ts_ms
@@ -248,17 +286,38 @@ class AlertEngine:
         elif tr.phase == "clearing" and ts_ms - tr.since_ms >= rule.clear_s * 1000:
             _resolve(tr, emit)
 
-    def expire(self, st: AlertState, device_id: str, now_ms: int) -> list[AlertTransition]:
+    def expire(
+        self, st: AlertState, device_id: str, profile: str, now_ms: int
+    ) -> list[AlertTransition]:
         """Resolve alerts whose clear time has passed although no reading came to notice."""
         out: list[AlertTransition] = []
+        if st.book_version != self.book.version:
+            self._retire(st, device_id, profile, now_ms, out)
         by_id = {r.id: r for r in self.book.rules}
         for rule_id, tr in st.tracks.items():
             rule = by_id.get(rule_id)
             if rule is None or tr.phase != "clearing":
                 continue
             if now_ms - tr.since_ms >= rule.clear_s * 1000:
-                _resolve(tr, _emitter(rule, device_id, tr, now_ms, out))
+                _resolve(tr, _emitter(rule.id, rule.type, device_id, tr, now_ms, out))
         return out
+
+    def _retire(
+        self, st: AlertState, device_id: str, profile: str, ts_ms: int, out: list[AlertTransition]
+    ) -> None:
+        """Rules deleted, disabled or overridden since this device was last judged: their open
+        alerts resolve (nothing would ever judge them again) and their tracks go."""
+        st.book_version = self.book.version
+        if not st.tracks:
+            return
+        live = {r.id for r in self.book.applicable(device_id, profile)}
+        types = {r.id: r.type for r in self.book.rules}
+        for rule_id in [rid for rid in st.tracks if rid not in live]:
+            tr = st.tracks.pop(rule_id)
+            if tr.phase in ("open", "clearing"):
+                tr.detail = "the rule no longer applies"
+                at = max(ts_ms, tr.judged_ms)
+                _resolve(tr, _emitter(rule_id, types.get(rule_id, ""), device_id, tr, at, out))
 
     @staticmethod
     def open_summary(st: AlertState) -> tuple[int, str]:
@@ -288,15 +347,20 @@ def _resolve(tr: AlertTrack, emit: Callable[[str], None]) -> None:
 
 
 def _emitter(
-    rule: Rule, device_id: str, tr: AlertTrack, ts_ms: int, out: list[AlertTransition]
+    rule_id: str,
+    rule_type: str,
+    device_id: str,
+    tr: AlertTrack,
+    ts_ms: int,
+    out: list[AlertTransition],
 ) -> Callable[[str], None]:
     def emit(transition: str) -> None:
         out.append(
             AlertTransition(
                 alert_id=tr.alert_id,
                 device_id=device_id,
-                rule_id=rule.id,
-                rule_type=rule.type,
+                rule_id=rule_id,
+                rule_type=rule_type,
                 transition=transition,
                 severity=tr.severity,
                 peak_severity=tr.peak,

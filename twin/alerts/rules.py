@@ -17,6 +17,10 @@ Types:
 * ``geofence``: a position ``inside`` or outside (``trigger`` enter / exit) a circle
   (``lat``, ``lon``, ``radius_m``) or a ``polygon`` of [lat, lon] points;
 * ``dtc``: fault-code events, severity by the longest matching code ``families`` prefix.
+
+Per-device overrides: a rule with ``overrides`` set to another rule's id replaces that rule on
+the devices (or profiles) it applies to, e.g. a hotter threshold for one pump that runs hot by
+design, while every other pump keeps the shipped rule.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     """Profiles the rule applies to (empty: all)."""
     devices: tuple[str, ...] = ()
     """Devices the rule applies to (empty: all of its profiles)."""
+    overrides: str = ""
+    """The id of a rule this one replaces wherever this one applies."""
     clear_s: float = 60.0
     """Auto-resolve once the condition has stayed clear this long (device time)."""
     sustain_s: float = 0.0
@@ -96,6 +102,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
             raise ProfileError(f"{where}: needs radius_m > 0 or a polygon of 3+ points")
         if self.type == "geofence" and self.trigger not in ("enter", "exit"):
             raise ProfileError(f"{where}: trigger must be enter or exit")
+        if self.overrides == self.id:
+            raise ProfileError(f"{where}: a rule cannot override itself")
         if self.clear_s < 0 or self.sustain_s < 0:
             raise ProfileError(f"{where}: clear_s and sustain_s may not be negative")
 
