@@ -11,12 +11,14 @@ from storage.alert_store import load_rules, rules_fingerprint, sync_builtin_rule
 from storage.database import connect
 from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.lifecycle import RuleBook
+from twin.profiles import ProfileBook
 
 log = logging.getLogger(__name__)
 
 
-def load_book(database_url: str) -> tuple[RuleBook, str]:
-    """Store missing shipped rules, then load every rule in force."""
+def load_book(database_url: str, profiles: ProfileBook) -> tuple[RuleBook, str]:
+    """Store missing shipped rules (and follow shipped changes to rules nobody edited), then
+    load every rule in force."""
     with connect(database_url) as conn:
         added = sync_builtin_rules(conn, BUILTIN_RULES)
         conn.commit()
@@ -24,8 +26,8 @@ def load_book(database_url: str) -> tuple[RuleBook, str]:
         fingerprint = rules_fingerprint(conn)
     for problem in problems:
         log.error("%s (rule ignored)", problem)
-    log.info("alert rules: %d in force (%d shipped rules added)", len(rules), added)
-    return RuleBook(rules), fingerprint
+    log.info("alert rules: %d in force (%d shipped rules added or updated)", len(rules), added)
+    return RuleBook(rules, profiles), fingerprint
 
 
 class RuleReloader(threading.Thread):

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 
 from flows import channels
 from flows.settings import Settings
 from storage import outbox
-from storage.alert_store import act, list_alerts, show_alert
+from storage.alert_store import (
+    act,
+    list_alerts,
+    remove_rule,
+    save_rules,
+    set_rule_enabled,
+    show_alert,
+    stored_rules,
+)
 from storage.database import connect, migrate
+from twin.alerts.rules import parse_rules
 from twin.errors import AlertActionError, ConfigurationError
 
 
@@ -34,6 +46,8 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
     with connect(settings.database_url) as conn:
         if args.action == "route":
             return _route(conn, args, settings)
+        if args.action == "rule":
+            return _rule(conn, args)
         if args.action == "list":
             rows = list_alerts(
                 conn,
@@ -135,4 +149,59 @@ def _route(conn: psycopg.Connection, args: argparse.Namespace, settings: Setting
         route.channel, route.target, route.secret, sample, settings.notify_timeout_s
     )
     print(f"route {route.id}: {answer}")
+    return 0
+
+
+def _rule_scope(definition: dict[str, Any]) -> str:
+    devices: list[str] = definition.get("devices") or []
+    profiles: list[str] = definition.get("profiles") or []
+    if devices:
+        scope = "devices " + ", ".join(devices)
+    else:
+        scope = "profiles " + ", ".join(profiles) if profiles else "all devices"
+    if definition.get("overrides"):
+        scope += f" (instead of {definition['overrides']})"
+    return scope
+
+
+def _rule(conn: psycopg.Connection, args: argparse.Namespace) -> int:
+    action = args.rule_action
+    if action == "list":
+        rules = stored_rules(conn)
+        print(f"{'id':<24} {'type':<10} {'severity':<9} {'state':<9} {'origin':<8} applies to")
+        for r in rules:
+            d = r.definition
+            state = "enabled" if r.enabled and d.get("enabled", True) else "disabled"
+            print(
+                f"{r.id:<24} {d.get('type', '?'):<10} {d.get('severity', 'warning'):<9} "
+                f"{state:<9} {'shipped' if r.builtin else 'own':<8} {_rule_scope(d)}"
+            )
+        print(f"{len(rules)} rule(s); a running engine applies changes within "
+              "TWIN_ALERT_RULES_RELOAD_S (30 s)")  # fmt: skip
+        return 0
+    if action == "show":
+        found = next((r for r in stored_rules(conn) if r.id == args.id), None)
+        if found is None:
+            raise AlertActionError(f"no alert rule {args.id!r}")
+        print(json.dumps(found.definition, indent=2, sort_keys=True))
+        return 0
+    if action == "set":
+        if args.file == "-":
+            text, source = sys.stdin.read(), "standard input"
+        else:
+            try:
+                with open(args.file, encoding="utf-8") as f:
+                    text, source = f.read(), args.file
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read {args.file}: {exc.strerror}") from None
+        parsed = parse_rules(text, source)
+        save_rules(conn, parsed)
+        print(f"{len(parsed)} rule(s) saved: {', '.join(r.id for r in parsed)}")
+        return 0
+    if action in ("enable", "disable"):
+        set_rule_enabled(conn, args.id, action == "enable")
+        print(f"alert rule {args.id}: {action}d")
+        return 0
+    deleted = remove_rule(conn, args.id)
+    print(f"alert rule {args.id}: " + ("removed" if deleted else "shipped rule, disabled instead"))
     return 0

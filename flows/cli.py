@@ -203,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--note", help="a note for the timeline")
         if action == "assign":
             p.add_argument("--to", required=True, help="who takes it")
+    rule = asub.add_parser("rule", help="alert rules: list, show, set, enable, disable, remove")
+    rusub = rule.add_subparsers(dest="rule_action", required=True, metavar="RULE_ACTION")
+    rusub.add_parser("list", help="the stored rules")
+    for action, text in (
+        ("show", "one rule as JSON"),
+        ("enable", "enable a rule"),
+        ("disable", "disable a rule"),
+        ("remove", "delete a rule (a shipped rule is disabled instead)"),
+    ):
+        rusub.add_parser(action, help=text).add_argument("id")
+    rset = rusub.add_parser("set", help="add or replace rules from a JSON or TOML file")
+    rset.add_argument("file", help="a file, or - for standard input")
     route = asub.add_parser("route", help="where notifications go: list, add, remove, test")
     rsub = route.add_subparsers(dest="route_action", required=True, metavar="ROUTE_ACTION")
     rsub.add_parser("list", help="routes and the outbox by status")

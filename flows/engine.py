@@ -94,7 +94,7 @@ def detectors(settings: Settings) -> AnomalyDetectors | None:
 def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm: dict[str, bytes]):  # type: ignore[no-untyped-def]
     """The dataflow for ``settings`` (split out so the demo and tests can run it)."""
     assert settings.database_url and settings.redis_url
-    book, fingerprint = load_book(settings.database_url)
+    book, fingerprint = load_book(settings.database_url, profiles)
     RuleReloader(
         settings.database_url, book, fingerprint, control.stop, settings.alert_rules_reload_s
     ).start()

@@ -17,17 +17,23 @@ _rule_decoder = msgspec.json.Decoder(Rule)
 
 
 def sync_builtin_rules(conn: psycopg.Connection, rules: Sequence[Rule]) -> int:
-    """Add shipped rules that are missing; rules already stored (maybe edited) are kept."""
-    added = 0
+    """Add shipped rules that are missing and bring shipped rules nobody edited up to date.
+
+    A shipped rule an operator replaced (``twin alerts rule set``) is theirs from then on
+    (``builtin`` false) and is kept as they left it; enabling or disabling a shipped rule is
+    not an edit. Returns how many rules were added or updated."""
+    changed = 0
     with conn.cursor() as cur:
         for rule in rules:
             cur.execute(
-                "INSERT INTO alert_rules (id, definition, enabled, builtin) "
-                "VALUES (%s, %s, %s, true) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO alert_rules AS r (id, definition, enabled, builtin) "
+                "VALUES (%s, %s, %s, true) ON CONFLICT (id) DO UPDATE "
+                "SET definition = EXCLUDED.definition, updated_at = now() "
+                "WHERE r.builtin AND r.definition <> EXCLUDED.definition",
                 (rule.id, msgspec.json.encode(rule).decode(), rule.enabled),
             )
-            added += cur.rowcount
-    return added
+            changed += cur.rowcount
+    return changed
 
 
 def load_rules(conn: psycopg.Connection) -> tuple[list[Rule], list[str]]:
@@ -46,6 +52,61 @@ def load_rules(conn: psycopg.Connection) -> tuple[list[Rule], list[str]]:
             rule = msgspec.structs.replace(rule, id=rule_id)
         rules.append(msgspec.structs.replace(rule, enabled=bool(enabled) and rule.enabled))
     return rules, problems
+
+
+@dataclass(frozen=True)
+class StoredRule:
+    id: str
+    definition: dict[str, Any]
+    enabled: bool
+    builtin: bool
+    updated_at: datetime
+
+
+def stored_rules(conn: psycopg.Connection) -> list[StoredRule]:
+    rows = conn.execute(
+        "SELECT id, definition, enabled, builtin, updated_at FROM alert_rules ORDER BY id"
+    ).fetchall()
+    return [StoredRule(*row) for row in rows]
+
+
+def save_rules(conn: psycopg.Connection, rules: Sequence[Rule]) -> None:
+    """Add or replace rules; a running engine picks them up at its next reload. A shipped
+    rule replaced here becomes the operator's own (the engine no longer updates it)."""
+    for rule in rules:
+        rule.check()
+    for rule in rules:
+        conn.execute(
+            "INSERT INTO alert_rules (id, definition, enabled) VALUES (%s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET definition = EXCLUDED.definition, "
+            "enabled = EXCLUDED.enabled, builtin = false, updated_at = now()",
+            (rule.id, msgspec.json.encode(rule).decode(), rule.enabled),
+        )
+    conn.commit()
+
+
+def set_rule_enabled(conn: psycopg.Connection, rule_id: str, enabled: bool) -> None:
+    cur = conn.execute(
+        "UPDATE alert_rules SET enabled = %s, updated_at = now() WHERE id = %s",
+        (enabled, rule_id),
+    )
+    if cur.rowcount == 0:
+        raise AlertActionError(f"no alert rule {rule_id!r}")
+    conn.commit()
+
+
+def remove_rule(conn: psycopg.Connection, rule_id: str) -> bool:
+    """Delete a rule; a shipped rule is disabled instead (it would come back at the next
+    start). Returns True when the rule was deleted."""
+    row = conn.execute("SELECT builtin FROM alert_rules WHERE id = %s", (rule_id,)).fetchone()
+    if row is None:
+        raise AlertActionError(f"no alert rule {rule_id!r}")
+    if row[0]:
+        set_rule_enabled(conn, rule_id, False)
+        return False
+    conn.execute("DELETE FROM alert_rules WHERE id = %s", (rule_id,))
+    conn.commit()
+    return True
 
 
 def rules_fingerprint(conn: psycopg.Connection) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -61,3 +63,40 @@ def wait_until(probe: Callable[[], T], timeout_s: float = 20.0, interval_s: floa
         time.sleep(interval_s)
         value = probe()
     return value
+
+
+class Receiver:
+    """An HTTP endpoint that records requests; it can fail the first N or hang."""
+
+    def __init__(self, fail_first: int = 0, hang_s: float = 0.0) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.times: list[float] = []
+        """Wall-clock time (epoch seconds) each request arrived."""
+        self.fail_first = fail_first
+        self.hang_s = hang_s
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.times.append(time.time())
+                outer.requests.append((dict(self.headers.items()), body))
+                if outer.hang_s:
+                    time.sleep(outer.hang_s)
+                failing = len(outer.requests) <= outer.fail_first
+                try:
+                    self.send_response(500 if failing else 200)
+                    self.end_headers()
+                    self.wfile.write(b"nope" if failing else b"ok")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a hanging receiver)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()

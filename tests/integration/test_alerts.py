@@ -13,10 +13,12 @@ import redis
 
 from simulators.faults import Fault
 from simulators.traffic import Traffic, TrafficConfig
-from storage.database import psycopg_url
-from tests.conftest import ROOT, EngineProcess
+from storage.alert_store import sync_builtin_rules
+from storage.database import migrate, psycopg_url
+from tests.conftest import ROOT, EngineProcess, fresh_database
 from tests.integration.helpers import Publisher, now_ms, wait_until
 from tests.integration.test_engine import q
+from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.rules import Rule
 
 
@@ -196,3 +198,90 @@ def test_rules_added_while_running_geofence_exit_and_silent_device(
     assert detail.startswith("silent for")
     assert json.loads(json.dumps(detail))  # plain text, no surprises
     assert engine.stop() == 0
+
+
+def test_a_device_override_set_from_the_cli_applies_while_the_engine_runs(
+    engine_env: dict[str, str], database_url: str, mqtt_url: str, topic_prefix: str, tmp_path
+):
+    env = dict(engine_env, TWIN_ALERT_RULES_RELOAD_S="1")
+    engine = EngineProcess(env).start()
+    tag = topic_prefix.strip("/")
+    runs_hot, normal = f"{tag}-hot", f"{tag}-normal"
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        f"""
+[[rules]]
+id = "{runs_hot}-overheating"
+type = "threshold"
+name = "Overheating (runs hot by design)"
+devices = ["{runs_hot}"]
+overrides = "machine-overheating"
+metric = "temperature_c"
+levels = [[100, "major"]]
+sustain_s = 30
+"""
+    )
+    saved = cli(env, "rule", "set", str(rules))
+    assert saved.returncode == 0 and "1 rule(s) saved" in saved.stdout, saved.stderr
+    engine.wait_for("alert rules reloaded", 20)
+    pub = Publisher(mqtt_url, topic_prefix)
+    t = now_ms() - 100_000
+    for device in (runs_hot, normal):
+        pub.send(device, "attributes", {"kind": "machine", "profile": "pump"})
+        for i in range(60):  # 90 °C for a minute: above a pump's 80 °C, below this one's 100
+            values = {"temperature_c": 90.0, "load_pct": 70.0}
+            pub.send(device, "telemetry", {"ts": t + i * 1000, "seq": i, "values": values})
+    pub.close()
+    assert wait_until(lambda: alerts_of(database_url, normal, "machine-overheating"), 30)
+    time.sleep(1)
+    assert q(database_url, "SELECT rule_id FROM alerts WHERE device_id = %s", runs_hot) == []
+    assert engine.stop() == 0
+
+
+def test_rules_are_listed_set_and_removed_from_the_cli_with_clear_errors(
+    pg_admin_url: str, engine_env: dict[str, str], tmp_path
+):
+    with fresh_database(pg_admin_url) as url:  # a database of its own: shipped rules change
+        env = dict(engine_env, TWIN_DATABASE_URL=url)
+        migrate(url)
+        with psycopg.connect(psycopg_url(url), autocommit=True) as conn:
+            sync_builtin_rules(conn, BUILTIN_RULES)
+        good = tmp_path / "fence.json"
+        good.write_text(
+            json.dumps(
+                [
+                    {"id": "yard", "type": "geofence", "lat": 52.5, "lon": 13.4,
+                     "radius_m": 500, "trigger": "exit", "profiles": ["truck"]},
+                    {"id": "slow-leak", "type": "rate", "metric": "pressure_bar",
+                     "per_min": -0.5, "severity": "major"},
+                ]
+            )
+        )  # fmt: skip
+        assert cli(env, "rule", "set", str(good)).returncode == 0
+        listed = cli(env, "rule", "list").stdout
+        assert "yard" in listed and "profiles truck" in listed and "shipped" in listed
+        shown = json.loads(cli(env, "rule", "show", "slow-leak").stdout)
+        assert shown["per_min"] == -0.5 and shown["metric"] == "pressure_bar"
+
+        for body, message in (
+            ('{"id": "x", "type": "threshold", "metricc": "a"}', "unknown field `metricc`"),
+            ('{"id": "x", "type": "threshold", "metric": "a"}', "bad.txt: alert rule 'x'"),
+            ('{"id": "x", "type": "no_data", "severity": "dire"}', "severity must be one of"),
+            ("id = ", "not JSON or TOML"),
+        ):
+            bad = tmp_path / "bad.txt"
+            bad.write_text(body)
+            done = cli(env, "rule", "set", str(bad))
+            assert done.returncode == 2 and message in done.stderr, (body, done.stderr)
+            assert "Traceback" not in done.stderr
+        missing = cli(env, "rule", "set", str(tmp_path / "nope.toml"))
+        assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+        assert cli(env, "rule", "disable", "yard").returncode == 0
+        assert "shipped rule, disabled instead" in cli(env, "rule", "remove", "no-data").stdout
+        assert "removed" in cli(env, "rule", "remove", "slow-leak").stdout
+        unknown = cli(env, "rule", "enable", "slow-leak")
+        assert unknown.returncode == 1 and "no alert rule 'slow-leak'" in unknown.stderr
+        states = q(url, "SELECT id, enabled FROM alert_rules WHERE id IN ('yard', 'no-data', "
+                   "'slow-leak') ORDER BY id")  # fmt: skip
+        assert states == [("no-data", False), ("yard", False)]

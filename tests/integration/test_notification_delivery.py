@@ -30,7 +30,7 @@ from storage.alert_store import act
 from storage.database import connect, migrate, psycopg_url
 from storage.pg_writer import PgWriter
 from tests.conftest import ROOT, fresh_database, reachable
-from tests.integration.test_notifications import Receiver
+from tests.integration.helpers import Receiver
 from twin.alerts.lifecycle import AlertTransition
 from twin.records import DeviceRecord, TwinOutput
 

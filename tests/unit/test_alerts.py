@@ -161,3 +161,29 @@ def test_the_rule_book_version_follows_content_not_edits():
     book.replace([OVERHEAT])  # reloaded, unchanged: twins need not re-check their alerts
     assert book.version == before
     assert RuleBook([OVERHEAT, BUILTIN_RULES[0]]).version != before
+
+
+def test_machine_overheating_follows_each_profiles_own_limits():
+    engine = AlertEngine(RuleBook(BUILTIN_RULES))
+
+    def opened(profile: str, temp: float) -> list[tuple[str, str]]:
+        st, out = AlertState(), []
+        for i in range(60):
+            values = {"temperature_c": temp, "load_pct": 60.0}
+            out += engine.on_reading(st, f"{profile}-1", profile, T0 + i * 1000, values)
+        return [(t.rule_id, t.severity) for t in out if t.transition == "opened"]
+
+    # pump 80 / 95 °C, compressor 100 / 110, CNC machine 55 / 65, conveyor 70 / 85
+    assert opened("pump", 85.0) == [("machine-overheating", "major")]
+    assert opened("compressor", 85.0) == []  # normal for a compressor
+    assert opened("compressor", 112.0) == [("machine-overheating", "critical")]
+    assert opened("cnc_machine", 60.0) == [("machine-overheating", "major")]
+    assert opened("conveyor", 60.0) == []
+    rule = next(r for r in engine.book.applicable("c-1", "cnc_machine") if r.metric)
+    assert rule.clear == 50.0  # five degrees short of the first level: hysteresis
+
+    anywhere = Rule(id="hot", type="threshold", metric="temperature_c", levels_from_profile=True)
+    book = RuleBook([anywhere])
+    assert book.applicable("g-1", "generic") == ()  # the generic profile sets no limits
+    (pump,) = book.applicable("p-1", "pump")
+    assert [(lv.value, lv.severity) for lv in pump.levels] == [(80, "warning"), (95, "critical")]

@@ -21,8 +21,18 @@ from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
-from twin.alerts.rules import Rule, Verdict, dtc_severity, geofence, rate, severity_rank, threshold
+from twin.alerts.rules import (
+    Rule,
+    Verdict,
+    dtc_severity,
+    geofence,
+    rate,
+    severity_rank,
+    threshold,
+    with_profile_levels,
+)
 from twin.anomaly.records import Anomaly
+from twin.profiles import ProfileBook
 
 
 class AlertTrack(msgspec.Struct, array_like=True, gc=False):
@@ -78,7 +88,8 @@ class RuleBook:
     The rules that apply to a device are worked out once per profile (or per device, for the
     devices a rule names) and kept until the rules change."""
 
-    def __init__(self, rules: Iterable[Rule] = ()) -> None:
+    def __init__(self, rules: Iterable[Rule] = (), profiles: ProfileBook | None = None) -> None:
+        self.profiles = profiles or ProfileBook()
         self._view = _view(rules)
 
     @property
@@ -101,7 +112,11 @@ class RuleBook:
         if found is None:
             rules = [r for r in view.rules if r.applies(device_id, profile)]
             replaced = {r.overrides for r in rules if r.overrides}
-            found = view.cache[key] = tuple(r for r in rules if r.id not in replaced)
+            spec = self.profiles.get(profile).spec
+            resolved = (
+                with_profile_levels(r, spec(r.metric)) for r in rules if r.id not in replaced
+            )
+            found = view.cache[key] = tuple(r for r in resolved if r is not None)
         return found
 
 

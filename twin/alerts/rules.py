@@ -8,7 +8,10 @@ alerts that open once, escalate, and resolve after the condition has stayed clea
 Types:
 
 * ``threshold``: ``metric`` compared with ``levels`` (value → severity, the worst crossed wins),
-  ``clear`` as the hysteresis level, held for ``sustain_s`` before it opens;
+  ``clear`` as the hysteresis level, held for ``sustain_s`` before it opens. With
+  ``levels_from_profile`` the levels are the device profile's own thresholds for the metric
+  (warning → the rule's severity, critical → critical) and ``clear`` lies ``clear_margin``
+  short of the first, so one rule serves pumps, compressors and CNC machines alike;
 * ``rate``: ``metric`` changing faster than ``per_min`` per minute (negative: falling faster),
   optionally only while ``when_metric`` is below ``when_below`` (e.g. parked);
 * ``anomaly``: an anomaly of at least ``min_severity`` and ``min_score`` from the detectors
@@ -25,12 +28,16 @@ design, while every other pump keeps the shipped rule.
 
 from __future__ import annotations
 
+import json
 import math
+import tomllib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
 from twin.errors import ProfileError
+from twin.profiles import MetricSpec
 
 SEVERITIES = ("info", "warning", "major", "critical")
 RULE_TYPES = ("threshold", "rate", "anomaly", "no_data", "geofence", "dtc")
@@ -65,6 +72,8 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     above: bool = True
     levels: tuple[Level, ...] = ()
     clear: float | None = None
+    levels_from_profile: bool = False
+    clear_margin: float = 0.0
     per_min: float = 0.0
     when_metric: str = ""
     when_below: float = 0.0
@@ -93,8 +102,12 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
             raise ProfileError(f"{where}: severity must be one of {', '.join(SEVERITIES)}")
         if self.type in ("threshold", "rate") and not self.metric:
             raise ProfileError(f"{where}: needs a metric")
-        if self.type == "threshold" and not self.levels:
-            raise ProfileError(f"{where}: needs levels [[value, severity], ...]")
+        if self.type == "threshold" and not (self.levels or self.levels_from_profile):
+            raise ProfileError(
+                f"{where}: needs levels [[value, severity], ...] or levels_from_profile"
+            )
+        if self.clear_margin < 0:
+            raise ProfileError(f"{where}: clear_margin may not be negative")
         for level in self.levels:
             if level.severity not in SEVERITIES:
                 raise ProfileError(f"{where}: level severity {level.severity!r} is unknown")
@@ -144,6 +157,28 @@ def inside_polygon(lat: float, lon: float, polygon: Sequence[tuple[float, float]
     return inside
 
 
+def with_profile_levels(rule: Rule, spec: MetricSpec | None) -> Rule | None:
+    """The rule with its levels taken from a profile's thresholds for its metric (None: the
+    profile sets none, so the rule has nothing to judge on this profile)."""
+    if not rule.levels_from_profile:
+        return rule
+    if spec is None:
+        return None
+    warn, crit = (spec.warn_high, spec.crit_high) if rule.above else (spec.warn_low, spec.crit_low)
+    levels = []
+    if warn is not None:
+        levels.append(Level(warn, rule.severity))
+    if crit is not None:
+        levels.append(Level(crit, "critical"))
+    if not levels:
+        return None
+    first = levels[0].value
+    clear = rule.clear
+    if rule.clear_margin > 0:
+        clear = first - rule.clear_margin if rule.above else first + rule.clear_margin
+    return msgspec.structs.replace(rule, levels=tuple(levels), clear=clear)
+
+
 def threshold(rule: Rule, x: float, was_active: bool) -> Verdict:
     crossed = [lv for lv in rule.levels if (x >= lv.value if rule.above else x <= lv.value)]
     if crossed:
@@ -181,3 +216,38 @@ def dtc_severity(rule: Rule, code: str) -> str:
         if code.upper().startswith(prefix.upper()) and len(prefix) > length:
             best, length = severity, len(prefix)
     return best
+
+
+def parse_rules(text: str, source: str = "rules") -> list[Rule]:
+    """Rules from JSON (one object or a list) or TOML (``[[rules]]`` tables, or one rule's
+    keys at the top level); every rule checked. A mistake raises ``ProfileError`` saying
+    which rule and which field."""
+    data: Any
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith(("{", "[")) and not stripped.startswith("[["):
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+            data = data.get("rules", data) if isinstance(data, dict) else data
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProfileError(f"{source}: not JSON or TOML: {exc}") from None
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise ProfileError(f"{source}: no rules in it")
+    rules = []
+    for n, item in enumerate(items, 1):
+        where = f"{source}: rule {item.get('id', n) if isinstance(item, dict) else n}"
+        try:
+            rule = msgspec.convert(item, Rule)
+        except msgspec.ValidationError as exc:
+            raise ProfileError(f"{where}: {exc}") from None
+        try:
+            rule.check()
+        except ProfileError as exc:
+            raise ProfileError(f"{source}: {exc}") from None
+        rules.append(rule)
+    ids = [r.id for r in rules]
+    if len(set(ids)) != len(ids):
+        raise ProfileError(f"{source}: the same rule id twice")
+    return rules
