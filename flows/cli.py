@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", default=".twin-demo", help="where embedded servers keep data")
     demo.add_argument(
+        "--scenario", default="demo", help="faults to inject: demo, mixed-faults, a file, or none"
+    )
+    demo.add_argument(
         "--keep",
         action="store_true",
         help="continue on the previous demo's data instead of starting fresh",
@@ -318,6 +321,7 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
             bad_fraction=args.bad_fraction,
             data_dir=args.data_dir,
             keep=args.keep,
+            scenario=args.scenario,
         )
         return inspect(settings, options) if args.inspect else run_demo(settings, options)
     if args.command == "simulate":

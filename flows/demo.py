@@ -21,11 +21,15 @@ from pathlib import Path
 from bytewax.run import cli_main
 from prometheus_client import REGISTRY
 
+from flows import notifier
 from flows.engine import StopControl, build, prepare
 from flows.settings import Settings
 from flows.simulate import publisher_config
+from simulators import scenario as scenarios
 from simulators.publisher import Publisher, PublishReport
 from simulators.traffic import TrafficConfig
+from storage import outbox
+from storage.database import connect
 from storage.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
 from storage.queries import StoreSummary, summarize
 
@@ -38,6 +42,8 @@ class DemoOptions:
     bad_fraction: float = 0.01
     data_dir: str = ".twin-demo"
     keep: bool = False
+    scenario: str = "demo"
+    """Faults to inject (a shipped scenario name or a TOML file; "none": a healthy fleet)."""
 
 
 def _say(text: str) -> None:
@@ -75,26 +81,38 @@ def _metric(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
 
 
-def _dead_letter_count() -> float:
+def _family_total(name: str, **labels: str) -> float:
     total = 0.0
     for family in REGISTRY.collect():
-        if family.name == "twin_dead_letters":
-            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+        if family.name == name:
+            total += sum(
+                s.value
+                for s in family.samples
+                if s.name.endswith("_total")
+                and all(s.labels.get(k) == v for k, v in labels.items())
+            )
     return total
 
 
 def run_demo(settings: Settings, options: DemoOptions) -> int:
     data = Path(options.data_dir).resolve()
+    scenario = None if options.scenario == "none" else scenarios.load(options.scenario)
     if not options.keep and data.exists():
         shutil.rmtree(data)
     data.mkdir(parents=True, exist_ok=True)
     _say("twinstream demo: starting servers")
+    own_database = not settings.database_url
     with ExitStack() as stack:
         settings = start_servers(settings.replace(metrics_port=0), data, stack)
         control = StopControl()
         control.install()
         profiles, warm = prepare(settings)
         flow, source = build(settings, control, profiles, warm)
+        if own_database:  # alert notifications go to this log (the demo's own database only)
+            with connect(settings.database_url or "") as conn:
+                route = outbox.Route(id="demo-log", channel="log", target="", min_severity="major")
+                outbox.save_route(conn, route)
+        notifier.from_settings(settings, control.stop).start()
         traffic = TrafficConfig(
             devices=options.devices,
             rate=options.rate,
@@ -102,9 +120,16 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             prefix=settings.topic_prefix,
             bad_fraction=options.bad_fraction,
         )
-        publisher = Publisher(
-            publisher_config(settings, traffic, client_id="twin-demo-fleet"), stop=control.stop
+        config = publisher_config(settings, traffic, client_id="twin-demo-fleet")
+        start_ms = time.time_ns() // 1_000_000
+        publisher = Publisher(config, stop=control.stop, start_ms=start_ms)
+        faults = (
+            scenario.plan(publisher.fleet, traffic.seed, start_ms, traffic.duration_s)
+            if scenario
+            else []
         )
+        if faults:
+            publisher = Publisher(config, stop=control.stop, faults=faults, start_ms=start_ms)
         report_box: list[PublishReport] = []
         started = time.monotonic()
 
@@ -117,6 +142,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             _say(
                 f"publishing {options.devices} devices at {options.rate:.0f} readings/s "
                 f"for {options.duration_s:.0f}s (Ctrl-C stops early)"
+                + (f"; {len(faults)} injected faults ({scenario.name})" if scenario else "")
             )
             report_box.append(publisher.run())
             _wait_drained(report_box[0], control)
@@ -131,7 +157,9 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 _say(
                     f"  {now - started:5.0f}s  ingested {rate:7.0f} readings/s  "
                     f"total {done:8.0f}  twins {_metric('twin_twins_active'):5.0f}  "
-                    f"dead letters {_dead_letter_count():5.0f}"
+                    f"dead letters {_family_total('twin_dead_letters'):5.0f}  "
+                    f"anomalies {_family_total('twin_anomalies'):4.0f}  "
+                    f"alerts {_family_total('twin_alert_transitions', transition='opened'):3.0f}"
                 )
 
         threads = [
@@ -158,7 +186,7 @@ def _wait_drained(report: PublishReport, control: StopControl, timeout_s: float 
     deadline = time.monotonic() + timeout_s
     last, last_change = -1.0, time.monotonic()
     while time.monotonic() < deadline and not control.stop.is_set():
-        done = _metric("twin_readings_accepted_total") + _dead_letter_count()
+        done = _metric("twin_readings_accepted_total") + _family_total("twin_dead_letters")
         if done >= target:
             return
         if done != last:
@@ -166,6 +194,10 @@ def _wait_drained(report: PublishReport, control: StopControl, timeout_s: float 
         elif time.monotonic() - last_change > 5:
             return
         time.sleep(0.2)
+
+
+def _by(counts: dict[str, int]) -> str:
+    return "(" + ", ".join(f"{k} {n}" for k, n in counts.items()) + ")" if counts else ""
 
 
 def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float) -> None:
@@ -191,6 +223,27 @@ def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float
             ),
         ),
         ("twin snapshots", str(s.snapshots)),
+        (
+            "anomaly episodes",
+            f"{sum(s.anomalies_by_detector.values())} " + _by(s.anomalies_by_detector),
+        ),
+        (
+            "alerts",
+            f"{sum(o + r for o, r in s.alerts_by_rule.values())} "
+            + (
+                "("
+                + ", ".join(
+                    f"{rule} {o} open / {r} resolved" for rule, (o, r) in s.alerts_by_rule.items()
+                )
+                + ")"
+                if s.alerts_by_rule
+                else ""
+            ),
+        ),
+        (
+            "notifications",
+            f"{sum(s.notifications_by_status.values())} " + _by(s.notifications_by_status),
+        ),
         ("Redis twin hashes", f"{s.live_twins} ({s.positioned} positioned in twin:geo)"),
         ("run time", f"{elapsed:.1f}s"),
     ]
@@ -200,6 +253,10 @@ def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float
     for key, value in rows:
         _say(f"{key:<{width}}  {value}")
     _say("-" * (width + 50))
+    if s.latest_alerts:
+        _say("newest alerts (twin alerts list shows them all):")
+        for device, rule, severity, detail in s.latest_alerts:
+            _say(f"  {device:<12} {rule:<22} {severity:<9} {detail[:60]}")
     if s.latest_rows:
         _say("latest telemetry rows:")
         for device, ts, values in s.latest_rows:

@@ -24,6 +24,12 @@ class StoreSummary:
     live_twins: int = 0
     positioned: int = 0
     latest_rows: list[tuple[str, str, str]] = field(default_factory=list)
+    anomalies_by_detector: dict[str, int] = field(default_factory=dict)
+    alerts_by_rule: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Rule → (open, resolved)."""
+    notifications_by_status: dict[str, int] = field(default_factory=dict)
+    latest_alerts: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """(device, rule, severity, detail) of the newest alerts."""
 
     @property
     def devices(self) -> int:
@@ -51,6 +57,28 @@ def summarize(database_url: str, redis_url: str | None, redis_prefix: str = "") 
         )
         s.snapshots = conn.execute("SELECT count(*) FROM twin_snapshots").fetchone()[0]  # type: ignore[index]
         s.events = conn.execute("SELECT count(*) FROM device_events").fetchone()[0]  # type: ignore[index]
+        s.anomalies_by_detector = dict(
+            conn.execute(
+                "SELECT detector, count(*) FROM anomalies GROUP BY detector ORDER BY 2 DESC"
+            ).fetchall()
+        )
+        s.alerts_by_rule = {
+            rule: (int(open_), int(resolved))
+            for rule, open_, resolved in conn.execute(
+                "SELECT rule_id, count(*) FILTER (WHERE status <> 'resolved'), "
+                "count(*) FILTER (WHERE status = 'resolved') FROM alerts "
+                "GROUP BY rule_id ORDER BY count(*) DESC"
+            ).fetchall()
+        }
+        s.notifications_by_status = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM notification_log GROUP BY status ORDER BY status"
+            ).fetchall()
+        )
+        s.latest_alerts = conn.execute(
+            "SELECT device_id, rule_id, peak_severity, detail FROM alerts "
+            "ORDER BY created_at DESC LIMIT 5"
+        ).fetchall()
         s.latest_rows = [
             (d, ts.isoformat(timespec="milliseconds"), str(v))
             for d, ts, v in conn.execute(
