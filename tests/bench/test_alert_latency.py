@@ -3,7 +3,9 @@
 A paced simulated fleet (one reading per device a second, as real devices send) publishes into
 a running engine; the scenario overheats a share of its vehicles and machines. A local HTTP
 receiver is the webhook route. Device time runs with the clock (the publisher sends each
-reading when it is due), so times from both sides compare. Per overheating fault:
+reading when it is due), so times from both sides compare. A fault that heats a device past its
+profile's warning limit must open exactly one alert; one that stays below it (a cool-running
+conveyor gaining 30 °C, say: the anomaly detectors' business) must open none. Per alerted fault:
 
 * fault → crossing: device time until the temperature passes the rule's first level (the
   physics of a heating engine or machine, not the software);
@@ -32,6 +34,8 @@ from simulators.traffic import TrafficConfig
 from storage.database import migrate, psycopg_url
 from tests.conftest import EngineProcess, fresh_database
 from tests.integration.helpers import Receiver
+from twin.clock import ms_to_datetime
+from twin.profiles import ProfileBook
 
 pytestmark = pytest.mark.bench
 
@@ -83,7 +87,21 @@ def test_alert_latency_from_fault_start(
     time.sleep(5)  # the last notifications leave the outbox
     assert engine.stop() == 0
 
+    limits = ProfileBook()
+    peaks: dict[str, tuple[float, float]] = {}  # device → (peak in its fault, profile limit)
     with psycopg.connect(psycopg_url(bench_db)) as conn:
+        for fault in faults:
+            metric = fault.metrics[0]
+            peak, profile = conn.execute(
+                "SELECT max((t.values->>%s)::float8), min(d.profile) FROM telemetry t "
+                "JOIN devices d USING (device_id) WHERE t.device_id = %s AND t.ts >= %s "
+                "AND t.ts < %s",
+                (metric, fault.device_id, ms_to_datetime(fault.start_ms),
+                 ms_to_datetime(fault.end_ms)),
+            ).fetchone()  # fmt: skip
+            spec = limits.get(profile).spec(metric)
+            limit = spec.warn_high if spec and spec.warn_high is not None else float("inf")
+            peaks[fault.device_id] = (peak, limit)
         rows = conn.execute(
             "SELECT a.id, a.device_id, a.first_seen, t.at, a.created_at "
             "FROM alerts a JOIN alert_timeline t ON t.alert_id = a.id AND t.transition = 'opened' "
@@ -103,11 +121,18 @@ def test_alert_latency_from_fault_start(
     stages: dict[str, list[float]] = {
         k: [] for k in ("crossing", "sustain", "engine", "webhook", "to_row", "to_webhook")
     }
-    alerted, extra = 0, 0
+    alerted, extra, below, missed, false_alerts = 0, 0, 0, [], []
     for fault in faults:
         mine = sorted(by_device.get(fault.device_id, []), key=lambda r: r[2])
         inside = [r for r in mine if r[2].timestamp() * 1000 >= fault.start_ms]
+        peak, limit = peaks[fault.device_id]
+        if peak < limit:  # a thermal fault that stayed within the profile's limits
+            below += 1
+            if inside:
+                false_alerts.append(fault.device_id)
+            continue
         if not inside:
+            missed.append(fault.device_id)
             continue
         alerted += 1
         extra += len(inside) - 1
@@ -123,8 +148,10 @@ def test_alert_latency_from_fault_start(
 
     print(
         f"\nalert latency: {DEVICES} devices, 1 reading/s each for {DURATION_S}s "
-        f"({report.readings} readings), {len(faults)} overheating faults, "
-        f"{alerted} alerted ({extra} extra alerts), {len(stages['webhook'])} webhooks received"
+        f"({report.readings} readings), {len(faults)} overheating faults: "
+        f"{len(faults) - below} passed their profile's limit, {alerted} of them alerted "
+        f"({extra} extra alerts), {len(stages['webhook'])} webhooks received; {below} stayed "
+        f"below the limit, {len(false_alerts)} of them alerted"
     )
     labels = {
         "crossing": "fault start -> threshold crossed (device time, physics)",
@@ -147,6 +174,7 @@ def test_alert_latency_from_fault_start(
                 for v in (statistics.median(values), pct(values, 95), max(values))
             )
         )
-    assert alerted == len(faults), f"{len(faults) - alerted} overheating faults raised no alert"
+    assert not missed, f"over the limit but no alert: {missed}"
+    assert not false_alerts, f"alerts below the limit: {false_alerts}"
     assert extra == 0, "an overheating fault opened more than one alert"
     assert len(stages["webhook"]) == alerted

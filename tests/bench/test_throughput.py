@@ -25,31 +25,12 @@ import pytest
 import redis
 
 from storage.database import psycopg_url
-from storage.embedded import free_port
 from tests.conftest import ROOT, EngineProcess, fresh_database
 
 pytestmark = [
     pytest.mark.bench,
     pytest.mark.skipif(shutil.which("mosquitto") is None, reason="needs the mosquitto binary"),
 ]
-
-
-@pytest.fixture
-def bench_broker(tmp_path: Path):
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        "max_queued_messages 2000000\nmax_inflight_messages 0\n"
-        "max_queued_bytes 0\n"
-    )
-    proc = subprocess.Popen(
-        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    time.sleep(0.5)
-    yield port
-    proc.terminate()
-    proc.wait(5)
 
 
 def blast(port: int, prefix: str, devices: int, readings: int, batch: int) -> dict:
