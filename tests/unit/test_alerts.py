@@ -7,6 +7,7 @@ import pytest
 from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.lifecycle import AlertEngine, AlertState, AlertTransition, RuleBook
 from twin.alerts.rules import Level, Rule, inside_polygon
+from twin.anomaly.records import Anomaly
 from twin.errors import ProfileError
 
 T0 = 1_790_000_000_000
@@ -187,3 +188,28 @@ def test_machine_overheating_follows_each_profiles_own_limits():
     assert book.applicable("g-1", "generic") == ()  # the generic profile sets no limits
     (pump,) = book.applicable("p-1", "pump")
     assert [(lv.value, lv.severity) for lv in pump.levels] == [(80, "warning"), (95, "critical")]
+
+
+def test_a_limit_breach_is_one_alert_not_one_per_rule_type():
+    engine, st = AlertEngine(RuleBook(BUILTIN_RULES)), AlertState()
+
+    def breach(metric: str, at_s: int) -> Anomaly:
+        return Anomaly(
+            device_id="p-1",
+            detector="rule",
+            kind="high",
+            metric=metric,
+            severity="critical",
+            score=0.9,
+            started_ms=T0 + at_s * 1000,
+        )
+
+    out = []
+    for i in range(60):  # the detectors report the breach; the threshold rule owns it
+        values = {"temperature_c": 97.0, "load_pct": 60.0}
+        out += engine.on_anomalies(st, "p-1", "pump", T0 + i * 1000, [breach("temperature_c", 0)])
+        out += engine.on_reading(st, "p-1", "pump", T0 + i * 1000, values)
+    assert [t.rule_id for t in out if t.transition == "opened"] == ["machine-overheating"]
+    # vibration has no threshold rule: its critical breach still alerts
+    out = engine.on_anomalies(st, "p-1", "pump", T0 + 61_000, [breach("vibration_mm_s", 61)])
+    assert [t.rule_id for t in out if t.transition == "opened"] == ["critical-anomaly"]

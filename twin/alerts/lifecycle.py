@@ -196,14 +196,19 @@ class AlertEngine:
         self, st: AlertState, device_id: str, profile: str, ts_ms: int, anomalies: list[Anomaly]
     ) -> list[AlertTransition]:
         out: list[AlertTransition] = []
-        rules = [r for r in self.book.applicable(device_id, profile) if r.type == "anomaly"]
+        applicable = self.book.applicable(device_id, profile)
+        rules = [r for r in applicable if r.type == "anomaly"]
         if not rules:
             return out
+        # a limit breach on a metric that a threshold rule watches is that rule's alert:
+        # one problem, one alert
+        owned = {r.metric for r in applicable if r.type == "threshold"}
         for rule in rules:
             hits = [
                 a
                 for a in anomalies
                 if a.ended_ms is None
+                and not (a.detector == "rule" and a.metric in owned)
                 and severity_rank(_alert_severity(a.severity)) >= severity_rank(rule.min_severity)
                 and a.score >= rule.min_score
                 and (not rule.metric or a.metric == rule.metric)
