@@ -305,7 +305,8 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         )
         print(
             f"partitions created: {', '.join(map(str, done.created)) or 'none'}; "
-            f"dropped: {', '.join(map(str, done.dropped)) or 'none'}"
+            f"dropped: {', '.join(map(str, done.dropped)) or 'none'}; "
+            f"old notification records deleted: {done.notifications_pruned}"
         )
         return 0
     if args.command == "demo":

@@ -1,11 +1,13 @@
-"""One-off maintenance: telemetry partitions ahead and raw retention."""
+"""Maintenance: telemetry partitions ahead, raw retention, and old notification records.
+
+Finished notifications and their delivery attempts are kept as long as raw telemetry."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from storage import partitions
+from storage import outbox, partitions
 from storage.database import connect
 
 
@@ -13,6 +15,7 @@ from storage.database import connect
 class MaintenanceReport:
     created: list[date]
     dropped: list[date]
+    notifications_pruned: int = 0
 
 
 def maintain(
@@ -22,5 +25,6 @@ def maintain(
     with connect(database_url) as conn:
         created = partitions.ensure_window(conn, today, ahead_days)
         dropped = partitions.drop_expired(conn, today, retention_days)
+        pruned = outbox.prune(conn, retention_days)
         conn.commit()
-    return MaintenanceReport(created, dropped)
+    return MaintenanceReport(created, dropped, pruned)

@@ -110,7 +110,8 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         return total
 
     def _maintain(self) -> None:
-        """Partitions ahead of time and raw retention, hourly, from one worker."""
+        """Partitions ahead of time, raw retention and old notification records, hourly, from
+        one worker."""
         self._next_maintenance = time.monotonic() + self._sink.maintenance_interval_s
         try:
             done = maintain(
@@ -124,6 +125,8 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                     [str(d) for d in done.created],
                     [str(d) for d in done.dropped],
                 )
+            if done.notifications_pruned:
+                log.info("notification records pruned: %d", done.notifications_pruned)
         except Exception as exc:  # maintenance is retried next hour; never stops ingestion
             self._next_maintenance = time.monotonic() + 60
             log.warning("partition maintenance failed: %s", exc)

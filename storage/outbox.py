@@ -227,3 +227,19 @@ def counts(conn: psycopg.Connection) -> dict[str, int]:
     """Outbox rows by status (for the demo summary and ``twin alerts routes``)."""
     rows = conn.execute("SELECT status, count(*) FROM notification_outbox GROUP BY status")
     return {status: int(n) for status, n in rows.fetchall()}
+
+
+def prune(conn: psycopg.Connection, older_than_days: int) -> int:
+    """Forget finished notifications and delivery attempts older than ``older_than_days``;
+    pending ones stay whatever their age. Runs in the caller's transaction; returns the rows
+    deleted."""
+    interval = f"{int(older_than_days)} days"
+    done = conn.execute(
+        "DELETE FROM notification_outbox WHERE status <> 'pending' "
+        "AND done_at < now() - %s::interval",
+        (interval,),
+    ).rowcount
+    attempts = conn.execute(
+        "DELETE FROM notification_log WHERE at < now() - %s::interval", (interval,)
+    ).rowcount
+    return max(done, 0) + max(attempts, 0)

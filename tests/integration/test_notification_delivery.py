@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
+from flows.maintenance import maintain
 from flows.notifier import Notifier
 from storage import outbox
 from storage.alert_store import act
@@ -410,3 +411,35 @@ def test_routes_are_managed_and_tested_from_the_cli(clean: str, receiver: Receiv
     assert missing.returncode != 0 and "no route 'nope'" in missing.stderr
     assert cli(clean, "remove", "ops").returncode == 0
     assert q(clean, "SELECT count(*) FROM notification_routes") == [(0,)]
+
+
+def test_maintenance_forgets_old_finished_notifications_but_never_pending_ones(
+    clean: str, receiver: Receiver
+):
+    add(clean, id="hook", channel="webhook", target=receiver.url)
+    writer = PgWriter(clean)
+    old, recent, waiting = device(), device(), device()
+    for d in (old, recent):
+        alert(writer, d)
+    deliver(clean)
+    alert(writer, waiting)  # not delivered yet
+    with psycopg.connect(psycopg_url(clean), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE notification_outbox SET done_at = now() - interval '40 days', "
+            "created_at = now() - interval '40 days' WHERE device_id = %s",
+            (old,),
+        )
+        conn.execute(
+            "UPDATE notification_log SET at = now() - interval '40 days' WHERE device_id = %s",
+            (old,),
+        )
+        conn.execute(  # pending for 40 days (a receiver down that long): kept
+            "UPDATE notification_outbox SET created_at = now() - interval '40 days' "
+            "WHERE device_id = %s",
+            (waiting,),
+        )
+    report = maintain(clean, ahead_days=1, retention_days=30)
+    assert report.notifications_pruned == 2  # the old outbox row and its one attempt
+    left = q(clean, "SELECT device_id, status FROM notification_outbox ORDER BY id")
+    assert left == [(recent, "delivered"), (waiting, "pending")]
+    assert q(clean, "SELECT device_id FROM notification_log") == [(recent,)]
