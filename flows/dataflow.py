@@ -3,7 +3,7 @@
 ```
 raw messages ─ parse (per batch) ─┬─ dead letters without a device (bad topic) ──────┐
                                   └─ (device_id, inbox) ─ twin (stateful, per key) ─┤─> PostgreSQL
-                                                                                    └─> Redis
+wake-ups at start (snapshotted devices) ─┘                                          └─> Redis
 ```
 
 Parsing works on whole source batches and groups each batch by device, so a twin is activated
@@ -19,7 +19,7 @@ from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.inputs import Source
+from bytewax.inputs import DynamicSource, Source, StatelessSourcePartition
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
@@ -80,6 +80,10 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
         state = self._state
         outputs = []
         for inbox in values:
+            if not inbox.messages and not inbox.items:  # a wake-up (WakeSource): no output
+                if state is None:
+                    state = self._processor.wake(inbox.device_id, now)
+                continue
             state, output = process(state, inbox.device_id, inbox, now)
             outputs.append(output)
         self._state = state
@@ -107,6 +111,32 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
         return None if self._state is None else encode_state(self._state)
 
 
+class _WakePartition(StatelessSourcePartition[tuple[str, DeviceInbox]]):
+    def __init__(self, device_ids: list[str], batch: int = 1000) -> None:
+        self._ids = device_ids
+        self._at = 0
+        self._batch = batch
+
+    def next_batch(self) -> list[tuple[str, DeviceInbox]]:
+        if self._at >= len(self._ids):
+            raise StopIteration
+        chunk = self._ids[self._at : self._at + self._batch]
+        self._at += self._batch
+        return [(d, DeviceInbox(device_id=d, items=[], messages=0)) for d in chunk]
+
+
+class WakeSource(DynamicSource[tuple[str, DeviceInbox]]):
+    """One empty inbox per device to restore at start: twins come back from their snapshots
+    with their silence timers running, so a device that died while the engine was down is
+    still reported silent. Each worker wakes its share; the stream then ends."""
+
+    def __init__(self, device_ids: list[str]) -> None:
+        self._ids = sorted(device_ids)
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _WakePartition:
+        return _WakePartition(self._ids[worker_index::worker_count])
+
+
 def _has_device(item: Any) -> bool:
     return type(item) is tuple
 
@@ -118,12 +148,16 @@ def build_flow(
     pg_sink: Sink[TwinOutput | DeadLetter],
     live_sink: Sink[TwinOutput] | None,
     flow_id: str = "twinstream",
+    wake: Source[tuple[str, DeviceInbox]] | None = None,
 ) -> Dataflow:
     flow = Dataflow(flow_id)
     raw = op.input("mqtt", flow, source)
     parsed = op.flat_map_batch("parse", raw, group_by_device(parser))
     split = op.branch("split", parsed, _has_device)
-    twins = op.stateful_batch("twin", split.trues, lambda resume: TwinLogic(processor, resume))
+    inboxes = split.trues
+    if wake is not None:
+        inboxes = op.merge("inboxes", inboxes, op.input("wake", flow, wake))
+    twins = op.stateful_batch("twin", inboxes, lambda resume: TwinLogic(processor, resume))
     outputs = op.map("unkey", twins, lambda kv: kv[1])
     to_pg = op.merge("to_pg", outputs, split.falses)
     op.output("postgres", to_pg, pg_sink)

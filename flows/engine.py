@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 import msgspec
@@ -20,12 +20,17 @@ from bytewax.run import cli_main
 
 from flows import metrics
 from flows.alert_rules import RuleReloader, load_book
-from flows.dataflow import build_flow
+from flows.dataflow import WakeSource, build_flow
 from flows.mqtt_source import MqttSource
 from flows.settings import Settings
 from flows.sinks import PgSink, RedisSink
 from storage import registry
-from storage.catalog import load_profiles, load_snapshots, sync_builtin_profiles
+from storage.catalog import (
+    load_profiles,
+    load_snapshots,
+    recently_seen,
+    sync_builtin_profiles,
+)
 from storage.database import connect, migrate
 from twin.alerts.lifecycle import AlertEngine
 from twin.anomaly.config import FLEET
@@ -135,7 +140,15 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
         partitions_ahead_days=settings.partitions_ahead_days,
     )
     live = RedisSink(settings.redis_url, prefix=settings.redis_prefix, ttl_s=settings.twin_ttl_s)
-    return build_flow(source, processor, parser, pg, live), source
+    wake = None
+    if settings.wake_horizon_h > 0 and warm:
+        since = datetime.now(UTC) - timedelta(hours=settings.wake_horizon_h)
+        with connect(settings.database_url) as conn:
+            woken = [d for d in recently_seen(conn, since) if d in warm]
+        log.info("restoring %d twins seen in the last %g h to watch them", len(woken),
+                 settings.wake_horizon_h)  # fmt: skip
+        wake = WakeSource(woken)
+    return build_flow(source, processor, parser, pg, live, wake=wake), source
 
 
 def run(

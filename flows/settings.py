@@ -71,6 +71,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "detectors": ("TWIN_DETECTORS", str),
     "detector_warmup": ("TWIN_DETECTOR_WARMUP", int),
     "alert_rules_reload_s": ("TWIN_ALERT_RULES_RELOAD_S", float),
+    "wake_horizon_h": ("TWIN_WAKE_HORIZON_H", float),
     "notify": ("TWIN_NOTIFY", str),
     "notify_backoff_s": ("TWIN_NOTIFY_BACKOFF_S", float),
     "notify_timeout_s": ("TWIN_NOTIFY_TIMEOUT_S", float),
@@ -104,6 +105,7 @@ class Settings:
     detectors: str = "on"  # "off": no anomaly detection (for comparison)
     detector_warmup: int = 120  # readings per device and metric that only learn
     alert_rules_reload_s: float = 30.0  # how often stored alert rules are checked for edits
+    wake_horizon_h: float = 168.0  # twins seen this recently are restored (and watched) at start
     notify: str = "on"  # "off": this engine delivers no notifications (run `twin notify`)
     notify_backoff_s: float = 2.0  # first retry delay; doubles per failed attempt
     notify_timeout_s: float = 5.0  # per delivery attempt
@@ -154,6 +156,8 @@ class Settings:
             )
         if self.notify not in ("on", "off"):
             raise ConfigurationError("TWIN_NOTIFY must be on or off")
+        if self.wake_horizon_h < 0:
+            raise ConfigurationError("TWIN_WAKE_HORIZON_H must be 0 (off) or more")
         if self.alert_rules_reload_s <= 0:
             raise ConfigurationError("TWIN_ALERT_RULES_RELOAD_S must be positive")
         if self.detector_warmup < 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 import psycopg
 
@@ -37,3 +38,9 @@ def load_snapshots(conn: psycopg.Connection) -> dict[str, bytes]:
         for device_id, state in cur:
             out[device_id] = state.encode()
     return out
+
+
+def recently_seen(conn: psycopg.Connection, since: datetime) -> list[str]:
+    """Devices with a snapshot whose newest reading is no older than ``since``."""
+    rows = conn.execute("SELECT device_id FROM twin_snapshots WHERE last_seen >= %s", (since,))
+    return [device_id for (device_id,) in rows.fetchall()]

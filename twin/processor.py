@@ -80,6 +80,14 @@ class TwinProcessor:
             return decode_state(raw), False
         return TwinState(device_id=device_id), True
 
+    def wake(self, device_id: str, now_ms: int) -> TwinState:
+        """A twin restored at start, before its device has said anything, so that its silence
+        timers run even if the device never speaks again. Its silence counts from now: the
+        engine's own downtime is not the device's (the broker may hold its messages)."""
+        state, _ = self.start(device_id)
+        state.last_arrival_ms = max(state.last_arrival_ms, now_ms)
+        return state
+
     def process(
         self, state: TwinState | None, device_id: str, inbox: DeviceInbox, now_ms: int
     ) -> tuple[TwinState, TwinOutput]:
@@ -227,7 +235,7 @@ class TwinProcessor:
             readings=[],
             dead_letters=[],
             events=[],
-            live=state.live_view(profile, now_ms),
+            live=state.live_view(profile, now_ms, status="silent"),
             anomalies=found,
             alerts=transitions,
         )

@@ -155,14 +155,17 @@ class TwinState(msgspec.Struct, kw_only=True):
 
     # -- views ---------------------------------------------------------------------------
 
-    def live_view(self, profile: DeviceProfile, now_ms: int) -> dict[str, str | int | float]:
-        """The fields of the ``twin:{device_id}`` hash in Redis."""
+    def live_view(
+        self, profile: DeviceProfile, now_ms: int, status: str = "online"
+    ) -> dict[str, str | int | float]:
+        """The fields of the ``twin:{device_id}`` hash in Redis (``status``: ``online``, or
+        ``silent`` once the device has gone quiet for longer than it usually does)."""
         view: dict[str, str | int | float] = dict(self.latest)
         view.update(
             device_id=self.device_id,
             kind=self.kind,
             profile=self.profile,
-            status="online",
+            status=status,
             last_seen_ms=self.last_seen_ms,
             updated_ms=now_ms,
             messages=self.messages,

@@ -9,6 +9,7 @@ import time
 
 import msgspec
 import psycopg
+import pytest
 import redis
 
 from simulators.faults import Fault
@@ -17,7 +18,7 @@ from storage.alert_store import sync_builtin_rules
 from storage.database import migrate, psycopg_url
 from tests.conftest import ROOT, EngineProcess, fresh_database
 from tests.integration.helpers import Publisher, now_ms, wait_until
-from tests.integration.test_engine import q
+from tests.integration.test_engine import count_rows, q
 from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.rules import Rule
 
@@ -285,3 +286,53 @@ def test_rules_are_listed_set_and_removed_from_the_cli_with_clear_errors(
         states = q(url, "SELECT id, enabled FROM alert_rules WHERE id IN ('yard', 'no-data', "
                    "'slow-leak') ORDER BY id")  # fmt: skip
         assert states == [("no-data", False), ("yard", False)]
+
+
+@pytest.mark.parametrize("wake", ["on", "off"])
+def test_a_device_that_died_while_the_engine_was_down_is_reported_after_the_restart(
+    engine_env: dict[str, str],
+    database_url: str,
+    mqtt_url: str,
+    topic_prefix: str,
+    redis_url: str,
+    redis_prefix: str,
+    wake: str,
+):
+    tag = f"{topic_prefix.strip('/')}-{wake}"
+    dead, back = f"{tag}-dead", f"{tag}-back"
+    rule = Rule(id=f"{tag}-silent", type="no_data", devices=(dead, back), silence_s=3, clear_s=0)
+    with psycopg.connect(psycopg_url(database_url), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO alert_rules (id, definition) VALUES (%s, %s)",
+            (rule.id, msgspec.json.encode(rule).decode()),
+        )
+    env = dict(engine_env, TWIN_WAKE_HORIZON_H="0" if wake == "off" else "24")
+    engine = EngineProcess(env).start()
+    pub = Publisher(mqtt_url, topic_prefix)
+    t = now_ms() - 1000
+    for i in range(3):
+        for device in (dead, back):
+            body = {"ts": t + i * 100, "seq": i, "values": {"temperature_c": 20.0 + i}}
+            pub.send(device, "telemetry", body)
+    pub.flush()
+    assert wait_until(
+        lambda: count_rows(database_url, dead) == 3 and count_rows(database_url, back) == 3
+    )
+    assert engine.stop() == 0  # within the 3 s: nothing is silent yet
+    assert q(database_url, "SELECT count(*) FROM alerts WHERE rule_id = %s", rule.id) == [(0,)]
+    time.sleep(4)  # the first device dies while the engine is down
+    engine = EngineProcess(env).start()
+    for i in range(10):  # the other one carries on
+        body = {"ts": now_ms(), "seq": 10 + i, "values": {"temperature_c": 30.0 + i}}
+        pub.send(back, "telemetry", body)
+        time.sleep(0.5)
+    pub.close()
+    alerted = q(database_url, "SELECT device_id FROM alerts WHERE rule_id = %s", rule.id)
+    live = redis.Redis.from_url(redis_url, decode_responses=True)
+    status = live.hget(f"{redis_prefix}twin:{dead}", "status")
+    assert engine.stop() == 0
+    if wake == "on":
+        assert alerted == [(dead,)], engine.log
+        assert status == "silent"
+    else:  # without wake-ups the dead device's twin is never restored: nobody notices
+        assert alerted == []
