@@ -39,6 +39,18 @@ def _since(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def duration(seconds: float) -> str:
+    """``45s``, ``12m05s``, ``3h07m``, ``2d04h``."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
 def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.database_url:
         raise ConfigurationError("TWIN_DATABASE_URL is not set")
@@ -57,15 +69,16 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
                 since=_since(args.since) if args.since else None,
                 limit=args.limit,
             )
+            now = datetime.now(UTC)
             print(
                 f"{'id':<44} {'status':<12} {'severity':<9} {'peak':<9} {'n':>4} "
-                f"{'first seen':<20} {'last seen':<20} detail"
+                f"{'first seen':<20} {'open for':>9}  detail"
             )
             for r in rows:
                 print(
                     f"{r.id:<44} {r.status:<12} {r.severity:<9} {r.peak_severity:<9} "
                     f"{r.occurrences:>4} {r.first_seen:%Y-%m-%d %H:%M:%S}  "
-                    f"{r.last_seen:%Y-%m-%d %H:%M:%S}  {r.detail}"
+                    f"{duration(r.duration_s(now)):>9}  {r.detail}"
                     + (f" (assigned to {r.assigned_to})" if r.assigned_to else "")
                 )
             print(f"{len(rows)} alert(s)")
@@ -75,6 +88,9 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
             for key, value in alert.items():
                 if value is not None:
                     print(f"{key:<16} {value}")
+            end = alert.get("resolved_at") or datetime.now(UTC)
+            label = "was open for" if alert.get("status") == "resolved" else "open for"
+            print(f"{label:<16} {duration((end - alert['first_seen']).total_seconds())}")
             print("timeline:")
             for at, transition, status, severity, by, note in timeline:
                 print(f"  {at:%Y-%m-%d %H:%M:%S}  {transition:<12} {status:<12} {severity:<9} "

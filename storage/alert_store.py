@@ -130,11 +130,17 @@ class AlertRow:
     last_seen: datetime
     detail: str
     assigned_to: str | None
+    resolved_at: datetime | None
+
+    def duration_s(self, now: datetime) -> float:
+        """How long the alert has been (or was) open."""
+        end = self.resolved_at if self.status == "resolved" and self.resolved_at else now
+        return max(0.0, (end - self.first_seen).total_seconds())
 
 
 _COLUMNS = (
     "id, device_id, rule_id, status, severity, peak_severity, occurrences, first_seen, "
-    "last_seen, detail, assigned_to"
+    "last_seen, detail, assigned_to, resolved_at"
 )
 
 

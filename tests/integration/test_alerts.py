@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -137,7 +138,10 @@ def test_people_acknowledge_assign_and_resolve_through_the_cli(
     assert rows[0][1] == "new" and engine.stop() == 0
 
     done = cli(engine_env, "list", "--status", "open", "--device", device)
-    assert done.returncode == 0 and alert_id in done.stdout
+    assert done.returncode == 0 and alert_id in done.stdout and "open for" in done.stdout
+    # first seen about 100 s ago in device time (the readings started then)
+    assert re.search(r"\s1m[3-5]\ds\s", done.stdout), done.stdout
+    assert "open for" in cli(engine_env, "show", alert_id).stdout
     assert cli(engine_env, "ack", alert_id, "--by", "dana", "--note", "on it").returncode == 0
     again = cli(engine_env, "ack", alert_id, "--by", "dana")
     assert again.returncode != 0 and "cannot ack" in again.stderr
@@ -150,7 +154,8 @@ def test_people_acknowledge_assign_and_resolve_through_the_cli(
     assert "Traceback" not in missing.stderr
     shown = cli(engine_env, "show", alert_id)
     assert shown.returncode == 0
-    for step in ("opened", "acknowledged", "assigned", "resolved", "fan fixed", "by lee"):
+    for step in ("opened", "acknowledged", "assigned", "resolved", "fan fixed", "by lee",
+                 "was open for"):  # fmt: skip
         assert step in shown.stdout, shown.stdout
     status = q(database_url, "SELECT status, acknowledged_by, assigned_to, resolved_by "
                "FROM alerts WHERE id = %s", alert_id)  # fmt: skip
