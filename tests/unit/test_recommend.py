@@ -34,6 +34,7 @@ def shipped() -> Catalog:
         defaults.SEASONS,
         defaults.TERRAINS,
         defaults.RULES,
+        defaults.SCHEDULES,
     )
 
 
@@ -73,15 +74,13 @@ def steps(rec) -> list[tuple[str, float, float]]:  # type: ignore[no-untyped-def
 
 def test_fixture_car_is_ranked_and_every_factor_explained():
     recs = recommend(fixture_car(), shipped(), NOW)
-    # front pads nearly due; discs and shocks never changed; rotation and oil due with the pads
-    assert [r.part for r in recs] == [
-        "BRK-PAD-F",
-        "BRK-DISC-F",
-        "TYR-ROTATE",
-        "ENG-OIL",
-        "SUS-SHOCK",
-    ]
-    front = recs[0]
+    # the Swift's schedule wants oil every 7,500 km: overdue; front pads nearly due; discs and
+    # shocks never changed; tyre rotation due with the pads
+    ranking = ["ENG-OIL", "BRK-PAD-F", "BRK-DISC-F", "TYR-ROTATE", "SUS-SHOCK"]
+    assert [r.part for r in recs] == ranking
+    oil, front = recs[0], recs[1]
+    assert oil.reasoning[0].why == "8,000 of 7,500 km since the last replacement"
+    assert oil.due_in_days == -6.2 and oil.due == (NOW - timedelta(days=6.2)).date()
     # 28,000 of 30,000 km: 93.3 %; hills x1.3, heavy use x1.15 (odds); a critical part past 90 %
     # is at least 85; high usage on brakes x1.5
     base = 93.3
@@ -101,13 +100,11 @@ def test_fixture_car_is_ranked_and_every_factor_explained():
     assert front.due == (NOW + timedelta(days=25)).date()  # 2,000 km left at 80 km a day
     assert front.stock == "in_stock" and not front.reorder and front.cost == 4200
     assert front.model_version == RecommenderConfig().version
-    discs = recs[1]
+    discs = recs[2]
     assert discs.reasoning[0].why == "58,000 of 70,000 km since new"
     assert [f.factor for f in discs.reasoning] == ["wear", "terrain", "usage", "rule"]
-    rotation, oil = recs[2], recs[3]  # due the same day: the hills and the rule rank it first
-    assert rotation.due_in_days == oil.due_in_days == 25.0
-    assert rotation.final_confidence > oil.final_confidence
-    assert [f.factor for f in oil.reasoning] == ["wear", "usage"]
+    golf = {r.part: r for r in recommend(fixture_car(model="Golf"), shipped(), NOW)}
+    assert golf["ENG-OIL"].reasoning[0].why == "8,000 of 10,000 km since the last replacement"
     alternator = next(
         r
         for r in recommend(fixture_car(), shipped(), NOW, RecommenderConfig(top_n=10))

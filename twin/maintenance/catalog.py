@@ -167,6 +167,24 @@ class BusinessRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         return self.effective_until is None or now < self.effective_until
 
 
+class Schedule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A maintenance schedule: for one vehicle model or machine type (a device's ``model`` or
+    ``profile``), a part's own intervals instead of the catalog's."""
+
+    applies_to: str
+    part: str
+    interval_km: float | None = None
+    interval_months: float | None = None
+    interval_hours: float | None = None
+
+    def check(self) -> None:
+        intervals = (self.interval_km, self.interval_months, self.interval_hours)
+        if all(i is None for i in intervals) or any(i is not None and i <= 0 for i in intervals):
+            raise ConfigurationError(
+                f"schedule of {self.part} for {self.applies_to}: needs positive intervals"
+            )
+
+
 class Replacement(msgspec.Struct, frozen=True, kw_only=True):
     """When a part was last replaced on a device (from service history)."""
 
@@ -187,8 +205,10 @@ class Catalog:
         seasons: Iterable[Adjustment] = (),
         terrains: Iterable[Adjustment] = (),
         rules: Iterable[BusinessRule] = (),
+        schedules: Iterable[Schedule] = (),
     ) -> None:
         self.parts = {p.code: p for p in parts}
+        self.schedules = {(s.applies_to, s.part): s for s in schedules}
         self.dealers = {d.code: d for d in dealers}
         self.stock = {(s.part, s.dealer): s for s in stock}
         self.seasons = tuple(seasons)
@@ -202,3 +222,19 @@ class Catalog:
             adjustment.check()
         for rule in self.rules:
             rule.check()
+        for schedule in self.schedules.values():
+            schedule.check()
+
+    def part_for(self, part: Part, model: str, profile: str) -> Part:
+        """The part with the intervals of the device's model (or else type) schedule."""
+        schedule = self.schedules.get((model, part.code)) or self.schedules.get(
+            (profile, part.code)
+        )
+        if schedule is None:
+            return part
+        return msgspec.structs.replace(
+            part,
+            interval_km=schedule.interval_km,
+            interval_months=schedule.interval_months,
+            interval_hours=schedule.interval_hours,
+        )

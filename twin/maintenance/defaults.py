@@ -10,7 +10,15 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, datetime
 
-from twin.maintenance.catalog import Adjustment, BusinessRule, Dealer, Evidence, Part, Stock
+from twin.maintenance.catalog import (
+    Adjustment,
+    BusinessRule,
+    Dealer,
+    Evidence,
+    Part,
+    Schedule,
+    Stock,
+)
 
 CARS, TRUCKS = ("passenger_car",), ("truck",)
 VEHICLES = ("vehicle",)
@@ -220,5 +228,16 @@ RULES: tuple[BusinessRule, ...] = (
         when={"cost": {"<": 1000}, "wear": {"<": 0.7}},
         then={"at_most": 39},
         priority=10,
+    ),
+)
+
+SCHEDULES: tuple[Schedule, ...] = (
+    # the trucks' makers ask for longer oil intervals, the compact car for shorter ones
+    Schedule(applies_to="Actros", part="TRK-ENG-OIL", interval_km=60_000, interval_months=12),
+    Schedule(applies_to="FH16", part="TRK-ENG-OIL", interval_km=50_000, interval_months=12),
+    Schedule(applies_to="Swift", part="ENG-OIL", interval_km=7_500, interval_months=6),
+    # compressors run hot: gearbox oil more often than the generic interval
+    Schedule(
+        applies_to="compressor", part="MCH-GEARBOX-OIL", interval_hours=3_000, interval_months=12
     ),
 )

@@ -214,9 +214,10 @@ def recommend(
     version = config.version
     rules = [r for r in catalog.rules if r.in_force(now)]
     candidates: list[Recommendation] = []
-    for part in catalog.parts.values():
-        if not part.fits(facts.kind, facts.profile):
+    for listed in catalog.parts.values():
+        if not listed.fits(facts.kind, facts.profile):
             continue
+        part = catalog.part_for(listed, facts.model, facts.profile)
         wear = _wear(part, facts, now)
         if wear is None:
             continue
