@@ -52,6 +52,16 @@ def _duration_s(text: str) -> int:
     return int(number) * units[unit]
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text} may not be negative")
+    return value
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -238,6 +248,28 @@ def build_parser() -> argparse.ArgumentParser:
     rtest.add_argument("id")
 
     sub.add_parser("notify", help="deliver alert notifications from the outbox until stopped")
+
+    cat = sub.add_parser("catalog", help="maintenance reference data: parts, dealers, stock, rules")
+    csub = cat.add_subparsers(dest="action", required=True, metavar="ACTION")
+    cload = csub.add_parser("load", help="store the shipped parts, dealers, stock and rules")
+    cload.add_argument("--replace", action="store_true", help="overwrite rows already stored")
+    cshow = csub.add_parser("show", help="what the catalog holds")
+    cshow.add_argument("--parts", action="store_true", help="list every part")
+
+    svc = sub.add_parser("service", help="service history: record a service, list a device's")
+    ssub = svc.add_subparsers(dest="action", required=True, metavar="ACTION")
+    srec = ssub.add_parser("record", help="record a service (as a workshop would)")
+    srec.add_argument("device")
+    srec.add_argument("--parts", nargs="+", default=[], metavar="CODE", help="parts replaced")
+    srec.add_argument("--at", help="when (ISO 8601; default now)")
+    srec.add_argument("--odometer", type=_non_negative_float, help="odometer km at the service")
+    srec.add_argument("--hours", type=_non_negative_float, help="operating hours at the service")
+    srec.add_argument("--type", default="REGULAR", help="REGULAR, MAJOR, EMERGENCY (REGULAR)")
+    srec.add_argument("--cost", type=_non_negative_float)
+    srec.add_argument("--dealer")
+    srec.add_argument("--notes")
+    slist = ssub.add_parser("list", help="a device's services, newest first")
+    slist.add_argument("device")
     return parser
 
 
@@ -340,6 +372,10 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         dispatcher.start()
         dispatcher.join()
         return 0
+    if args.command in ("catalog", "service"):
+        from flows.maintenance_cli import run_catalog, run_service
+
+        return (run_catalog if args.command == "catalog" else run_service)(args, settings)
     if args.command == "alerts":
         from flows.alerts_cli import run_alerts
 

@@ -23,8 +23,10 @@ from psycopg import errors as pg_errors
 from storage import partitions
 from storage.database import connect
 from storage.outbox import ROUTE_MATCH
+from storage.reference import INSERT_SERVICE, service_row
 from twin.clock import MS_PER_DAY, ms_to_datetime
 from twin.errors import StoreError, StoreUnavailable
+from twin.maintenance.service import service_from_event
 from twin.records import DeadLetter, TwinOutput
 
 log = logging.getLogger(__name__)
@@ -206,6 +208,7 @@ class PgWriter:
         days: set[int] = set()
         device_rows = []
         event_rows = []
+        service_rows: list[tuple[object, ...]] = []
         snapshot_rows = []
         touch_rows = []
         anomaly_rows = []
@@ -305,6 +308,9 @@ class PgWriter:
                         ms_to_datetime(e.received_ms),
                     )
                 )
+                if e.type == "service":
+                    record = service_from_event(e.device_id, ms_to_datetime(e.ts_ms), e.body)
+                    service_rows.append(service_row(record))
             reg = out.registry
             if reg is not None:
                 device_rows.append(
@@ -358,6 +364,8 @@ class PgWriter:
             if event_rows:
                 cur.executemany(_INSERT_EVENT, event_rows)
                 result.events = len(event_rows)
+            if service_rows:
+                cur.executemany(INSERT_SERVICE, service_rows)
             if snapshot_rows:
                 cur.executemany(_UPSERT_SNAPSHOT, snapshot_rows)
                 cur.executemany(_TOUCH_DEVICE, touch_rows)

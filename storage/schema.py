@@ -247,3 +247,120 @@ notification_log = Table(
     Index("ix_notification_log_alert", "alert_id", "at"),
     Index("ix_notification_log_device", "device_id", "at"),
 )
+
+# -- maintenance: reference data and service history ------------------------------------
+
+parts = Table(
+    "parts",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("oem_number", Text, nullable=False, server_default=""),
+    Column("cost", Float, nullable=False, server_default="0"),
+    Column("interval_km", Float),
+    Column("interval_months", Float),
+    Column("interval_hours", Float),
+    Column("critical", Boolean, nullable=False, server_default=text("false")),
+    Column("seasonal", Boolean, nullable=False, server_default=text("false")),
+    Column("terrain_specific", Boolean, nullable=False, server_default=text("false")),
+    Column("kinds", ARRAY(Text), nullable=False, server_default="{vehicle}"),
+    Column("profiles", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("evidence", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("builtin", Boolean, nullable=False, server_default=text("false")),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    CheckConstraint("cost >= 0", name="ck_parts_cost"),
+    Index("ix_parts_category", "category"),
+)
+
+dealers = Table(
+    "dealers",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("region", Text, nullable=False),
+    Column("city", Text, nullable=False, server_default=""),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    Index("ix_dealers_region", "region"),
+)
+
+parts_inventory = Table(
+    "parts_inventory",
+    metadata,
+    Column("part", Text, nullable=False),
+    Column("dealer", Text, nullable=False),
+    Column("on_hand", Integer, nullable=False),
+    Column("minimum", Integer, nullable=False, server_default="0"),
+    Column("reorder_point", Integer, nullable=False, server_default="0"),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("part", "dealer", name="pk_parts_inventory"),
+    CheckConstraint(
+        "on_hand >= 0 AND minimum >= 0 AND reorder_point >= 0", name="ck_inventory_levels"
+    ),
+    Index("ix_parts_inventory_dealer", "dealer"),
+)
+
+
+def _adjustments(name: str, key: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id", Text, primary_key=True),
+        Column(key, Text, nullable=False),
+        Column("factor", Float, nullable=False),
+        Column("parts", ARRAY(Text), nullable=False, server_default="{}"),
+        Column("categories", ARRAY(Text), nullable=False, server_default="{}"),
+        Column("regions", ARRAY(Text), nullable=False, server_default="{}"),
+        Column("note", Text, nullable=False, server_default=""),
+        Column("active", Boolean, nullable=False, server_default=text("true")),
+        CheckConstraint("factor > 0", name=f"ck_{name}_factor"),
+    )
+
+
+seasonal_config = _adjustments("seasonal_config", "season")
+terrain_config = _adjustments("terrain_config", "terrain")
+
+business_rules = Table(
+    "business_rules",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("rule_condition", JSONB, nullable=False),
+    Column("rule_action", JSONB, nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("effective_from", TZ),
+    Column("effective_until", TZ),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    CheckConstraint("priority >= 0", name="ck_business_rules_priority"),
+)
+
+maintenance_schedules = Table(
+    "maintenance_schedules",
+    metadata,
+    Column("applies_to", Text, nullable=False),
+    Column("part", Text, nullable=False),
+    Column("interval_km", Float),
+    Column("interval_months", Float),
+    Column("interval_hours", Float),
+    PrimaryKeyConstraint("applies_to", "part", name="pk_maintenance_schedules"),
+)
+
+service_history = Table(
+    "service_history",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("device_id", Text, nullable=False),
+    Column("at", TZ, nullable=False),
+    Column("service_type", Text, nullable=False, server_default="REGULAR"),
+    Column("odometer_km", Float),
+    Column("operating_hours", Float),
+    Column("parts_replaced", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("cost", Float),
+    Column("dealer", Text),
+    Column("notes", Text, nullable=False, server_default=""),
+    Column("source", Text, nullable=False, server_default="event"),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    UniqueConstraint("device_id", "at", "service_type", name="uq_service_once"),
+    Index("ix_service_history_device", "device_id", "at"),
+)

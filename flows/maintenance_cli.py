@@ -1,0 +1,111 @@
+"""``twin catalog`` and ``twin service``: maintenance reference data and service history."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from flows.settings import Settings
+from storage.database import connect, migrate
+from storage.reference import load_catalog, load_defaults, record_service, services
+from twin.errors import ConfigurationError
+from twin.maintenance.catalog import Catalog
+from twin.maintenance.service import ServiceRecord
+
+
+def _when(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"--at {text!r}: use an ISO 8601 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _show(catalog: Catalog, with_parts: bool) -> None:
+    by_category: dict[str, int] = {}
+    for part in catalog.parts.values():
+        by_category[part.category] = by_category.get(part.category, 0) + 1
+    categories = ", ".join(f"{c} {n}" for c, n in sorted(by_category.items()))
+    low = sum(1 for s in catalog.stock.values() if s.on_hand <= s.reorder_point)
+    print(f"{len(catalog.parts)} parts: {categories}")
+    print(
+        f"{len(catalog.dealers)} dealers, {len(catalog.stock)} stock levels "
+        f"({low} at or below their reorder point)"
+    )
+    print(
+        f"{len(catalog.seasons)} seasonal and {len(catalog.terrains)} terrain adjustments, "
+        f"{len(catalog.rules)} business rules, {len(catalog.schedules)} maintenance schedules"
+    )
+    if not with_parts:
+        return
+    print(f"\n{'code':<16} {'category':<12} {'km':>8} {'months':>7} {'hours':>7} {'cost':>8}  name")
+    for p in sorted(catalog.parts.values(), key=lambda p: (p.category, p.code)):
+        intervals = f"{_num(p.interval_km):>8} {_num(p.interval_months):>7} "
+        intervals += f"{_num(p.interval_hours):>7}"
+        print(f"{p.code:<16} {p.category:<12} {intervals} {p.cost:>8,.0f}  {p.name}")
+
+
+def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.database_url:
+        raise ConfigurationError("TWIN_DATABASE_URL is not set")
+    migrate(settings.database_url)
+    with connect(settings.database_url) as conn:
+        if args.action == "load":
+            written = load_defaults(conn, replace=args.replace)
+            print(", ".join(f"{table} {n}" for table, n in written.items()) + " rows written")
+            return 0
+        catalog = load_catalog(conn)
+    _show(catalog, args.parts)
+    return 0
+
+
+def _service_line(r: ServiceRecord) -> str:
+    where = [
+        f"{r.odometer_km:,.0f} km" if r.odometer_km is not None else "",
+        f"{r.operating_hours:,.0f} h" if r.operating_hours is not None else "",
+        r.dealer or "",
+    ]
+    place = ", ".join(w for w in where if w)
+    line = f"{r.at:%Y-%m-%d %H:%M}  {r.service_type:<9} {' '.join(r.parts_replaced)}"
+    return line + (f"  ({place})" if place else "") + (f"  {r.notes}" if r.notes else "")
+
+
+def run_service(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.database_url:
+        raise ConfigurationError("TWIN_DATABASE_URL is not set")
+    migrate(settings.database_url)
+    with connect(settings.database_url) as conn:
+        if args.action == "list":
+            rows = services(conn, args.device)
+            for r in rows:
+                print(_service_line(r))
+            print(f"{len(rows)} service(s)")
+            return 0
+        known = load_catalog(conn).parts
+        unknown = [p for p in args.parts if p not in known]
+        if unknown:
+            raise ConfigurationError(
+                f"unknown part codes: {', '.join(unknown)} (see twin catalog show --parts)"
+            )
+        record = ServiceRecord(
+            device_id=args.device,
+            at=_when(args.at),
+            parts_replaced=tuple(args.parts),
+            service_type=args.type.upper(),
+            odometer_km=args.odometer,
+            operating_hours=args.hours,
+            cost=args.cost,
+            dealer=args.dealer,
+            notes=args.notes or "",
+            source="cli",
+        )
+        fresh = record_service(conn, record)
+    state = "recorded" if fresh else "already recorded"
+    print(f"service of {args.device} at {record.at:%Y-%m-%d %H:%M}: {state}")
+    return 0
