@@ -207,3 +207,27 @@ def test_reference_data_says_what_is_wrong_with_it():
     assert len(catalog.parts) >= 40 and len(catalog.dealers) == 39
     categories = {p.category for p in catalog.parts.values()}
     assert {"Brakes", "Engine", "Electrical", "Filters", "Tyres", "Bearings", "Seals"} <= categories
+
+
+def test_feedback_changes_a_later_ranking():
+    car = fixture_car()
+    before = [r.part for r in recommend(car, shipped(), NOW)]
+    assert before.index("BRK-DISC-F") < before.index("TYR-ROTATE")
+    # service desks keep rejecting disc replacements and accepting tyre rotations
+    votes = {"BRK-DISC-F": (0, 6), "TYR-ROTATE": (5, 0)}
+    after = recommend(car, shipped(), NOW, RecommenderConfig(top_n=10), feedback=votes)
+    ranking = [r.part for r in after]
+    assert ranking.index("TYR-ROTATE") < ranking.index("BRK-DISC-F")
+    discs = next(r for r in after if r.part == "BRK-DISC-F")
+    step = next(f for f in discs.reasoning if f.factor == "feedback")
+    # acceptance rate (0 + 2) / (6 + 4) = 0.2: odds 0.25
+    assert step.why == "0 accepted, 6 rejected before" and step.value == 0.25
+
+
+def test_feedback_factor_is_neutral_without_votes_and_bounded():
+    config = RecommenderConfig()
+    from twin.maintenance.recommend import feedback_factor
+
+    assert feedback_factor(0, 0, config) == 1.0 == feedback_factor(3, 3, config)
+    assert feedback_factor(100, 0, config) == 4.0 and feedback_factor(0, 100, config) == 0.25
+    assert feedback_factor(2, 0, config) > 1 > feedback_factor(0, 2, config)

@@ -11,13 +11,15 @@ For each part that fits the device:
    and the usage category (heavy users wear parts faster than intervals assume).
 4. **Evidence**: an open anomaly the part explains (brake pads falling fast, battery voltage low,
    vibration rising at a bearing).
-5. **Business rules**, highest priority first.
+5. **Feedback**: how often service desks accepted or rejected this part when it was recommended
+   before (see ``feedback_factor``).
+6. **Business rules**, highest priority first.
 
 Factors multiply the odds of the confidence (c / (100 - c)), not the confidence itself: a factor
 of 1.3 takes 50 % to 56.5 % and 93 % to 94.6 %, so adjustments never push past 100 and never
 flatten the ranking of parts that are all well worn. Business rules speak in points
 (``add``, ``at_least``, ``at_most``) or scale the odds (``multiply``).
-6. **Stock** at the device's dealer: in stock, low (reorder), out (shortfall), or unknown.
+7. **Stock** at the device's dealer: in stock, low (reorder), out (shortfall), or unknown.
 
 Recommendations below ``min_confidence`` are left out unless evidence raised them; the rest are
 ranked by confidence, then by due date. Pure: the same facts and catalog give the same result.
@@ -46,6 +48,10 @@ class RecommenderConfig(msgspec.Struct, frozen=True, kw_only=True):
     )
     evidence_factor: float = 4.0
     """Odds factor for an anomaly the part explains."""
+    feedback_prior: float = 2.0
+    """Pseudo-counts of acceptance and of rejection before any feedback (Beta prior)."""
+    feedback_limit: float = 4.0
+    """The feedback factor stays within [1 / limit, limit]."""
 
     @property
     def version(self) -> str:
@@ -148,6 +154,16 @@ def _wear(part: Part, facts: DeviceFacts, now: datetime) -> _Wear | None:
     return max(clocks, key=lambda w: w.fraction)
 
 
+def feedback_factor(accepted: int, rejected: int, config: RecommenderConfig) -> float:
+    """The odds of acceptance, smoothed by a Beta prior: 1.0 with no feedback or as much
+    acceptance as rejection; above 1 for parts people accept, below for parts they reject.
+    Learns with every feedback (an online Beta-Binomial estimate per part)."""
+    prior = config.feedback_prior
+    rate = (accepted + prior) / (accepted + rejected + 2 * prior)
+    odds = rate / (1 - rate)
+    return min(max(odds, 1 / config.feedback_limit), config.feedback_limit)
+
+
 def scale(confidence: float, factor: float) -> float:
     """Multiply the odds of a confidence (0-100) by ``factor``."""
     c = min(max(confidence, 0.5), 99.5)
@@ -208,8 +224,10 @@ def recommend(
     catalog: Catalog,
     now: datetime,
     config: RecommenderConfig | None = None,
+    feedback: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[Recommendation]:
-    """The device's ranked recommendations, each with its reasoning."""
+    """The device's ranked recommendations, each with its reasoning. ``feedback``: per part
+    code, how many of its recommendations were accepted and rejected."""
     config = config or RecommenderConfig()
     version = config.version
     rules = [r for r in catalog.rules if r.in_force(now)]
@@ -270,6 +288,18 @@ def recommend(
                     value=config.evidence_factor,
                     confidence=confidence,
                     why="anomaly: " + ", ".join(sorted(set(seen))),
+                )
+            )
+        votes = (feedback or {}).get(part.code)
+        if votes is not None and (votes[0] or votes[1]):
+            factor = round(feedback_factor(votes[0], votes[1], config), 3)
+            confidence = scale(confidence, factor)
+            steps.append(
+                Factor(
+                    factor="feedback",
+                    value=factor,
+                    confidence=confidence,
+                    why=f"{votes[0]} accepted, {votes[1]} rejected before",
                 )
             )
         excluded = False
