@@ -118,6 +118,13 @@ lost and none is sent for an alert that was not stored, nor for one a person alr
 A dispatcher (``flows.notifier``) delivers them."""
 NOTIFIED = ("opened", "escalated", "resolved")
 
+_QUEUE_RECHECK = (
+    "INSERT INTO recommendation_queue (device_id, reason) "
+    "SELECT DISTINCT unnest(%s::text[]), 'twin' ON CONFLICT (device_id) DO NOTHING"
+)
+"""Twins that crossed a usage boundary: the recommender looks at them again (once however often
+they are queued before it does)."""
+
 _COPY_DEAD = "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
 
 _json = msgspec.json.Encoder().encode
@@ -366,6 +373,9 @@ class PgWriter:
                 result.events = len(event_rows)
             if service_rows:
                 cur.executemany(INSERT_SERVICE, service_rows)
+            recheck = [o.device_id for o in outputs if o.recheck]
+            if recheck:
+                cur.execute(_QUEUE_RECHECK, (recheck,))
             if snapshot_rows:
                 cur.executemany(_UPSERT_SNAPSHOT, snapshot_rows)
                 cur.executemany(_TOUCH_DEVICE, touch_rows)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     Float,
     ForeignKey,
     Identity,
@@ -363,4 +364,77 @@ service_history = Table(
     Column("created_at", TZ, nullable=False, server_default=NOW),
     UniqueConstraint("device_id", "at", "service_type", name="uq_service_once"),
     Index("ix_service_history_device", "device_id", "at"),
+)
+
+# -- maintenance recommendations -----------------------------------------------------------
+
+part_recommendations = Table(
+    "part_recommendations",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("device_id", Text, nullable=False),
+    Column("part", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("base_confidence", Float, nullable=False),
+    Column("final_confidence", Float, nullable=False),
+    Column("wear", Float, nullable=False),
+    Column("due", Date),
+    Column("due_in_days", Float),
+    Column("cost", Float, nullable=False),
+    Column("critical", Boolean, nullable=False),
+    Column("stock", Text, nullable=False),
+    Column("reorder", Boolean, nullable=False),
+    Column("reasoning", JSONB, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="open"),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    Column("closed_at", TZ),
+    CheckConstraint(
+        "status IN ('open', 'accepted', 'rejected', 'modified', 'cleared')",
+        name="ck_part_recommendations_status",
+    ),
+    Index(
+        "uq_part_recommendations_open",
+        "device_id",
+        "part",
+        unique=True,
+        postgresql_where=text("status = 'open'"),
+    ),
+    Index("ix_part_recommendations_status", "status", "final_confidence"),
+    Index("ix_part_recommendations_part", "part", "status"),
+)
+
+recommendation_feedback = Table(
+    "recommendation_feedback",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column(
+        "recommendation_id",
+        BigInteger,
+        ForeignKey("part_recommendations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("device_id", Text, nullable=False),
+    Column("part", Text, nullable=False),
+    Column("feedback", Text, nullable=False),
+    Column("by", Text, nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("alternative_part", Text),
+    Column("actual_cost", Float),
+    Column("at", TZ, nullable=False, server_default=NOW),
+    CheckConstraint(
+        "feedback IN ('accepted', 'rejected', 'modified')", name="ck_recommendation_feedback"
+    ),
+    Index("ix_recommendation_feedback_part", "part", "feedback"),
+)
+
+recommendation_queue = Table(
+    "recommendation_queue",
+    metadata,
+    Column("device_id", Text, primary_key=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("queued_at", TZ, nullable=False, server_default=NOW),
 )

@@ -14,6 +14,7 @@ import msgspec
 from twin.alerts.lifecycle import AlertEngine, AlertTransition
 from twin.anomaly.detectors import AnomalyDetectors
 from twin.anomaly.records import Anomaly
+from twin.clock import MS_PER_DAY
 from twin.profiles import GENERIC, METRIC_CATALOG, DeviceProfile, ProfileBook
 from twin.records import (
     Attributes,
@@ -169,9 +170,17 @@ class TwinProcessor:
             )
         if detectors is not None and accepted:
             state.health = detectors.health(state.detectors)
+        mark = recommendation_mark(state)
+        recheck = (
+            mark != state.recs_mark
+            or attributes is not None
+            or any(e.type == "service" for e in events)
+            or any(a.ended_ms is None for a in anomalies)
+        )
+        state.recs_mark = mark
         snapshot = None
-        if now_ms - state.snapshot_ms >= self.settings.snapshot_interval_ms:
-            snapshot = self.snapshot(state, now_ms)
+        if recheck or now_ms - state.snapshot_ms >= self.settings.snapshot_interval_ms:
+            snapshot = self.snapshot(state, now_ms)  # the recommender reads it
         live = state.live_view(profile, now_ms) if (accepted or attributes or events) else None
         output = TwinOutput(
             device_id=device_id,
@@ -184,6 +193,7 @@ class TwinProcessor:
             snapshot=snapshot,
             anomalies=anomalies,
             alerts=transitions,
+            recheck=recheck,
         )
         return state, output
 
@@ -259,6 +269,19 @@ class TwinProcessor:
             live=None,
             snapshot=self.snapshot(state, now_ms),
         )
+
+
+RECHECK_KM = 500.0
+RECHECK_HOURS = 50.0
+
+
+def recommendation_mark(state: TwinState) -> str:
+    """Where the twin stands in coarse usage steps (every 500 km, every 50 operating hours,
+    every event-time day). Recommendations are looked at again when it changes, not on every
+    reading: wear moves by a few percent per step of any real part's interval."""
+    km = int((state.odometer_km or 0.0) // RECHECK_KM)
+    hours = int(state.operating_hours // RECHECK_HOURS)
+    return f"{km}:{hours}:{state.last_seen_ms // MS_PER_DAY}"
 
 
 def _out_of_range(reading: Reading, ranges: dict[str, tuple[float, float]]) -> str | None:

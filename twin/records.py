@@ -143,6 +143,8 @@ class TwinOutput(msgspec.Struct, frozen=True, gc=False):
     """Anomaly episodes opened, escalated or closed by this batch (upserts by identity)."""
     alerts: list[AlertTransition] = msgspec.field(default_factory=list)
     """Alert transitions: opened, escalated, re-triggered, auto-resolved."""
+    recheck: bool = False
+    """The twin crossed a boundary that may change its maintenance recommendations."""
 
 
 class DeviceInbox(msgspec.Struct, frozen=True, gc=False):

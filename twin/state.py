@@ -63,6 +63,8 @@ class TwinState(msgspec.Struct, kw_only=True):
     alerts: AlertState = msgspec.field(default_factory=AlertState)
     # bookkeeping
     snapshot_ms: int = 0
+    recs_mark: str = ""
+    """The usage boundary at which maintenance recommendations were last asked for."""
 
     # -- derived figures -----------------------------------------------------------------
 
