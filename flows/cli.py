@@ -270,6 +270,30 @@ def build_parser() -> argparse.ArgumentParser:
     srec.add_argument("--notes")
     slist = ssub.add_parser("list", help="a device's services, newest first")
     slist.add_argument("device")
+
+    rec = sub.add_parser("recommendations", help="maintenance and parts recommendations")
+    rsub2 = rec.add_subparsers(dest="action", required=True, metavar="ACTION")
+    rl = rsub2.add_parser("list", help="recommendations by device and rank")
+    rl.add_argument("--device")
+    statuses = ("open", "accepted", "rejected", "modified", "cleared", "all")
+    rl.add_argument("--status", default="open", choices=statuses)
+    rl.add_argument("--limit", type=_positive_int, default=100)
+    rs = rsub2.add_parser("show", help="one recommendation with its reasoning")
+    rs.add_argument("id", type=_positive_int)
+    for action, text in (
+        ("accept", "accept"),
+        ("reject", "reject"),
+        ("modify", "fit another part"),
+    ):
+        ra = rsub2.add_parser(action, help=f"{text}: feedback the next rankings learn from")
+        ra.add_argument("id", type=_positive_int)
+        ra.add_argument("--by", required=True, help="who decided")
+        ra.add_argument("--reason")
+        ra.add_argument("--cost", type=_non_negative_float, help="what the work actually cost")
+        ra.add_argument("--part", help="the part fitted instead (modify)")
+    rsub2.add_parser("stats", help="acceptance per part and per business rule")
+    rr = rsub2.add_parser("refresh", help="rank now (the engine does this as twins change)")
+    rr.add_argument("--device", action="append", help="these devices (default: all)")
     return parser
 
 
@@ -372,10 +396,13 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         dispatcher.start()
         dispatcher.join()
         return 0
-    if args.command in ("catalog", "service"):
-        from flows.maintenance_cli import run_catalog, run_service
+    if args.command in ("catalog", "service", "recommendations"):
+        from flows import maintenance_cli as m
 
-        return (run_catalog if args.command == "catalog" else run_service)(args, settings)
+        run = {"catalog": m.run_catalog, "service": m.run_service}.get(
+            args.command, m.run_recommendations
+        )
+        return run(args, settings)
     if args.command == "alerts":
         from flows.alerts_cli import run_alerts
 

@@ -170,6 +170,16 @@ def run(
         from flows import notifier
 
         notifier.from_settings(settings, control.stop).start()
+    if settings.recommend == "on":
+        from flows.recommender import Recommender
+
+        Recommender(
+            settings.database_url or "",
+            profiles,
+            control.stop,
+            redis_url=settings.redis_url,
+            redis_prefix=settings.redis_prefix,
+        ).start()
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from flows.recommender import evaluate
 from flows.settings import Settings
+from storage import recommendations as recs
+from storage.catalog import load_profiles
 from storage.database import connect, migrate
 from storage.reference import load_catalog, load_defaults, record_service, services
 from twin.errors import ConfigurationError
 from twin.maintenance.catalog import Catalog
 from twin.maintenance.service import ServiceRecord
+from twin.profiles import ProfileBook
 
 
 def _when(text: str | None) -> datetime:
@@ -106,6 +110,69 @@ def run_service(args: argparse.Namespace, settings: Settings) -> int:
             source="cli",
         )
         fresh = record_service(conn, record)
+        recs.enqueue(conn, [args.device], "service")
     state = "recorded" if fresh else "already recorded"
     print(f"service of {args.device} at {record.at:%Y-%m-%d %H:%M}: {state}")
+    return 0
+
+
+def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.database_url:
+        raise ConfigurationError("TWIN_DATABASE_URL is not set")
+    migrate(settings.database_url)
+    with connect(settings.database_url) as conn:
+        if args.action == "list":
+            rows = recs.list_recommendations(
+                conn, device=args.device, status=None if args.status == "all" else args.status,
+                limit=args.limit,
+            )  # fmt: skip
+            print(f"{'id':>6} {'device':<14} {'#':>2} {'part':<16} {'conf':>5} {'due':<10} "
+                  f"{'cost':>8} {'stock':<8} {'status':<9} name")  # fmt: skip
+            for r in rows:
+                due = f"{r.due:%Y-%m-%d}" if r.due else "-"
+                stock = r.stock + ("!" if r.reorder else "")
+                print(f"{r.id:>6} {r.device_id:<14} {r.rank:>2} {r.part:<16} "
+                      f"{r.final_confidence:>5.1f} {due:<10} {r.cost:>8,.0f} {stock:<8} "
+                      f"{r.status:<9} {r.name}")  # fmt: skip
+            print(f"{len(rows)} recommendation(s) (stock ! = reorder)")
+            return 0
+        if args.action == "show":
+            row = recs.show(conn, args.id)
+            for key, value in row.items():
+                if key != "reasoning" and value is not None:
+                    print(f"{key:<16} {value}")
+            print("reasoning:")
+            for step in row["reasoning"]:
+                print(f"  {step['factor']:<9} {step['value']:>8g}  -> {step['confidence']:5.1f}  "
+                      f"{step['why']}")  # fmt: skip
+            return 0
+        if args.action in ("accept", "reject", "modify"):
+            feedback = {"accept": "accepted", "reject": "rejected", "modify": "modified"}
+            if args.action == "modify" and not args.part:
+                raise ConfigurationError("modify needs --part: the part fitted instead")
+            recs.give_feedback(
+                conn, args.id, feedback[args.action], args.by, reason=args.reason or "",
+                alternative_part=args.part, actual_cost=args.cost,
+            )  # fmt: skip
+            print(f"recommendation {args.id}: {feedback[args.action]}")
+            return 0
+        if args.action == "stats":
+            per_part, per_rule = recs.acceptance(conn)
+            for title, table in (("part", per_part), ("business rule", per_rule)):
+                print(f"{title:<48} {'accepted':>8} {'rejected':>8} {'modified':>8} "
+                      f"{'rate':>6} {'cost':>8}")  # fmt: skip
+                for name, accepted, rejected, modified, cost in table:
+                    total = accepted + rejected + modified
+                    rate = f"{100 * accepted / total:.0f}%" if total else "-"
+                    print(f"{name[:48]:<48} {accepted:>8} {rejected:>8} {modified:>8} "
+                          f"{rate:>6} {_num(cost):>8}")  # fmt: skip
+                print()
+            return 0
+        # refresh: rank now (for the devices named, or every device)
+        devices = args.device or [
+            d for (d,) in conn.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()
+        ]
+        done = evaluate(conn, devices, ProfileBook(load_profiles(conn)), load_catalog(conn))
+    print(f"{done.devices} device(s): {done.opened} opened, {done.updated} updated, "
+          f"{done.unchanged} unchanged, {done.cleared} cleared")  # fmt: skip
     return 0

@@ -21,6 +21,11 @@ NOTIFICATIONS = Counter(
     "Notification attempts, by channel and outcome (delivered, failed, gave_up, rate_limited)",
     ["channel", "outcome"],
 )
+RECOMMENDATIONS = Counter(
+    "twin_recommendations_total",
+    "Maintenance recommendations written, by change (opened, updated, cleared)",
+    ["change"],
+)
 DUPLICATES = Counter("twin_duplicate_readings_total", "Redelivered readings already stored")
 LIVE_WRITES = Counter("twin_live_states_written_total", "Twin hashes written to Redis")
 SINK_RETRIES = Counter("twin_sink_retries_total", "Sink writes retried", ["sink"])

@@ -73,6 +73,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "alert_rules_reload_s": ("TWIN_ALERT_RULES_RELOAD_S", float),
     "wake_horizon_h": ("TWIN_WAKE_HORIZON_H", float),
     "notify": ("TWIN_NOTIFY", str),
+    "recommend": ("TWIN_RECOMMEND", str),
     "notify_backoff_s": ("TWIN_NOTIFY_BACKOFF_S", float),
     "notify_timeout_s": ("TWIN_NOTIFY_TIMEOUT_S", float),
     "notify_max_attempts": ("TWIN_NOTIFY_MAX_ATTEMPTS", int),
@@ -107,6 +108,7 @@ class Settings:
     alert_rules_reload_s: float = 30.0  # how often stored alert rules are checked for edits
     wake_horizon_h: float = 168.0  # twins seen this recently are restored (and watched) at start
     notify: str = "on"  # "off": this engine delivers no notifications (run `twin notify`)
+    recommend: str = "on"  # "off": this engine keeps no maintenance recommendations current
     notify_backoff_s: float = 2.0  # first retry delay; doubles per failed attempt
     notify_timeout_s: float = 5.0  # per delivery attempt
     notify_max_attempts: int = 6  # then the notification is given up (and logged as such)
@@ -156,6 +158,8 @@ class Settings:
             )
         if self.notify not in ("on", "off"):
             raise ConfigurationError("TWIN_NOTIFY must be on or off")
+        if self.recommend not in ("on", "off"):
+            raise ConfigurationError("TWIN_RECOMMEND must be on or off")
         if self.wake_horizon_h < 0:
             raise ConfigurationError("TWIN_WAKE_HORIZON_H must be 0 (off) or more")
         if self.alert_rules_reload_s <= 0:

@@ -1,0 +1,162 @@
+"""Keeps maintenance recommendations current, beside the dataflow and never in its path.
+
+Twins queue themselves when they cross a usage boundary (``twin.processor``); recording a
+service from the CLI queues the device too. Every few seconds this thread takes the queued
+devices, reads their facts from PostgreSQL (registry, latest twin snapshot, service history,
+recent anomalies), ranks their parts against the stored catalog and feedback, and saves the
+result (``storage.recommendations.save``). The twin hash in Redis gets ``recs_open`` and
+``recs_top`` (the most urgent part) when the device is online.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+import redis
+
+from flows import metrics
+from storage import recommendations as store
+from storage.database import connect
+from storage.reference import load_catalog
+from twin.maintenance.catalog import Catalog
+from twin.maintenance.recommend import RecommenderConfig, recommend
+from twin.profiles import ProfileBook
+
+log = logging.getLogger(__name__)
+
+SET_IF_ONLINE = """
+for k = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    redis.call('HSET', KEYS[k], 'recs_open', ARGV[2 * k - 1], 'recs_top', ARGV[2 * k])
+  end
+end
+return #KEYS
+"""
+"""An offline device's hash has expired: it is not brought back without its TTL."""
+
+
+@dataclass
+class Evaluation:
+    devices: int = 0
+    opened: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    cleared: int = 0
+
+
+def evaluate(
+    conn: psycopg.Connection,
+    device_ids: Sequence[str],
+    profiles: ProfileBook,
+    catalog: Catalog,
+    *,
+    config: RecommenderConfig | None = None,
+    now: datetime | None = None,
+    live: redis.Redis | None = None,
+    redis_prefix: str = "",
+) -> Evaluation:
+    """Rank and save the recommendations of ``device_ids`` (one transaction)."""
+    now = now or datetime.now(UTC)
+    config = config or RecommenderConfig()
+    facts = store.facts_for(conn, device_ids, profiles, now)
+    votes = store.feedback_counts(conn)
+    done = Evaluation(devices=len(facts))
+    summary: dict[str, tuple[int, str]] = {}
+    for device_id, device in facts.items():
+        recs = recommend(device, catalog, now, config, votes)
+        saved = store.save(conn, device_id, recs)
+        done.opened += saved.opened
+        done.updated += saved.updated
+        done.unchanged += saved.unchanged
+        done.cleared += saved.cleared
+        summary[device_id] = (len(recs), recs[0].part if recs else "")
+    conn.commit()
+    if live is not None and summary:
+        keys = [f"{redis_prefix}twin:{d}" for d in summary]
+        args = [v for pair in summary.values() for v in pair]
+        try:
+            live.eval(SET_IF_ONLINE, len(keys), *keys, *args)
+        except redis.RedisError as exc:  # the next evaluation writes them again
+            log.warning("recommendation summary not written to Redis: %s", exc)
+    metrics.RECOMMENDATIONS.labels("opened").inc(done.opened)
+    metrics.RECOMMENDATIONS.labels("updated").inc(done.updated)
+    metrics.RECOMMENDATIONS.labels("cleared").inc(done.cleared)
+    return done
+
+
+class Recommender(threading.Thread):
+    def __init__(
+        self,
+        database_url: str,
+        profiles: ProfileBook,
+        stop: threading.Event,
+        *,
+        redis_url: str | None = None,
+        redis_prefix: str = "",
+        poll_s: float = 2.0,
+        catalog_ttl_s: float = 60.0,
+        batch: int = 200,
+    ) -> None:
+        super().__init__(name="recommender", daemon=True)
+        self._url = database_url
+        self._profiles = profiles
+        self._halt = stop
+        self._poll = poll_s
+        self._catalog_ttl = catalog_ttl_s
+        self._batch = batch
+        self._redis_prefix = redis_prefix
+        self._live = redis.Redis.from_url(redis_url, socket_timeout=5) if redis_url else None
+        self._catalog: tuple[float, Catalog] | None = None
+
+    def catalog(self, conn: psycopg.Connection) -> Catalog:
+        """The stored catalog, read again after ``catalog_ttl_s`` (edits apply without a
+        restart)."""
+        if self._catalog is None or time.monotonic() - self._catalog[0] > self._catalog_ttl:
+            self._catalog = (time.monotonic(), load_catalog(conn))
+        return self._catalog[1]
+
+    def run(self) -> None:
+        log.info("recommendations: kept current from the queue")
+        failing = False
+        while not self._halt.wait(self._poll):
+            try:
+                while self.run_once() == self._batch and not self._halt.is_set():
+                    pass  # a backlog: keep going
+            except psycopg.Error as exc:
+                if not failing:
+                    log.warning("recommendations paused, PostgreSQL unavailable: %s", exc)
+                failing = True
+                continue
+            except Exception:
+                log.exception("recommendations: evaluation failed")
+                continue
+            if failing:
+                log.info("recommendations resumed")
+            failing = False
+
+    def run_once(self) -> int:
+        """Evaluate the queued devices; returns how many were taken."""
+        with connect(self._url) as conn:
+            devices = store.claim(conn, self._batch)
+            if not devices:
+                return 0
+            try:
+                evaluate(
+                    conn,
+                    devices,
+                    self._profiles,
+                    self.catalog(conn),
+                    live=self._live,
+                    redis_prefix=self._redis_prefix,
+                )
+            except Exception:
+                conn.rollback()
+                store.enqueue(conn, devices, "retry")  # not lost: tried again next round
+                raise
+        return len(devices)
