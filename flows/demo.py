@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY
 
 from flows import notifier
 from flows.engine import StopControl, build, prepare
+from flows.recommender import Recommender
 from flows.settings import Settings
 from flows.simulate import publisher_config
 from simulators import scenario as scenarios
@@ -32,6 +33,7 @@ from storage import outbox
 from storage.database import connect
 from storage.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
 from storage.queries import StoreSummary, summarize
+from storage.reference import load_defaults
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,19 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         control.install()
         profiles, warm = prepare(settings)
         flow, source = build(settings, control, profiles, warm)
-        if own_database:  # alert notifications go to this log (the demo's own database only)
+        if own_database:  # the demo's own database: reference data, and alerts to the log
             with connect(settings.database_url or "") as conn:
+                load_defaults(conn)
                 route = outbox.Route(id="demo-log", channel="log", target="", min_severity="major")
                 outbox.save_route(conn, route)
         notifier.from_settings(settings, control.stop).start()
+        Recommender(
+            settings.database_url or "",
+            profiles,
+            control.stop,
+            redis_url=settings.redis_url,
+            redis_prefix=settings.redis_prefix,
+        ).start()
         traffic = TrafficConfig(
             devices=options.devices,
             rate=options.rate,
@@ -244,6 +254,11 @@ def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float
             "notifications",
             f"{sum(s.notifications_by_status.values())} " + _by(s.notifications_by_status),
         ),
+        (
+            "recommendations",
+            f"{s.recommendations_open} open for {s.recommended_devices} devices "
+            f"({s.recommendations_reorder} needing a reorder at the dealer)",
+        ),
         ("Redis twin hashes", f"{s.live_twins} ({s.positioned} positioned in twin:geo)"),
         ("run time", f"{elapsed:.1f}s"),
     ]
@@ -257,6 +272,11 @@ def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float
         _say("newest alerts (twin alerts list shows them all):")
         for device, rule, severity, detail in s.latest_alerts:
             _say(f"  {device:<12} {rule:<22} {severity:<9} {detail[:60]}")
+    if s.top_recommendations:
+        _say("most urgent recommendations (twin recommendations list shows them all):")
+        for device, part, name, confidence, due in s.top_recommendations:
+            when = f"due {due:%Y-%m-%d}" if due else ""
+            _say(f"  {device:<12} {part:<14} {confidence:5.1f}  {when:<14} {name}")
     if s.latest_rows:
         _say("latest telemetry rows:")
         for device, ts, values in s.latest_rows:

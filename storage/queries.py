@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -30,6 +31,11 @@ class StoreSummary:
     notifications_by_status: dict[str, int] = field(default_factory=dict)
     latest_alerts: list[tuple[str, str, str, str]] = field(default_factory=list)
     """(device, rule, severity, detail) of the newest alerts."""
+    recommendations_open: int = 0
+    recommended_devices: int = 0
+    recommendations_reorder: int = 0
+    top_recommendations: list[tuple[Any, ...]] = field(default_factory=list)
+    """(device, part, name, confidence, due) of the most urgent open recommendations."""
 
     @property
     def devices(self) -> int:
@@ -78,6 +84,16 @@ def summarize(database_url: str, redis_url: str | None, redis_prefix: str = "") 
         s.latest_alerts = conn.execute(
             "SELECT device_id, rule_id, peak_severity, detail FROM alerts "
             "ORDER BY created_at DESC LIMIT 5"
+        ).fetchall()
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT device_id), count(*) FILTER (WHERE reorder) "
+            "FROM part_recommendations WHERE status = 'open'"
+        ).fetchone()
+        if row is not None:
+            s.recommendations_open, s.recommended_devices, s.recommendations_reorder = row
+        s.top_recommendations = conn.execute(
+            "SELECT device_id, part, name, final_confidence, due FROM part_recommendations "
+            "WHERE status = 'open' ORDER BY final_confidence DESC, due NULLS LAST LIMIT 5"
         ).fetchall()
         s.latest_rows = [
             (d, ts.isoformat(timespec="milliseconds"), str(v))
