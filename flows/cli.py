@@ -271,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     slist = ssub.add_parser("list", help="a device's services, newest first")
     slist.add_argument("device")
 
+    roll = sub.add_parser("rollup", help="roll telemetry up now (--since: backfill a range)")
+    roll.add_argument("--since", help="recompute from this time (ISO 8601) instead")
+    roll.add_argument("--until", help="with --since: up to this time (default now)")
+
     rec = sub.add_parser("recommendations", help="maintenance and parts recommendations")
     rsub2 = rec.add_subparsers(dest="action", required=True, metavar="ACTION")
     rl = rsub2.add_parser("list", help="recommendations by device and rank")
@@ -358,6 +362,8 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
             settings.database_url,
             ahead_days=settings.partitions_ahead_days,
             retention_days=args.retention_days or settings.retention_days,
+            hourly_retention_days=settings.hourly_retention_days,
+            daily_retention_days=settings.daily_retention_days,
         )
         print(
             f"partitions created: {', '.join(map(str, done.created)) or 'none'}; "
@@ -396,6 +402,10 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         dispatcher.start()
         dispatcher.join()
         return 0
+    if args.command == "rollup":
+        from flows.maintenance_cli import run_rollup
+
+        return run_rollup(args, settings)
     if args.command in ("catalog", "service", "recommendations"):
         from flows import maintenance_cli as m
 

@@ -138,6 +138,8 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
         abandon=control.abandon,
         retention_days=settings.retention_days,
         partitions_ahead_days=settings.partitions_ahead_days,
+        hourly_retention_days=settings.hourly_retention_days,
+        daily_retention_days=settings.daily_retention_days,
     )
     live = RedisSink(settings.redis_url, prefix=settings.redis_prefix, ttl_s=settings.twin_ttl_s)
     wake = None
@@ -170,6 +172,10 @@ def run(
         from flows import notifier
 
         notifier.from_settings(settings, control.stop).start()
+    if settings.rollups == "on":
+        from flows.rollups import Rollups
+
+        Rollups(settings.database_url or "", control.stop).start()
     if settings.recommend == "on":
         from flows.recommender import Recommender
 

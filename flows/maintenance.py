@@ -1,13 +1,14 @@
 """Maintenance: telemetry partitions ahead, raw retention, and old notification records.
 
-Finished notifications and their delivery attempts are kept as long as raw telemetry."""
+Finished notifications and their delivery attempts are kept as long as raw telemetry; the
+hourly tier and the 15-minute windows a year, the daily tier forever (both configurable)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from storage import outbox, partitions
+from storage import outbox, partitions, rollups
 from storage.database import connect
 
 
@@ -16,15 +17,23 @@ class MaintenanceReport:
     created: list[date]
     dropped: list[date]
     notifications_pruned: int = 0
+    rollups_pruned: int = 0
 
 
 def maintain(
-    database_url: str, *, ahead_days: int, retention_days: int, today: date | None = None
+    database_url: str,
+    *,
+    ahead_days: int,
+    retention_days: int,
+    hourly_retention_days: int = 365,
+    daily_retention_days: int = 0,
+    today: date | None = None,
 ) -> MaintenanceReport:
     today = today or datetime.now(UTC).date()
     with connect(database_url) as conn:
         created = partitions.ensure_window(conn, today, ahead_days)
         dropped = partitions.drop_expired(conn, today, retention_days)
         pruned = outbox.prune(conn, retention_days)
+        tiers = rollups.prune(conn, hourly_retention_days, daily_retention_days)
         conn.commit()
-    return MaintenanceReport(created, dropped, pruned)
+    return MaintenanceReport(created, dropped, pruned, tiers)

@@ -176,3 +176,24 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{done.devices} device(s): {done.opened} opened, {done.updated} updated, "
           f"{done.unchanged} unchanged, {done.cleared} cleared")  # fmt: skip
     return 0
+
+
+def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
+    from flows import rollups
+
+    if not settings.database_url:
+        raise ConfigurationError("TWIN_DATABASE_URL is not set")
+    if args.until and not args.since:
+        raise ConfigurationError("--until goes with --since")
+    migrate(settings.database_url)
+    with connect(settings.database_url) as conn:
+        if args.since:
+            since = _when(args.since)
+            until = _when(args.until) if args.until else datetime.now(UTC)
+            if until <= since:
+                raise ConfigurationError("--until must be after --since")
+            done = rollups.backfill(conn, since, until)
+        else:
+            done = rollups.run_once(conn)
+    print(f"rolled up {done.hours} hours, {done.late_hours} late device-hours, {done.days} days")
+    return 0

@@ -74,6 +74,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "wake_horizon_h": ("TWIN_WAKE_HORIZON_H", float),
     "notify": ("TWIN_NOTIFY", str),
     "recommend": ("TWIN_RECOMMEND", str),
+    "rollups": ("TWIN_ROLLUPS", str),
+    "hourly_retention_days": ("TWIN_HOURLY_RETENTION_DAYS", int),
+    "daily_retention_days": ("TWIN_DAILY_RETENTION_DAYS", int),
     "notify_backoff_s": ("TWIN_NOTIFY_BACKOFF_S", float),
     "notify_timeout_s": ("TWIN_NOTIFY_TIMEOUT_S", float),
     "notify_max_attempts": ("TWIN_NOTIFY_MAX_ATTEMPTS", int),
@@ -109,6 +112,9 @@ class Settings:
     wake_horizon_h: float = 168.0  # twins seen this recently are restored (and watched) at start
     notify: str = "on"  # "off": this engine delivers no notifications (run `twin notify`)
     recommend: str = "on"  # "off": this engine keeps no maintenance recommendations current
+    rollups: str = "on"  # "off": this engine computes no hourly / daily tiers and windows
+    hourly_retention_days: int = 365  # hourly tier and 15-minute windows (0 = forever)
+    daily_retention_days: int = 0  # daily tier (0 = forever)
     notify_backoff_s: float = 2.0  # first retry delay; doubles per failed attempt
     notify_timeout_s: float = 5.0  # per delivery attempt
     notify_max_attempts: int = 6  # then the notification is given up (and logged as such)
@@ -160,6 +166,10 @@ class Settings:
             raise ConfigurationError("TWIN_NOTIFY must be on or off")
         if self.recommend not in ("on", "off"):
             raise ConfigurationError("TWIN_RECOMMEND must be on or off")
+        if self.rollups not in ("on", "off"):
+            raise ConfigurationError("TWIN_ROLLUPS must be on or off")
+        if self.hourly_retention_days < 0 or self.daily_retention_days < 0:
+            raise ConfigurationError("rollup retentions must be 0 (forever) or more days")
         if self.wake_horizon_h < 0:
             raise ConfigurationError("TWIN_WAKE_HORIZON_H must be 0 (off) or more")
         if self.alert_rules_reload_s <= 0:

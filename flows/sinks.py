@@ -118,6 +118,8 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                 self._sink.url,
                 ahead_days=self._sink.partitions_ahead_days,
                 retention_days=self._sink.retention_days,
+                hourly_retention_days=self._sink.hourly_retention_days,
+                daily_retention_days=self._sink.daily_retention_days,
             )
             if done.created or done.dropped:
                 log.info(
@@ -125,8 +127,9 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                     [str(d) for d in done.created],
                     [str(d) for d in done.dropped],
                 )
-            if done.notifications_pruned:
-                log.info("notification records pruned: %d", done.notifications_pruned)
+            if done.notifications_pruned or done.rollups_pruned:
+                log.info("pruned %d notification records and %d rolled-up rows past retention",
+                         done.notifications_pruned, done.rollups_pruned)  # fmt: skip
         except Exception as exc:  # maintenance is retried next hour; never stops ingestion
             self._next_maintenance = time.monotonic() + 60
             log.warning("partition maintenance failed: %s", exc)
@@ -227,6 +230,8 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         abandon: threading.Event | None = None,
         retention_days: int = 30,
         partitions_ahead_days: int = 3,
+        hourly_retention_days: int = 365,
+        daily_retention_days: int = 0,
         maintenance_interval_s: float = 3600.0,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
@@ -235,6 +240,8 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         self.abandon = abandon or threading.Event()
         self.retention_days = retention_days
         self.partitions_ahead_days = partitions_ahead_days
+        self.hourly_retention_days = hourly_retention_days
+        self.daily_retention_days = daily_retention_days
         self.maintenance_interval_s = maintenance_interval_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s

@@ -12,6 +12,7 @@ the server refuses for its content surfaces as :class:`~twin.errors.StoreError`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -24,7 +25,8 @@ from storage import partitions
 from storage.database import connect
 from storage.outbox import ROUTE_MATCH
 from storage.reference import INSERT_SERVICE, service_row
-from twin.clock import MS_PER_DAY, ms_to_datetime
+from storage.rollups import MARK_LATE, late_cutoff_ms
+from twin.clock import MS_PER_DAY, MS_PER_HOUR, ms_to_datetime
 from twin.errors import StoreError, StoreUnavailable
 from twin.maintenance.service import service_from_event
 from twin.records import DeadLetter, TwinOutput
@@ -223,6 +225,8 @@ class PgWriter:
         timeline_rows = []
         notify_rows: list[dict[str, object]] = []
         dead = list(extra_dead)
+        late_before = late_cutoff_ms(time.time_ns() // 1_000_000)
+        late: set[tuple[str, int]] = set()
         for out in outputs:
             for t in out.alerts:
                 resolved = t.transition == "resolved"
@@ -295,6 +299,8 @@ class PgWriter:
             if out.readings:
                 dev = out.device_id.encode()
                 for r in out.readings:
+                    if r.ts_ms < late_before:  # its hour is rolled up already: roll it again
+                        late.add((out.device_id, r.ts_ms // MS_PER_HOUR * MS_PER_HOUR))
                     values = _json(r.values)
                     if b"\\" in values:
                         values = values.replace(b"\\", b"\\\\")
@@ -373,6 +379,11 @@ class PgWriter:
                 result.events = len(event_rows)
             if service_rows:
                 cur.executemany(INSERT_SERVICE, service_rows)
+            if late:
+                cur.execute(
+                    MARK_LATE,
+                    ([d for d, _ in late], [ms_to_datetime(h) for _, h in late]),
+                )
             recheck = [o.device_id for o in outputs if o.recheck]
             if recheck:
                 cur.execute(_QUEUE_RECHECK, (recheck,))

@@ -70,8 +70,11 @@ telemetry = Table(
     Column("received_at", TZ, nullable=False),
     Column("ingested_at", TZ, nullable=False, server_default=NOW),
     PrimaryKeyConstraint("device_id", "ts", "seq", name="pk_telemetry"),
+    Index("ix_telemetry_ts_brin", "ts", postgresql_using="brin"),
     postgresql_partition_by="RANGE (ts)",
 )
+"""The BRIN index on ``ts`` serves whole-fleet time ranges (the hourly roll-ups): a few pages per
+partition, next to nothing to maintain, since readings arrive roughly in time order."""
 
 device_events = Table(
     "device_events",
@@ -437,4 +440,60 @@ recommendation_queue = Table(
     Column("device_id", Text, primary_key=True),
     Column("reason", Text, nullable=False, server_default=""),
     Column("queued_at", TZ, nullable=False, server_default=NOW),
+)
+
+# -- rollups: downsampled tiers and windowed performance metrics ----------------------------
+
+
+def _tier(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("device_id", Text, nullable=False),
+        Column("bucket", TZ, nullable=False),
+        Column("metric", Text, nullable=False),
+        Column("n", BigInteger, nullable=False),
+        Column("mean", Float, nullable=False),
+        Column("min", Float, nullable=False),
+        Column("max", Float, nullable=False),
+        Column("sum", Float, nullable=False),
+        PrimaryKeyConstraint("device_id", "bucket", "metric", name=f"pk_{name}"),
+        Index(f"ix_{name}_bucket", "bucket"),
+    )
+
+
+telemetry_hourly = _tier("telemetry_hourly")
+telemetry_daily = _tier("telemetry_daily")
+
+performance_metrics = Table(
+    "performance_metrics",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("window_start", TZ, nullable=False),
+    Column("window_end", TZ, nullable=False),
+    Column("readings", Integer, nullable=False),
+    Column("average_load", Float),
+    Column("average_temperature", Float),
+    Column("average_vibration", Float),
+    Column("uptime_pct", Float, nullable=False),
+    Column("anomaly_count", Integer, nullable=False),
+    Column("efficiency_rating", Float, nullable=False),
+    Column("updated_at", TZ, nullable=False, server_default=NOW),
+    PrimaryKeyConstraint("device_id", "window_start", name="pk_performance_metrics"),
+    Index("ix_performance_metrics_window", "window_start"),
+)
+
+rollup_dirty = Table(
+    "rollup_dirty",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("bucket", TZ, nullable=False),
+    PrimaryKeyConstraint("device_id", "bucket", name="pk_rollup_dirty"),
+)
+
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("done_until", TZ, nullable=False),
 )
