@@ -271,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     slist = ssub.add_parser("list", help="a device's services, newest first")
     slist.add_argument("device")
 
+    report = sub.add_parser("report", help="maintenance reports")
+    rsub3 = report.add_subparsers(dest="period", required=True, metavar="PERIOD")
+    daily = rsub3.add_parser("daily", help="a day's report for the fleet or one device")
+    daily.add_argument("--date", help="YYYY-MM-DD (default today, as of now)")
+    daily.add_argument("--device", help="this device's report instead of the fleet's")
+
     roll = sub.add_parser("rollup", help="roll telemetry up now (--since: backfill a range)")
     roll.add_argument("--since", help="recompute from this time (ISO 8601) instead")
     roll.add_argument("--until", help="with --since: up to this time (default now)")
@@ -402,6 +408,10 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         dispatcher.start()
         dispatcher.join()
         return 0
+    if args.command == "report":
+        from flows.maintenance_cli import run_report
+
+        return run_report(args, settings)
     if args.command == "rollup":
         from flows.maintenance_cli import run_rollup
 

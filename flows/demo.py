@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bytewax.run import cli_main
@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY
 from flows import notifier
 from flows.engine import StopControl, build, prepare
 from flows.recommender import Recommender
+from flows.rollups import backfill, floor_day
 from flows.settings import Settings
 from flows.simulate import publisher_config
 from simulators import scenario as scenarios
@@ -34,6 +35,7 @@ from storage.database import connect
 from storage.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
 from storage.queries import StoreSummary, summarize
 from storage.reference import load_defaults
+from storage.reports import generate_daily
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,10 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             t.start()
         cli_main(flow, epoch_interval=timedelta(seconds=settings.epoch_interval_s))
         elapsed = time.monotonic() - started
+        now = datetime.now(UTC)
+        with connect(settings.database_url or "") as conn:  # the day so far, rolled up
+            backfill(conn, floor_day(now), now)
+            generate_daily(conn, now.date())
         summary = summarize(settings.database_url or "", settings.redis_url, settings.redis_prefix)
         _print_summary(summary, report_box[0] if report_box else None, elapsed)
     _say(
@@ -254,6 +260,11 @@ def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float
             "notifications",
             f"{sum(s.notifications_by_status.values())} " + _by(s.notifications_by_status),
         ),
+        (
+            "rollups",
+            f"{s.hourly_rows} hourly rows, {s.performance_windows} 15-minute performance windows",
+        ),
+        ("daily reports", s.daily_report or "none"),
         (
             "recommendations",
             f"{s.recommendations_open} open for {s.recommended_devices} devices "

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from flows.recommender import evaluate
 from flows.settings import Settings
 from storage import recommendations as recs
+from storage import reports
 from storage.catalog import load_profiles
 from storage.database import connect, migrate
 from storage.reference import load_catalog, load_defaults, record_service, services
@@ -196,4 +198,61 @@ def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
         else:
             done = rollups.run_once(conn)
     print(f"rolled up {done.hours} hours, {done.late_hours} late device-hours, {done.days} days")
+    return 0
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    if "device_id" in report:
+        print(f"Daily report {report['day']}: {report['device_id']} ({report['kind']}), "
+              f"{report['readings']} readings, uptime {report['uptime_pct']} %, "
+              f"efficiency {report['efficiency_rating']}")  # fmt: skip
+        for metric, m in report["metrics"].items():
+            print(f"  {metric:<18} n {m['n']:>6}  mean {m['mean']:>10.3f}  "
+                  f"min {m['min']:>10.3f}  max {m['max']:>10.3f}")  # fmt: skip
+        for a in report["anomalies"]:
+            print(f"  anomaly  {a['detector']:<10} {a['severity']:<9} x{a['count']}")
+        for a in report["alerts"]:
+            print(f"  alert    {a['rule']:<22} {a['severity']:<9} {a['status']} x{a['count']}")
+        for r in report["recommendations"]:
+            print(f"  part     {r['part']:<16} {r['confidence']:5.1f}  due {r['due'] or '-'}"
+                  + ("  (reorder)" if r["reorder"] else ""))  # fmt: skip
+        return
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(report["by_kind"].items()))
+    devices = f"{report['devices_reporting']} devices reporting ({kinds})"
+    print(f"Fleet daily report {report['day']}: {devices}, {report['readings']} readings, "
+          f"uptime {report['uptime_pct']} %")  # fmt: skip
+    print(f"  anomalies: {report['anomalies'] or 'none'}")
+    print(f"  alerts opened: {report['alerts'] or 'none'}")
+    print(f"  recommendations open: {report['recommendations_open']} "
+          f"({report['reorders']} needing a reorder)")  # fmt: skip
+    for a in report["attention"]:
+        print(f"  attention: {a['device_id']:<14} {a['alerts']} alerts, {a['anomalies']} anomalies")
+
+
+def run_report(args: argparse.Namespace, settings: Settings) -> int:
+    from flows import rollups
+
+    if not settings.database_url:
+        raise ConfigurationError("TWIN_DATABASE_URL is not set")
+    try:
+        day = date.fromisoformat(args.date) if args.date else datetime.now(UTC).date()
+    except ValueError:
+        raise ConfigurationError(f"--date {args.date!r}: use YYYY-MM-DD") from None
+    migrate(settings.database_url)
+    with connect(settings.database_url) as conn:
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        end = min(start + timedelta(days=1), datetime.now(UTC))
+        if end <= start:
+            raise ConfigurationError(f"{day} has not begun")
+        rollups.backfill(conn, start, end)  # the day's tiers and windows as of now
+        fleet = reports.generate_daily(conn, day)
+        report = fleet
+        if args.device:
+            try:
+                report = reports.load(conn, day, args.device)
+            except LookupError:
+                raise ConfigurationError(
+                    f"no report for {args.device} on {day}: it sent no readings that day"
+                ) from None
+    _print_report(report)
     return 0

@@ -2,7 +2,8 @@
 
 A thread of ``twin run`` (or ``twin rollup`` once, for a backfill): every 30 s it rolls up the
 hours that have ended (``storage.rollups``), then the hours that got late readings, then the
-days that have ended. Several engines may run it: the watermark row is locked while it moves.
+days that have ended, each with its daily maintenance reports (``storage.reports``). Several
+engines may run it: an advisory lock keeps them from rolling up the same hour together.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from storage import rollups
+from storage import reports, rollups
 from storage.database import connect
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,9 @@ def run_once(conn: psycopg.Connection, now: datetime | None = None) -> RollupRes
     while mark + HOUR + GRACE <= now:
         rollups.roll_hours(conn, mark, mark + HOUR)
         mark += HOUR
-        if mark == floor_day(mark):  # a day has ended
+        if mark == floor_day(mark):  # a day has ended: its tier and its reports
             rollups.roll_days(conn, mark - DAY, mark)
+            reports.generate_daily(conn, (mark - DAY).date())
             done.days += 1
         rollups.set_watermark(conn, mark)
         conn.commit()

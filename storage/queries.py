@@ -34,6 +34,10 @@ class StoreSummary:
     recommendations_open: int = 0
     recommended_devices: int = 0
     recommendations_reorder: int = 0
+    hourly_rows: int = 0
+    performance_windows: int = 0
+    daily_report: str = ""
+    """The newest fleet report in a line."""
     top_recommendations: list[tuple[Any, ...]] = field(default_factory=list)
     """(device, part, name, confidence, due) of the most urgent open recommendations."""
 
@@ -91,6 +95,21 @@ def summarize(database_url: str, redis_url: str | None, redis_prefix: str = "") 
         ).fetchone()
         if row is not None:
             s.recommendations_open, s.recommended_devices, s.recommendations_reorder = row
+        s.hourly_rows = conn.execute("SELECT count(*) FROM telemetry_hourly").fetchone()[0]  # type: ignore[index]
+        s.performance_windows = conn.execute("SELECT count(*) FROM performance_metrics").fetchone()[
+            0
+        ]  # type: ignore[index]
+        report = conn.execute(
+            "SELECT day, (SELECT count(*) FROM maintenance_reports m WHERE m.day = r.day), "
+            "content FROM maintenance_reports r WHERE device_id IS NULL ORDER BY day DESC LIMIT 1"
+        ).fetchone()
+        if report is not None:
+            day, count, fleet = report
+            s.daily_report = (
+                f"{count} for {day} (fleet: {fleet['devices_reporting']} devices, uptime "
+                f"{fleet['uptime_pct']} %, {fleet['recommendations_open']} open "
+                "recommendations; twin report daily)"
+            )
         s.top_recommendations = conn.execute(
             "SELECT device_id, part, name, final_confidence, due FROM part_recommendations "
             "WHERE status = 'open' ORDER BY final_confidence DESC, due NULLS LAST LIMIT 5"

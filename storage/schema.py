@@ -497,3 +497,17 @@ rollup_state = Table(
     Column("name", Text, primary_key=True),
     Column("done_until", TZ, nullable=False),
 )
+
+maintenance_reports = Table(
+    "maintenance_reports",
+    metadata,
+    Column("report_id", Text, primary_key=True),
+    Column("report_type", Text, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("device_id", Text),
+    Column("generated_at", TZ, nullable=False, server_default=NOW),
+    Column("content", JSONB, nullable=False),
+    CheckConstraint("report_type IN ('DAILY')", name="ck_maintenance_reports_type"),
+    Index("ix_maintenance_reports_day", "day", "report_type"),
+    Index("ix_maintenance_reports_device", "device_id", "day"),
+)

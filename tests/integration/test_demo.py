@@ -32,9 +32,13 @@ def test_demo_runs_on_embedded_servers_and_loses_nothing(tmp_path: Path):
     # malformed messages replace readings; the generator also sends out-of-range values
     assert published > 3000 and bad > 0
     assert stored == published, out
-    for line in ("dead letters", "anomaly episodes", "alerts", "notifications", "Redis twin"):
+    for line in ("dead letters", "anomaly episodes", "alerts", "notifications", "Redis twin",
+                 "rollups", "daily reports", "recommendations"):  # fmt: skip
         assert re.search(rf"^{line}\s", out, re.MULTILINE), (line, out)
     assert "Traceback" not in done.stderr
+    assert re.search(r"^daily reports\s+\d+ for ", out, re.MULTILINE), out
+    assert re.search(r"^recommendations\s+[1-9]\d* open", out, re.MULTILINE), out
+    assert re.search(r"^rollups\s+[1-9]\d* hourly rows, [1-9]\d* 15-minute", out, re.MULTILINE)
     inspected = subprocess.run(
         [sys.executable, "-m", "flows.cli", "demo", "--inspect", "--data-dir", str(data)],
         cwd=ROOT,

@@ -4,6 +4,8 @@ order, lateness or duplication of the input."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,10 +14,10 @@ import pytest
 
 from flows.maintenance import maintain
 from flows.rollups import backfill, floor_hour, run_once
-from storage import partitions, rollups
+from storage import partitions, reports, rollups
 from storage.database import connect, migrate, psycopg_url
 from storage.pg_writer import PgWriter
-from tests.conftest import fresh_database
+from tests.conftest import ROOT, fresh_database
 from twin.records import Reading, TwinOutput
 
 NOW = datetime.now(UTC)
@@ -169,3 +171,61 @@ def test_backfill_and_retention(db: str):
     report = maintain(db, ahead_days=1, retention_days=30, hourly_retention_days=365)
     assert report.rollups_pruned >= 4
     assert q(db, "SELECT count(*) FROM telemetry_hourly") == [(0,)]
+
+
+def test_daily_report_per_device_and_fleet(db: str):
+    day = (floor_hour(NOW) - timedelta(days=1)).replace(hour=0)
+    write(db, "pump-9", [(day + timedelta(minutes=10 * i), {"load_pct": 50.0 + i % 3,
+                          "temperature_c": 60.0}) for i in range(36)])  # fmt: skip
+    write(db, "car-9", [(day + timedelta(hours=2, minutes=i), {"speed_kmh": 0.0})
+                        for i in range(10)])  # fmt: skip
+    with psycopg.connect(psycopg_url(db), autocommit=True) as conn:
+        conn.execute("UPDATE devices SET kind = 'machine' WHERE device_id = 'pump-9'")
+        conn.execute(
+            "INSERT INTO anomalies (device_id, detector, metric, started_at, kind, severity, "
+            "score, model_version) VALUES ('pump-9', 'level', 'temperature_c', %s, 'high', "
+            "'warning', 0.7, 'x')",
+            (day + timedelta(hours=3),),
+        )
+        conn.execute(
+            "INSERT INTO alerts (id, device_id, rule_id, rule_type, status, severity, "
+            "peak_severity, first_seen, last_seen) VALUES ('a1', 'pump-9', "
+            "'machine-overheating', 'threshold', 'new', 'major', 'major', %s, %s)",
+            (day + timedelta(hours=4), day + timedelta(hours=5)),
+        )
+    with connect(db) as conn:
+        rollups.set_watermark(conn, floor_hour(NOW))
+        conn.commit()
+        run_once(conn)  # the day has ended: its tier and (here, by hand) its reports
+        fleet = reports.generate_daily(conn, day.date())
+        pump = reports.load(conn, day.date(), "pump-9")
+        car = reports.load(conn, day.date(), "car-9")
+    assert pump["readings"] == 36 and pump["metrics"]["load_pct"]["n"] == 36
+    assert pump["metrics"]["load_pct"]["mean"] == 51.0 and pump["uptime_pct"] == 100.0
+    assert pump["anomalies"] == [{"detector": "level", "severity": "warning", "count": 1}]
+    assert pump["alerts"] == [{"rule": "machine-overheating", "severity": "major",
+                               "status": "new", "count": 1}]  # fmt: skip
+    assert car["uptime_pct"] == 0.0  # parked all the time it reported
+    assert fleet["devices_reporting"] == 2 and fleet["readings"] == 46
+    assert fleet["attention"][0]["device_id"] == "pump-9"
+    assert q(db, "SELECT count(*) FROM maintenance_reports WHERE day = %s", day.date()) == [(3,)]
+
+
+def test_report_command(db: str):
+    day = (floor_hour(NOW) - timedelta(days=1)).replace(hour=0)
+    write(db, "pump-8", [(day + timedelta(minutes=30 * i), {"load_pct": 40.0}) for i in range(4)])
+    env = {"TWIN_DATABASE_URL": db, "PATH": "/usr/bin:/bin"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "flows.cli", "report", "daily", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+    fleet = run("--date", day.date().isoformat())
+    assert fleet.returncode == 0, fleet.stderr
+    assert f"Fleet daily report {day.date()}: 1 devices reporting" in fleet.stdout
+    device = run("--date", day.date().isoformat(), "--device", "pump-8")
+    assert "pump-8" in device.stdout and "load_pct" in device.stdout
+    missing = run("--date", day.date().isoformat(), "--device", "nobody")
+    assert missing.returncode == 2 and "no report for nobody on" in missing.stderr
+    bad = run("--date", "22/11/2026")
+    assert bad.returncode == 2 and "use YYYY-MM-DD" in bad.stderr
