@@ -184,7 +184,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         elapsed = time.monotonic() - started
         now = datetime.now(UTC)
         with connect(settings.database_url or "") as conn:  # the day so far, rolled up
-            backfill(conn, floor_day(now), now)
+            backfill(conn, floor_day(now), now, settings.window_minutes)
             generate_daily(conn, now.date())
         summary = summarize(settings.database_url or "", settings.redis_url, settings.redis_prefix)
         _print_summary(summary, report_box[0] if report_box else None, elapsed)

@@ -175,7 +175,9 @@ def run(
     if settings.rollups == "on":
         from flows.rollups import Rollups
 
-        Rollups(settings.database_url or "", control.stop).start()
+        Rollups(
+            settings.database_url or "", control.stop, window_minutes=settings.window_minutes
+        ).start()
     if settings.recommend == "on":
         from flows.recommender import Recommender
 

@@ -194,9 +194,9 @@ def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
             until = _when(args.until) if args.until else datetime.now(UTC)
             if until <= since:
                 raise ConfigurationError("--until must be after --since")
-            done = rollups.backfill(conn, since, until)
+            done = rollups.backfill(conn, since, until, settings.window_minutes)
         else:
-            done = rollups.run_once(conn)
+            done = rollups.run_once(conn, window_minutes=settings.window_minutes)
     print(f"rolled up {done.hours} hours, {done.late_hours} late device-hours, {done.days} days")
     return 0
 
@@ -244,7 +244,7 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
         end = min(start + timedelta(days=1), datetime.now(UTC))
         if end <= start:
             raise ConfigurationError(f"{day} has not begun")
-        rollups.backfill(conn, start, end)  # the day's tiers and windows as of now
+        rollups.backfill(conn, start, end, settings.window_minutes)  # the day so far
         fleet = reports.generate_daily(conn, day)
         report = fleet
         if args.device:

@@ -40,7 +40,9 @@ class RollupResult:
     days: int = 0
 
 
-def run_once(conn: psycopg.Connection, now: datetime | None = None) -> RollupResult:
+def run_once(
+    conn: psycopg.Connection, now: datetime | None = None, window_minutes: int = 15
+) -> RollupResult:
     """Roll up what is due at ``now``; one transaction per hour, so progress is kept."""
     now = now or datetime.now(UTC)
     done = RollupResult()
@@ -51,7 +53,7 @@ def run_once(conn: psycopg.Connection, now: datetime | None = None) -> RollupRes
         conn.commit()
         return done
     while mark + HOUR + GRACE <= now:
-        rollups.roll_hours(conn, mark, mark + HOUR)
+        rollups.roll_hours(conn, mark, mark + HOUR, window_minutes)
         mark += HOUR
         if mark == floor_day(mark):  # a day has ended: its tier and its reports
             rollups.roll_days(conn, mark - DAY, mark)
@@ -65,7 +67,7 @@ def run_once(conn: psycopg.Connection, now: datetime | None = None) -> RollupRes
         pairs = rollups.claim_marks(conn)
         if not pairs:
             break
-        rollups.roll_pairs(conn, pairs)
+        rollups.roll_pairs(conn, pairs, window_minutes)
         closed: dict[datetime, set[str]] = {}
         for device, hour in pairs:
             day = floor_day(hour)
@@ -80,12 +82,14 @@ def run_once(conn: psycopg.Connection, now: datetime | None = None) -> RollupRes
     return done
 
 
-def backfill(conn: psycopg.Connection, since: datetime, until: datetime) -> RollupResult:
+def backfill(
+    conn: psycopg.Connection, since: datetime, until: datetime, window_minutes: int = 15
+) -> RollupResult:
     """Roll up [since, until) from scratch (data stored before rollups ran, or a repair)."""
     done = RollupResult()
     hour = floor_hour(since)
     while hour < until:
-        rollups.roll_hours(conn, hour, hour + HOUR)
+        rollups.roll_hours(conn, hour, hour + HOUR, window_minutes)
         hour += HOUR
         done.hours += 1
         if hour == floor_day(hour):
@@ -96,9 +100,16 @@ def backfill(conn: psycopg.Connection, since: datetime, until: datetime) -> Roll
 
 
 class Rollups(threading.Thread):
-    def __init__(self, database_url: str, stop: threading.Event, poll_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        stop: threading.Event,
+        poll_s: float = 30.0,
+        window_minutes: int = 15,
+    ) -> None:
         super().__init__(name="rollups", daemon=True)
         self._url = database_url
+        self._window = window_minutes
         self._halt = stop
         self._poll = poll_s
 
@@ -107,7 +118,7 @@ class Rollups(threading.Thread):
         while not self._halt.wait(self._poll):
             try:
                 with connect(self._url) as conn:
-                    done = run_once(conn)
+                    done = run_once(conn, window_minutes=self._window)
             except psycopg.Error as exc:
                 if not failing:
                     log.warning("rollups paused, PostgreSQL unavailable: %s", exc)

@@ -75,6 +75,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "notify": ("TWIN_NOTIFY", str),
     "recommend": ("TWIN_RECOMMEND", str),
     "rollups": ("TWIN_ROLLUPS", str),
+    "window_minutes": ("TWIN_WINDOW_MINUTES", int),
     "hourly_retention_days": ("TWIN_HOURLY_RETENTION_DAYS", int),
     "daily_retention_days": ("TWIN_DAILY_RETENTION_DAYS", int),
     "notify_backoff_s": ("TWIN_NOTIFY_BACKOFF_S", float),
@@ -113,6 +114,7 @@ class Settings:
     notify: str = "on"  # "off": this engine delivers no notifications (run `twin notify`)
     recommend: str = "on"  # "off": this engine keeps no maintenance recommendations current
     rollups: str = "on"  # "off": this engine computes no hourly / daily tiers and windows
+    window_minutes: int = 15  # performance_metrics window (5, 10, 15, 20, 30 or 60)
     hourly_retention_days: int = 365  # hourly tier and 15-minute windows (0 = forever)
     daily_retention_days: int = 0  # daily tier (0 = forever)
     notify_backoff_s: float = 2.0  # first retry delay; doubles per failed attempt
@@ -168,6 +170,8 @@ class Settings:
             raise ConfigurationError("TWIN_RECOMMEND must be on or off")
         if self.rollups not in ("on", "off"):
             raise ConfigurationError("TWIN_ROLLUPS must be on or off")
+        if self.window_minutes not in (5, 10, 15, 20, 30, 60):
+            raise ConfigurationError("TWIN_WINDOW_MINUTES must be 5, 10, 15, 20, 30 or 60")
         if self.hourly_retention_days < 0 or self.daily_retention_days < 0:
             raise ConfigurationError("rollup retentions must be 0 (forever) or more days")
         if self.wake_horizon_h < 0:

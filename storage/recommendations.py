@@ -70,6 +70,13 @@ def facts_for(
         (list(device_ids), now - timedelta(days=EVIDENCE_DAYS)),
     ).fetchall():
         evidence.setdefault(device_id, []).append((detector, metric, kind))
+    decided: dict[str, dict[str, datetime]] = {}
+    for device_id, part, at in conn.execute(
+        "SELECT device_id, part, max(at) FROM recommendation_feedback WHERE device_id = ANY(%s) "
+        "GROUP BY 1, 2",
+        (list(device_ids),),
+    ).fetchall():
+        decided.setdefault(device_id, {})[part] = at
     out: dict[str, DeviceFacts] = {}
     for device_id, kind, profile_name, attributes, first_seen, state_text in rows:
         attrs: dict[str, Any] = attributes or {}
@@ -102,6 +109,7 @@ def facts_for(
             hours_per_day=hours_per_day,
             replacements=history.get(device_id, {}),
             anomalies=tuple(sorted(set(evidence.get(device_id, [])))),
+            decided=decided.get(device_id, {}),
         )
     return out
 

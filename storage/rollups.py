@@ -19,7 +19,7 @@ hourly counts, equal to the mean over the raw readings.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -31,7 +31,8 @@ GRACE_MS = 2 * 60 * 1000
 MARK_MS = GRACE_MS // 2
 """A writer marks a reading as late once its hour ended this long ago: well before the roll-up,
 so no reading can slip between the two."""
-WINDOW = timedelta(minutes=15)
+WINDOW_MINUTES = (5, 10, 15, 20, 30, 60)
+"""Window lengths that tile an hour, so an hour's recompute covers whole windows."""
 RUNNING = (
     "(coalesce((values->>'load_pct')::float8, 0) > 5 OR coalesce((values->>'rpm')::float8, 0) > 0"
     " OR coalesce((values->>'speed_kmh')::float8, 0) > 0)"
@@ -68,7 +69,8 @@ _HOURLY = (
 
 _WINDOWS = (
     "WITH src AS ({src}), w AS ("
-    "SELECT device_id, date_bin('15 minutes', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS ws, "
+    "SELECT device_id, date_bin(%(window)s::interval, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') "
+    "AS ws, "
     "count(*) AS readings, avg((values->>'load_pct')::float8) AS load, "
     "avg(coalesce((values->>'temperature_c')::float8, (values->>'coolant_temp_c')::float8)) "
     "AS temp, avg((values->>'vibration_mm_s')::float8) AS vib, "
@@ -77,10 +79,10 @@ _WINDOWS = (
     "INSERT INTO performance_metrics (device_id, window_start, window_end, readings, "
     "average_load, average_temperature, average_vibration, uptime_pct, anomaly_count, "
     "efficiency_rating) "
-    "SELECT w.device_id, w.ws, w.ws + interval '15 minutes', w.readings, w.load, w.temp, w.vib, "
+    "SELECT w.device_id, w.ws, w.ws + %(window)s::interval, w.readings, w.load, w.temp, w.vib, "
     "w.up, a.n, w.up * greatest(0, 1 - 0.1 * a.n) FROM w CROSS JOIN LATERAL ("
     "SELECT count(*) AS n FROM anomalies an WHERE an.device_id = w.device_id "
-    "AND an.started_at >= w.ws AND an.started_at < w.ws + interval '15 minutes') AS a "
+    "AND an.started_at >= w.ws AND an.started_at < w.ws + %(window)s::interval) AS a "
     "ON CONFLICT (device_id, window_start) DO UPDATE SET readings = EXCLUDED.readings, "
     "average_load = EXCLUDED.average_load, average_temperature = EXCLUDED.average_temperature, "
     "average_vibration = EXCLUDED.average_vibration, uptime_pct = EXCLUDED.uptime_pct, "
@@ -100,20 +102,24 @@ _DAILY = (
 )
 
 
-def roll_hours(conn: psycopg.Connection, start: datetime, end: datetime) -> None:
-    """Every device's hours in [start, end): hourly tier and 15-minute windows."""
-    args = {"a": start, "b": end}
+def roll_hours(
+    conn: psycopg.Connection, start: datetime, end: datetime, window_minutes: int = 15
+) -> None:
+    """Every device's hours in [start, end): hourly tier and performance windows."""
+    args: dict[str, Any] = {"a": start, "b": end}
     conn.execute(_HOURLY.format(src=_RANGE), args)
-    conn.execute(_WINDOWS.format(src=_RANGE), args)
+    conn.execute(_WINDOWS.format(src=_RANGE), {**args, "window": f"{window_minutes} minutes"})
 
 
-def roll_pairs(conn: psycopg.Connection, pairs: Sequence[tuple[str, datetime]]) -> None:
+def roll_pairs(
+    conn: psycopg.Connection, pairs: Sequence[tuple[str, datetime]], window_minutes: int = 15
+) -> None:
     """Some devices' hours again (late readings)."""
     if not pairs:
         return
-    args = {"devices": [d for d, _ in pairs], "hours": [h for _, h in pairs]}
+    args: dict[str, Any] = {"devices": [d for d, _ in pairs], "hours": [h for _, h in pairs]}
     conn.execute(_HOURLY.format(src=_PAIRS), args)
-    conn.execute(_WINDOWS.format(src=_PAIRS), args)
+    conn.execute(_WINDOWS.format(src=_PAIRS), {**args, "window": f"{window_minutes} minutes"})
 
 
 def roll_days(

@@ -131,3 +131,9 @@ def test_recommendations_follow_the_twin_services_and_feedback(
     assert "reasoning:" in shown and "wear" in shown and "accepted" in shown
     listed = cli(env, "list", "--device", car, "--status", "all").stdout
     assert "cleared" in listed and "accepted" in listed and "rejected" in listed
+    # decided parts are not recommended again at the next evaluation
+    decided = q(db, "SELECT part FROM part_recommendations WHERE id = ANY(%s)", [first, second])
+    assert cli(env, "refresh", "--device", car).returncode == 0
+    reopened = {part for (part,) in q(db, "SELECT part FROM part_recommendations WHERE "
+                                      "device_id = %s AND status = 'open'", car)}  # fmt: skip
+    assert not reopened & {part for (part,) in decided}

@@ -152,6 +152,16 @@ def test_fifteen_minute_windows_count_uptime_averages_and_anomalies(db: str):
     assert rows == [(timedelta(minutes=15), 4, 45.0, 60.0, 75.0, 1, 67.5)]
 
 
+def test_window_length_is_configurable(db: str):
+    hour = floor_hour(NOW) - timedelta(hours=2)
+    write(db, "pump-3", [(hour + timedelta(minutes=m), {"load_pct": 50.0}) for m in (1, 16, 29)])
+    with connect(db) as conn:
+        backfill(conn, hour, hour + timedelta(hours=1), window_minutes=30)
+    rows = q(db, "SELECT window_start, window_end - window_start, readings FROM "
+             "performance_metrics WHERE device_id = 'pump-3'")  # fmt: skip
+    assert rows == [(hour, timedelta(minutes=30), 3)]
+
+
 def test_backfill_and_retention(db: str):
     start = floor_hour(NOW) - timedelta(hours=5)
     write(

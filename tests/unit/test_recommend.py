@@ -231,3 +231,12 @@ def test_feedback_factor_is_neutral_without_votes_and_bounded():
     assert feedback_factor(0, 0, config) == 1.0 == feedback_factor(3, 3, config)
     assert feedback_factor(100, 0, config) == 4.0 and feedback_factor(0, 100, config) == 0.25
     assert feedback_factor(2, 0, config) > 1 > feedback_factor(0, 2, config)
+
+
+def test_a_part_people_decided_on_stays_quiet_unless_new_evidence():
+    decided = {"BRK-PAD-F": NOW - timedelta(days=3), "TYR-ROTATE": NOW - timedelta(days=45)}
+    parts = [r.part for r in recommend(fixture_car(decided=decided), shipped(), NOW)]
+    assert "BRK-PAD-F" not in parts  # booked or refused three days ago
+    assert "TYR-ROTATE" in parts  # 45 days ago: recommended again
+    worn = fixture_car(decided=decided, anomalies=(("drift", "brake_pad_mm", "falling"),))
+    assert "BRK-PAD-F" in [r.part for r in recommend(worn, shipped(), NOW)]  # new evidence

@@ -52,6 +52,9 @@ class RecommenderConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Pseudo-counts of acceptance and of rejection before any feedback (Beta prior)."""
     feedback_limit: float = 4.0
     """The feedback factor stays within [1 / limit, limit]."""
+    quiet_days: float = 30.0
+    """A part a person accepted or rejected for a device is not recommended to it again for
+    this long (it is booked, or the desk said no), unless an anomaly gives new evidence."""
 
     @property
     def version(self) -> str:
@@ -79,6 +82,8 @@ class DeviceFacts(msgspec.Struct, frozen=True, kw_only=True):
     """The latest replacement of each part code."""
     anomalies: tuple[tuple[str, str, str], ...] = ()
     """Open or recent anomalies as (detector, metric, kind)."""
+    decided: Mapping[str, datetime] = msgspec.field(default_factory=dict)
+    """When a person last accepted, rejected or modified a recommendation of each part."""
 
 
 class Factor(msgspec.Struct, frozen=True, kw_only=True):
@@ -302,6 +307,9 @@ def recommend(
                     why=f"{votes[0]} accepted, {votes[1]} rejected before",
                 )
             )
+        decided = facts.decided.get(part.code)
+        if decided is not None and not seen and now - decided < timedelta(days=config.quiet_days):
+            continue
         excluded = False
         for rule in rules:
             if not rule_matches(rule, _facts_of(facts, part, wear.fraction, confidence)):
