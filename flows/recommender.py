@@ -4,8 +4,10 @@ Twins queue themselves when they cross a usage boundary (``twin.processor``); re
 service from the CLI queues the device too. Every few seconds this thread takes the queued
 devices, reads their facts from PostgreSQL (registry, latest twin snapshot, service history,
 recent anomalies), ranks their parts against the stored catalog and feedback, and saves the
-result (``storage.recommendations.save``). The twin hash in Redis gets ``recs_open`` and
-``recs_top`` (the most urgent part) when the device is online.
+result (``storage.recommendations.save``). A backlog (an engine start, a fleet's first sight)
+is worked off at most a quarter of the time: the thread shares the process with the dataflow.
+The twin hash in Redis gets ``recs_open`` and ``recs_top`` (the most urgent part) when the
+device is online.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ class Recommender(threading.Thread):
         redis_prefix: str = "",
         poll_s: float = 2.0,
         catalog_ttl_s: float = 60.0,
-        batch: int = 200,
+        batch: int = 100,
+        duty: float = 0.25,
     ) -> None:
         super().__init__(name="recommender", daemon=True)
         self._url = database_url
@@ -110,6 +113,9 @@ class Recommender(threading.Thread):
         self._poll = poll_s
         self._catalog_ttl = catalog_ttl_s
         self._batch = batch
+        self._rest = (1 - duty) / duty
+        """Seconds of rest per second of work: ranking shares the process (and its GIL) with
+        the dataflow, so a burst (an engine start, a fleet's first sight) must not starve it."""
         self._redis_prefix = redis_prefix
         self._live = redis.Redis.from_url(redis_url, socket_timeout=5) if redis_url else None
         self._catalog: tuple[float, Catalog] | None = None
@@ -126,8 +132,13 @@ class Recommender(threading.Thread):
         failing = False
         while not self._halt.wait(self._poll):
             try:
-                while self.run_once() == self._batch and not self._halt.is_set():
-                    pass  # a backlog: keep going
+                while not self._halt.is_set():
+                    started = time.monotonic()
+                    taken = self.run_once()
+                    if taken < self._batch:
+                        break
+                    # a backlog: keep going, at the duty cycle
+                    self._halt.wait((time.monotonic() - started) * self._rest)
             except psycopg.Error as exc:
                 if not failing:
                     log.warning("recommendations paused, PostgreSQL unavailable: %s", exc)

@@ -14,6 +14,7 @@ database and one `twin run` process.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,8 @@ def test_engine_throughput(
             TWIN_DATABASE_URL=db,
             TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
             TWIN_SNAPSHOT_INTERVAL_S="30",
+            # BENCH_RECOMMEND=off measures the engine without its recommender thread
+            TWIN_RECOMMEND=os.environ.get("BENCH_RECOMMEND", "on"),
         )
         engine = EngineProcess(env).start()
         started = time.monotonic()
