@@ -75,22 +75,30 @@ _WINDOWS = (
     "avg(coalesce((values->>'temperature_c')::float8, (values->>'coolant_temp_c')::float8)) "
     "AS temp, avg((values->>'vibration_mm_s')::float8) AS vib, "
     f"100.0 * count(*) FILTER (WHERE {RUNNING}) / count(*) AS up "
-    "FROM src GROUP BY 1, 2) "
+    "FROM src GROUP BY 1, 2), "
+    "m AS (SELECT device_id, date_bin(%(window)s::interval, ts, "
+    "TIMESTAMPTZ '2000-01-01 00:00:00+00') AS ws, kv.key, avg(kv.value::float8) AS mean, "
+    "min(kv.value::float8) AS lo, max(kv.value::float8) AS hi "
+    "FROM src, jsonb_each_text(src.values) AS kv GROUP BY 1, 2, 3), "
+    "mj AS (SELECT device_id, ws, jsonb_object_agg(key, jsonb_build_object("
+    "'mean', round(mean::numeric, 4), 'min', lo, 'max', hi)) AS metrics FROM m GROUP BY 1, 2) "
     "INSERT INTO performance_metrics (device_id, window_start, window_end, readings, "
     "average_load, average_temperature, average_vibration, uptime_pct, anomaly_count, "
-    "efficiency_rating) "
+    "efficiency_rating, metrics) "
     "SELECT w.device_id, w.ws, w.ws + %(window)s::interval, w.readings, w.load, w.temp, w.vib, "
-    "w.up, a.n, w.up * greatest(0, 1 - 0.1 * a.n) FROM w CROSS JOIN LATERAL ("
+    "w.up, a.n, w.up * greatest(0, 1 - 0.1 * a.n), mj.metrics FROM w "
+    "JOIN mj ON mj.device_id = w.device_id AND mj.ws = w.ws CROSS JOIN LATERAL ("
     "SELECT count(*) AS n FROM anomalies an WHERE an.device_id = w.device_id "
     "AND an.started_at >= w.ws AND an.started_at < w.ws + %(window)s::interval) AS a "
     "ON CONFLICT (device_id, window_start) DO UPDATE SET readings = EXCLUDED.readings, "
     "average_load = EXCLUDED.average_load, average_temperature = EXCLUDED.average_temperature, "
     "average_vibration = EXCLUDED.average_vibration, uptime_pct = EXCLUDED.uptime_pct, "
     "anomaly_count = EXCLUDED.anomaly_count, efficiency_rating = EXCLUDED.efficiency_rating, "
-    "updated_at = now()"
+    "metrics = EXCLUDED.metrics, updated_at = now()"
 )
-"""Uptime: the share of the window's readings that show the device at work. Efficiency: that
-uptime, less a tenth for every anomaly that started in the window."""
+"""Per window: every metric's mean, min and max (``metrics``), the key averages as columns,
+uptime (the share of the window's readings that show the device at work) and efficiency (that
+uptime, less a tenth for every anomaly that started in the window)."""
 
 _DAILY = (
     "INSERT INTO telemetry_daily (device_id, bucket, metric, n, mean, min, max, sum) "

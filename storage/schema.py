@@ -478,6 +478,7 @@ performance_metrics = Table(
     Column("uptime_pct", Float, nullable=False),
     Column("anomaly_count", Integer, nullable=False),
     Column("efficiency_rating", Float, nullable=False),
+    Column("metrics", JSONB, nullable=False, server_default=EMPTY_OBJECT),
     Column("updated_at", TZ, nullable=False, server_default=NOW),
     PrimaryKeyConstraint("device_id", "window_start", name="pk_performance_metrics"),
     Index("ix_performance_metrics_window", "window_start"),

@@ -35,6 +35,12 @@ def upgrade() -> None:
         sa.Column("anomaly_count", sa.Integer(), nullable=False),
         sa.Column("efficiency_rating", sa.Float(), nullable=False),
         sa.Column(
+            "metrics",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
+        sa.Column(
             "updated_at",
             postgresql.TIMESTAMP(timezone=True),
             server_default=sa.text("now()"),

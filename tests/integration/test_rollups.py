@@ -150,6 +150,11 @@ def test_fifteen_minute_windows_count_uptime_averages_and_anomalies(db: str):
              "uptime_pct, anomaly_count, efficiency_rating FROM performance_metrics "
              "WHERE device_id = 'pump-2' AND window_start = %s", window)  # fmt: skip
     assert rows == [(timedelta(minutes=15), 4, 45.0, 60.0, 75.0, 1, 67.5)]
+    (metrics,) = q(db, "SELECT metrics FROM performance_metrics WHERE device_id = 'pump-2'")[0]
+    assert metrics == {
+        "load_pct": {"mean": 45.0, "min": 0.0, "max": 80.0},
+        "temperature_c": {"mean": 60.0, "min": 30.0, "max": 80.0},
+    }
 
 
 def test_window_length_is_configurable(db: str):
