@@ -22,7 +22,7 @@ from storage.alert_store import (
     show_alert,
     stored_rules,
 )
-from storage.database import connect, migrate
+from storage.database import connect_migrated
 from twin.alerts.rules import parse_rules
 from twin.errors import AlertActionError, ConfigurationError
 
@@ -52,10 +52,7 @@ def duration(seconds: float) -> str:
 
 
 def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.database_url:
-        raise ConfigurationError("TWIN_DATABASE_URL is not set")
-    migrate(settings.database_url)
-    with connect(settings.database_url) as conn:
+    with connect_migrated(settings.require_database()) as conn:
         if args.action == "route":
             return _route(conn, args, settings)
         if args.action == "rule":

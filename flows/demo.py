@@ -21,9 +21,8 @@ from pathlib import Path
 from bytewax.run import cli_main
 from prometheus_client import REGISTRY
 
-from flows import notifier
+from flows import notifier, recommender
 from flows.engine import StopControl, build, prepare
-from flows.recommender import Recommender
 from flows.rollups import backfill, floor_day
 from flows.settings import Settings
 from flows.simulate import publisher_config
@@ -118,13 +117,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
                 route = outbox.Route(id="demo-log", channel="log", target="", min_severity="major")
                 outbox.save_route(conn, route)
         notifier.from_settings(settings, control.stop).start()
-        Recommender(
-            settings.database_url or "",
-            profiles,
-            control.stop,
-            redis_url=settings.redis_url,
-            redis_prefix=settings.redis_prefix,
-        ).start()
+        recommender.from_settings(settings, profiles, control.stop).start()
         traffic = TrafficConfig(
             devices=options.devices,
             rate=options.rate,

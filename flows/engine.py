@@ -179,15 +179,9 @@ def run(
             settings.database_url or "", control.stop, window_minutes=settings.window_minutes
         ).start()
     if settings.recommend == "on":
-        from flows.recommender import Recommender
+        from flows import recommender
 
-        Recommender(
-            settings.database_url or "",
-            profiles,
-            control.stop,
-            redis_url=settings.redis_url,
-            redis_prefix=settings.redis_prefix,
-        ).start()
+        recommender.from_settings(settings, profiles, control.stop).start()
     if settings.metrics_port:
         from prometheus_client import start_http_server
 

@@ -11,7 +11,7 @@ from flows.settings import Settings
 from storage import recommendations as recs
 from storage import reports
 from storage.catalog import load_profiles
-from storage.database import connect, migrate
+from storage.database import connect_migrated
 from storage.reference import load_catalog, load_defaults, record_service, services
 from twin.errors import ConfigurationError
 from twin.maintenance.catalog import Catalog
@@ -58,10 +58,7 @@ def _show(catalog: Catalog, with_parts: bool) -> None:
 
 
 def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.database_url:
-        raise ConfigurationError("TWIN_DATABASE_URL is not set")
-    migrate(settings.database_url)
-    with connect(settings.database_url) as conn:
+    with connect_migrated(settings.require_database()) as conn:
         if args.action == "load":
             written = load_defaults(conn, replace=args.replace)
             print(", ".join(f"{table} {n}" for table, n in written.items()) + " rows written")
@@ -83,10 +80,7 @@ def _service_line(r: ServiceRecord) -> str:
 
 
 def run_service(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.database_url:
-        raise ConfigurationError("TWIN_DATABASE_URL is not set")
-    migrate(settings.database_url)
-    with connect(settings.database_url) as conn:
+    with connect_migrated(settings.require_database()) as conn:
         if args.action == "list":
             rows = services(conn, args.device)
             for r in rows:
@@ -119,10 +113,7 @@ def run_service(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.database_url:
-        raise ConfigurationError("TWIN_DATABASE_URL is not set")
-    migrate(settings.database_url)
-    with connect(settings.database_url) as conn:
+    with connect_migrated(settings.require_database()) as conn:
         if args.action == "list":
             rows = recs.list_recommendations(
                 conn, device=args.device, status=None if args.status == "all" else args.status,
@@ -183,12 +174,9 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
 def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
     from flows import rollups
 
-    if not settings.database_url:
-        raise ConfigurationError("TWIN_DATABASE_URL is not set")
     if args.until and not args.since:
         raise ConfigurationError("--until goes with --since")
-    migrate(settings.database_url)
-    with connect(settings.database_url) as conn:
+    with connect_migrated(settings.require_database()) as conn:
         if args.since:
             since = _when(args.since)
             until = _when(args.until) if args.until else datetime.now(UTC)
@@ -232,14 +220,11 @@ def _print_report(report: dict[str, Any]) -> None:
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
     from flows import rollups
 
-    if not settings.database_url:
-        raise ConfigurationError("TWIN_DATABASE_URL is not set")
     try:
         day = date.fromisoformat(args.date) if args.date else datetime.now(UTC).date()
     except ValueError:
         raise ConfigurationError(f"--date {args.date!r}: use YYYY-MM-DD") from None
-    migrate(settings.database_url)
-    with connect(settings.database_url) as conn:
+    with connect_migrated(settings.require_database()) as conn:
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         end = min(start + timedelta(days=1), datetime.now(UTC))
         if end <= start:

@@ -23,6 +23,7 @@ import psycopg
 import redis
 
 from flows import metrics
+from flows.settings import Settings
 from storage import recommendations as store
 from storage.database import connect
 from storage.reference import load_catalog
@@ -171,3 +172,13 @@ class Recommender(threading.Thread):
                 store.enqueue(conn, devices, "retry")  # not lost: tried again next round
                 raise
         return len(devices)
+
+
+def from_settings(settings: Settings, profiles: ProfileBook, stop: threading.Event) -> Recommender:
+    return Recommender(
+        settings.require_database(),
+        profiles,
+        stop,
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+    )

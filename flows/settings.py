@@ -201,6 +201,11 @@ class Settings:
             raise ConfigurationError("TWIN_MQTT_URL is not set")
         return MqttEndpoint.parse(self.mqtt_url, self.mqtt_ca_file)
 
+    def require_database(self) -> str:
+        if not self.database_url:
+            raise ConfigurationError("TWIN_DATABASE_URL is not set")
+        return self.database_url
+
     def require_services(self) -> None:
         missing = [
             var

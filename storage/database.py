@@ -62,3 +62,9 @@ def _has_table(conn: psycopg.Connection, name: str) -> bool:
 
 def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(psycopg_url(url), autocommit=autocommit, connect_timeout=5)
+
+
+def connect_migrated(url: str) -> psycopg.Connection:
+    """A connection to a database brought to the newest schema first (for the CLI commands)."""
+    migrate(url)
+    return connect(url)

@@ -125,24 +125,15 @@ def _wear(part: Part, facts: DeviceFacts, now: datetime) -> _Wear | None:
     """The part's wear on the clock nearest its end (None: no clock can be read)."""
     last: Replacement | None = facts.replacements.get(part.code)
     clocks: list[_Wear] = []
-    if part.interval_km and facts.odometer_km is not None:
-        start_km = last.odometer_km if last and last.odometer_km is not None else 0.0
-        used = max(0.0, facts.odometer_km - start_km)
-        left = part.interval_km - used
-        pace = facts.km_per_day
-        days = left / pace if pace and pace > 0 else None
-        clocks.append(
-            _Wear(used / part.interval_km, days, f"{used:,.0f} of {part.interval_km:,.0f} km")
-        )
-    if part.interval_hours and facts.operating_hours is not None:
-        start_h = last.operating_hours if last and last.operating_hours is not None else 0.0
-        used = max(0.0, facts.operating_hours - start_h)
-        left = part.interval_hours - used
-        pace = facts.hours_per_day
-        days = left / pace if pace and pace > 0 else None
-        clocks.append(
-            _Wear(used / part.interval_hours, days, f"{used:,.0f} of {part.interval_hours:,.0f} h")
-        )
+    for interval, reading, at_last, pace, unit in (
+        (part.interval_km, facts.odometer_km, last and last.odometer_km, facts.km_per_day, "km"),
+        (part.interval_hours, facts.operating_hours, last and last.operating_hours,
+         facts.hours_per_day, "h"),
+    ):  # fmt: skip
+        if interval and reading is not None:
+            used = max(0.0, reading - (at_last or 0.0))
+            days = (interval - used) / pace if pace and pace > 0 else None
+            clocks.append(_Wear(used / interval, days, f"{used:,.0f} of {interval:,.0f} {unit}"))
     start = last.at if last else facts.in_service_since
     if part.interval_months and start is not None:
         months = max(0.0, (now - start).total_seconds() / 86400 / DAYS_PER_MONTH)
