@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 import psycopg
 import redis
 
 from flows import metrics
 from flows.settings import Settings
 from storage import recommendations as store
+from storage import registry
 from storage.database import connect
 from storage.reference import load_catalog
 from twin.maintenance.catalog import Catalog
@@ -175,6 +177,11 @@ class Recommender(threading.Thread):
 
 
 def from_settings(settings: Settings, profiles: ProfileBook, stop: threading.Event) -> Recommender:
+    """The recommender of an engine; its configuration is registered in ``model_versions``."""
+    config = RecommenderConfig()
+    registry.register(
+        settings.require_database(), config.version, "recommender", msgspec.to_builtins(config)
+    )
     return Recommender(
         settings.require_database(),
         profiles,

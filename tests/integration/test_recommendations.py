@@ -15,6 +15,7 @@ from storage.reference import load_defaults
 from tests.conftest import ROOT, EngineProcess, fresh_database
 from tests.integration.helpers import Publisher, now_ms, wait_until
 from twin.maintenance.defaults import PARTS
+from twin.maintenance.recommend import RecommenderConfig
 
 DAY_MS = 86_400_000
 
@@ -86,6 +87,11 @@ def test_recommendations_follow_the_twin_services_and_feedback(
     assert wait_until(pads, 30), (open_recs(), engine.log)
     recs = {part: (rank, reasoning) for part, rank, _, reasoning in open_recs()}
     assert recs["BRK-PAD-F"][0] == 1  # 28,000 of 30,000 km; everything else serviced at 50,000
+    version = RecommenderConfig().version
+    assert q(db, "SELECT name FROM model_versions WHERE version = %s", version) == [
+        ("recommender",)
+    ]
+    assert q(db, "SELECT DISTINCT model_version FROM part_recommendations") == [(version,)]
     assert [step["factor"] for step in recs["BRK-PAD-F"][1]][:2] == ["wear", "terrain"]
     live = redis.Redis.from_url(redis_url, decode_responses=True)
     summary = wait_until(lambda: live.hget(f"{redis_prefix}twin:{car}", "recs_top"), 10)
