@@ -167,7 +167,7 @@ def run(
     if install_signals:
         control.install()
     profiles, warm = prepare(settings)
-    flow, _source = build(settings, control, profiles, warm)
+    flow, source = build(settings, control, profiles, warm)
     if settings.notify == "on":
         from flows import notifier
 
@@ -183,10 +183,18 @@ def run(
 
         recommender.from_settings(settings, profiles, control.stop).start()
     if settings.metrics_port:
-        from prometheus_client import start_http_server
+        from flows import health
 
-        start_http_server(settings.metrics_port)
-        log.info("metrics on :%d/metrics", settings.metrics_port)
+        readiness = health.Readiness(
+            {
+                "postgres": health.postgres_probe(settings.database_url or ""),
+                "redis": health.redis_probe(settings.redis_url or ""),
+            },
+            mqtt_state=lambda: source.state,
+            last_poll=lambda: source.polled,
+        )
+        health.serve(settings.metrics_port, readiness)
+        log.info("metrics on :%d/metrics, health on /healthz and /readyz", settings.metrics_port)
     log.info(
         "engine running: %d worker(s), topics %sdevices/#", settings.workers, settings.topic_prefix
     )

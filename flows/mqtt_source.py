@@ -266,6 +266,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         return [topic]
 
     def next_batch(self) -> list[RawMessage]:
+        self._source.polled = time.monotonic()  # the worker is alive and reading (readiness)
         conn, taken = self._conn, self._taken
         batch_size = self._source.batch_size
         if not self._stopping and self._source.stop.is_set():
@@ -329,10 +330,18 @@ class MqttSource(DynamicSource[RawMessage]):
         self.idle_poll_ms = idle_poll_ms
         self.session_expiry_s = session_expiry_s
         self.on_batch = on_batch or (lambda taken: None)
-        self.on_state = on_state or (lambda state: None)
+        self._notify_state = on_state or (lambda state: None)
         self.connections: list[MqttConnection] = []
+        self.polled = 0.0
+        """When a worker last asked for messages (``time.monotonic``)."""
+        self.state = "starting"
         self._protocol: int | None = None
         self._probe_lock = threading.Lock()
+
+    def on_state(self, state: str) -> None:
+        """A connection's state changed (connected, disconnected, refused)."""
+        self.state = state
+        self._notify_state(state)
 
     def protocol(self) -> int:
         with self._probe_lock:
