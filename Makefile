@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean tools
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "twinstream needs Python 3.11 or 3.12 (Bytewax 0.21.1 wheels)"; exit 1; }
@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/twin demo $(DEMO_ARGS)
 
-test: $(STAMP)
+# Prometheus (promtool) and docker-compose for the deployment tests, from Debian's packages
+# where the machine has apt and they are missing; elsewhere those tests say they were skipped.
+tools:
+	@command -v promtool >/dev/null && command -v docker-compose >/dev/null || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus docker-compose \
+	      >/dev/null 2>&1 || echo "prometheus / docker-compose not installed: deployment tests skip"; }
+
+test: $(STAMP) tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -1,0 +1,42 @@
+"""The deployment files are valid for the tools that read them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_file_is_valid_with_and_without_the_simulator():
+    plain = run("docker-compose", "-f", "docker-compose.yml", "config", "--services")
+    assert plain.returncode == 0, plain.stderr
+    services = set(plain.stdout.split())
+    assert services == {"mosquitto", "postgres", "redis", "engine", "catalog", "prometheus",
+                        "grafana", "simulator"}  # fmt: skip
+    full = run("docker-compose", "-f", "docker-compose.yml", "--profile", "simulator", "config")
+    assert full.returncode == 0 and "simulator:" in full.stdout, full.stderr
+    simulator = full.stdout.split("  simulator:")[1]
+    assert "profiles:\n    - simulator" in simulator  # only with --profile simulator
+    assert "condition: service_healthy" in full.stdout
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_prometheus_config_is_valid():
+    done = run("promtool", "check", "config", "monitoring/prometheus.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_image_runs_as_a_non_root_user_and_checks_its_health():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = dockerfile.split("\nFROM ")
+    final = stages[-1]
+    assert len(stages) >= 2 and "USER twin" in final and "HEALTHCHECK" in final
+    assert "/healthz" in final and 'ENTRYPOINT ["twin"]' in final
