@@ -86,6 +86,7 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
                 continue
             state, output = process(state, inbox.device_id, inbox, now)
             outputs.append(output)
+        metrics.latency("twin", outputs, now)
         self._state = state
         return outputs, StatefulBatchLogic.RETAIN
 

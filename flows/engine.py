@@ -142,6 +142,7 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
         daily_retention_days=settings.daily_retention_days,
     )
     live = RedisSink(settings.redis_url, prefix=settings.redis_prefix, ttl_s=settings.twin_ttl_s)
+    metrics.SOURCE_BUFFERED.set_function(lambda: source.buffered)
     wake = None
     if settings.wake_horizon_h > 0 and warm:
         since = datetime.now(UTC) - timedelta(hours=settings.wake_horizon_h)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from twin.records import TwinOutput
 
 MESSAGES = Counter("twin_messages_received_total", "MQTT messages taken from the broker")
 READINGS = Counter("twin_readings_accepted_total", "Readings accepted by the twins")
@@ -43,6 +47,25 @@ SOURCE_BATCH = Histogram(
     buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000),
 )
 MQTT_CONNECTED = Gauge("twin_mqtt_connected", "1 while the MQTT source is connected")
+MQTT_RECONNECTS = Counter("twin_mqtt_reconnects_total", "MQTT connections made again after a loss")
+READINGS_BY_KIND = Counter(
+    "twin_readings_by_kind_total", "Readings written, by device kind", ["kind"]
+)
+LATENCY = Histogram(
+    "twin_latency_seconds",
+    "From the device timestamp of a device's newest reading in a batch to a stage: the twin "
+    "update (twin), the PostgreSQL commit (postgres), the Redis write (redis)",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+SNAPSHOT_BYTES = Histogram(
+    "twin_snapshot_size_bytes",
+    "Encoded size of the twin snapshots written",
+    buckets=(256, 512, 1024, 2048, 4096, 8192, 16384, 65536),
+)
+SOURCE_BUFFERED = Gauge(
+    "twin_source_buffered_messages", "Messages read from the broker and not yet handed on"
+)
 
 
 def source_batch(taken: int) -> None:
@@ -50,5 +73,22 @@ def source_batch(taken: int) -> None:
     SOURCE_BATCH.observe(taken)
 
 
+_connected_before = False
+
+
 def mqtt_state(state: str) -> None:
+    global _connected_before
     MQTT_CONNECTED.set(1 if state == "connected" else 0)
+    if state == "connected":
+        if _connected_before:
+            MQTT_RECONNECTS.inc()
+        _connected_before = True
+
+
+def latency(stage: str, outputs: Iterable[TwinOutput], now_ms: int) -> None:
+    """One observation per device in the batch: its newest reading's age at this stage."""
+    histogram = LATENCY.labels(stage)
+    for out in outputs:
+        if out.readings:
+            newest = max(r.ts_ms for r in out.readings)
+            histogram.observe(max(0, now_ms - newest) / 1000)

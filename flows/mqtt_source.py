@@ -275,6 +275,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         if not self._stopping:
             conn.poll(batch_size, taken.__len__)
         n = len(taken)
+        self._source.buffered = n
         if n and not self._stopping and n < batch_size and self._linger_ms:
             due = taken[0].received_ms + self._linger_ms
             now_ms = time.time_ns() // 1_000_000
@@ -334,6 +335,8 @@ class MqttSource(DynamicSource[RawMessage]):
         self.connections: list[MqttConnection] = []
         self.polled = 0.0
         """When a worker last asked for messages (``time.monotonic``)."""
+        self.buffered = 0
+        """Messages read from the broker and not yet handed on (the last worker to poll)."""
         self.state = "starting"
         self._protocol: int | None = None
         self._probe_lock = threading.Lock()

@@ -62,6 +62,7 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
             log.error("%s; writing the batch device by device", exc)
             result = self._isolate(outputs, dead)
         metrics.SINK_SECONDS.labels("postgres").observe(time.perf_counter() - started)
+        metrics.latency("postgres", outputs, time.time_ns() // 1_000_000)
         _count(result, outputs, dead)
         if self._maintains and time.monotonic() >= self._next_maintenance:
             self._maintain()
@@ -141,6 +142,11 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
 def _count(result: WriteResult, outputs: Sequence[TwinOutput], dead: Sequence[DeadLetter]) -> None:
     metrics.ROWS.labels("telemetry").inc(result.inserted)
     metrics.READINGS.inc(result.readings)
+    for o in outputs:
+        if o.readings:
+            metrics.READINGS_BY_KIND.labels(o.kind or "generic").inc(len(o.readings))
+        if o.snapshot is not None:
+            metrics.SNAPSHOT_BYTES.observe(len(o.snapshot.state))
     if result.duplicates:
         metrics.DUPLICATES.inc(result.duplicates)
     if result.dead_letters:
@@ -258,6 +264,8 @@ class _RedisPartition(StatelessSinkPartition[TwinOutput]):
         started = time.perf_counter()
         result = self._store.write(items)
         metrics.SINK_SECONDS.labels("redis").observe(time.perf_counter() - started)
+        if not result.failed:
+            metrics.latency("redis", items, time.time_ns() // 1_000_000)
         if result.written:
             metrics.LIVE_WRITES.inc(result.written)
         if result.failed:

@@ -195,6 +195,7 @@ class TwinProcessor:
             anomalies=anomalies,
             alerts=transitions,
             recheck=recheck,
+            kind=state.kind,
         )
         return state, output
 

@@ -145,6 +145,7 @@ class TwinOutput(msgspec.Struct, frozen=True, gc=False):
     """Alert transitions: opened, escalated, re-triggered, auto-resolved."""
     recheck: bool = False
     """The twin crossed a boundary that may change its maintenance recommendations."""
+    kind: str = ""
 
 
 class DeviceInbox(msgspec.Struct, frozen=True, gc=False):

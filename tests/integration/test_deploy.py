@@ -29,9 +29,12 @@ def test_compose_file_is_valid_with_and_without_the_simulator():
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
-def test_prometheus_config_is_valid():
+def test_prometheus_config_and_alert_rules_are_valid():
     done = run("promtool", "check", "config", "monitoring/prometheus.yml")
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 7 rules found" in done.stdout  # the alert rules it loads
+    rules = run("promtool", "check", "rules", "monitoring/alerts.yml")
+    assert rules.returncode == 0, rules.stdout + rules.stderr
 
 
 def test_image_runs_as_a_non_root_user_and_checks_its_health():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from storage.embedded import free_port
-from tests.conftest import EngineProcess
+from tests.conftest import ROOT, EngineProcess
 from tests.integration.helpers import Publisher, now_ms, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="no prometheus")
@@ -73,6 +74,26 @@ def test_prometheus_sees_exactly_the_readings_published(
         query = 'twin_readings_accepted_total{job="twin"}'
         seen = wait_until(lambda: promql(prom_port, query) == before + n, 30, 0.5)
         assert seen, promql(prom_port, query)
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+            exposition = response.read().decode()
+        checked = subprocess.run(["promtool", "check", "metrics"], input=exposition,
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        for stage in ("twin", "postgres", "redis"):  # latency from device time, per stage
+            count = f'twin_latency_seconds_count{{stage="{stage}"}}'
+            assert any(line.startswith(count + " ") and float(line.split()[-1]) > 0
+                       for line in exposition.splitlines()), stage  # fmt: skip
+        exported = set()  # every series name the engine can export, sampled yet or not
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
+                    "gauge": ("",)}  # fmt: skip
+        for line in exposition.splitlines():
+            if line.startswith("# TYPE "):
+                _, _, family, kind = line.split()
+                exported |= {family} | {family + suffix for suffix in suffixes.get(kind, ())}
+        rules = (ROOT / "monitoring" / "alerts.yml").read_text()
+        named = set(re.findall(r"\b(twin_[a-z_]+|process_[a-z_]+)", rules))
+        assert named and named <= exported, named - exported
     finally:
         prom.terminate()
         prom.wait(10)
