@@ -142,9 +142,8 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
 def _count(result: WriteResult, outputs: Sequence[TwinOutput], dead: Sequence[DeadLetter]) -> None:
     metrics.ROWS.labels("telemetry").inc(result.inserted)
     metrics.READINGS.inc(result.readings)
+    metrics.readings_by_kind(outputs)
     for o in outputs:
-        if o.readings:
-            metrics.READINGS_BY_KIND.labels(o.kind or "generic").inc(len(o.readings))
         if o.snapshot is not None:
             metrics.SNAPSHOT_BYTES.observe(len(o.snapshot.state))
     if result.duplicates:
