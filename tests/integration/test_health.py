@@ -52,3 +52,14 @@ def test_readyz_follows_postgres_and_healthz_stays_alive(
             assert engine.stop() == 0
     finally:
         server.stop()
+
+
+def test_json_logs_are_one_object_per_line(engine_env: dict[str, str]):
+    engine = EngineProcess(dict(engine_env, TWIN_LOG_FORMAT="json")).start()
+    assert engine.stop() == 0
+    ours = [json.loads(line) for line in engine.lines if line.startswith("{")]
+    assert ours and all(set(e) >= {"ts", "level", "logger", "message"} for e in ours)
+    messages = [e["message"] for e in ours]
+    assert any(m.startswith("engine running") for m in messages), engine.log
+    assert any(m == "engine stopped" for m in messages), engine.log
+    assert all(e["ts"].endswith("+00:00") for e in ours)
