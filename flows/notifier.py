@@ -24,7 +24,7 @@ import psycopg
 from flows import channels, metrics
 from flows.settings import Settings
 from storage import outbox
-from storage.database import connect
+from storage.database import KeptConnection, connect
 from twin.errors import DeliveryError
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class Notifier(threading.Thread):
     ) -> None:
         super().__init__(name="notifier", daemon=True)
         self._url = database_url
+        self._kept = KeptConnection(database_url)
         self._halt = stop
         self._poll = poll_s
         self._timeout = timeout_s
@@ -70,6 +71,7 @@ class Notifier(threading.Thread):
                 log.info("notifications resumed")
             failing = False
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._kept.close()
 
     def run_once(self, *, wait: bool = False) -> int:
         """Add due reminders and start delivering what is due; returns how many were claimed.
@@ -78,7 +80,7 @@ class Notifier(threading.Thread):
         # the lease covers every attempt of a claim in turn, so no other dispatcher retakes
         # a notification while this one is still working on it
         lease_s = self._claim_limit * (self._timeout + 1) + 30
-        with connect(self._url) as conn:
+        with self._kept.session() as conn:
             outbox.enqueue_reminders(conn)
             due = outbox.claim(
                 conn, limit=self._claim_limit, lease_s=lease_s, skip_routes=list(self._in_flight)

@@ -27,7 +27,7 @@ from flows import metrics
 from flows.settings import Settings
 from storage import recommendations as store
 from storage import registry
-from storage.database import connect
+from storage.database import KeptConnection
 from storage.reference import load_catalog
 from twin.maintenance.catalog import Catalog
 from twin.maintenance.recommend import RecommenderConfig, recommend
@@ -110,7 +110,7 @@ class Recommender(threading.Thread):
         duty: float = 0.25,
     ) -> None:
         super().__init__(name="recommender", daemon=True)
-        self._url = database_url
+        self._kept = KeptConnection(database_url)
         self._profiles = profiles
         self._halt = stop
         self._poll = poll_s
@@ -156,7 +156,7 @@ class Recommender(threading.Thread):
 
     def run_once(self) -> int:
         """Evaluate the queued devices; returns how many were taken."""
-        with connect(self._url) as conn:
+        with self._kept.session() as conn:
             devices = store.claim(conn, self._batch)
             if not devices:
                 return 0

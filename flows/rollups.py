@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from storage import reports, rollups
-from storage.database import connect
+from storage.database import KeptConnection
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class Rollups(threading.Thread):
         window_minutes: int = 15,
     ) -> None:
         super().__init__(name="rollups", daemon=True)
-        self._url = database_url
+        self._kept = KeptConnection(database_url)
         self._window = window_minutes
         self._halt = stop
         self._poll = poll_s
@@ -117,7 +117,7 @@ class Rollups(threading.Thread):
         failing = False
         while not self._halt.wait(self._poll):
             try:
-                with connect(self._url) as conn:
+                with self._kept.session() as conn:
                     done = run_once(conn, window_minutes=self._window)
             except psycopg.Error as exc:
                 if not failing:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 from alembic import command
 from alembic.config import Config
+from psycopg import pq
 from sqlalchemy import create_engine, pool
 
 import migrations
@@ -68,3 +71,30 @@ def connect_migrated(url: str) -> psycopg.Connection:
     """A connection to a database brought to the newest schema first (for the CLI commands)."""
     migrate(url)
     return connect(url)
+
+
+class KeptConnection:
+    """One connection a background thread keeps between its rounds (instead of connecting every
+    second), opened again after a failure. Each round ends outside a transaction."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[psycopg.Connection]:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._url)
+        conn = self._conn
+        try:
+            yield conn
+        except BaseException:
+            self.close()
+            raise
+        if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            conn.rollback()  # a round that only read: no transaction left open
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None

@@ -6,10 +6,18 @@ import uuid
 from datetime import date
 
 import psycopg
+import pytest
 import redis
+from psycopg import pq
 
 from storage import partitions
-from storage.database import connect, current_revision, migrate, psycopg_url
+from storage.database import (
+    KeptConnection,
+    connect,
+    current_revision,
+    migrate,
+    psycopg_url,
+)
 from storage.live_store import LiveStore
 from storage.pg_writer import PgWriter
 from twin.processor import TwinProcessor
@@ -146,3 +154,23 @@ def test_sink_isolates_a_refused_device_and_keeps_the_rest(database_url: str):
             "SELECT reason, topic FROM dead_letters WHERE device_id = %s", (bad,)
         ).fetchall()
     assert rows == [("store_rejected", f"devices/{bad}/events")]
+
+
+def test_kept_connection_is_reused_ends_rounds_idle_and_reopens_after_a_failure(
+    database_url: str,
+):
+    kept = KeptConnection(database_url)
+    with kept.session() as conn:
+        first_pid = conn.info.backend_pid
+        conn.execute("SELECT 1")  # a round that only reads
+    with kept.session() as conn:
+        assert conn.info.backend_pid == first_pid  # the same connection, not a new one
+        assert conn.info.transaction_status == pq.TransactionStatus.IDLE
+    with psycopg.connect(psycopg_url(database_url), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
+    with pytest.raises(psycopg.OperationalError), kept.session() as conn:
+        conn.execute("SELECT 1")  # the server dropped it: this round fails
+    with kept.session() as conn:  # and the next one has a new connection
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert conn.info.backend_pid != first_pid
+    kept.close()
