@@ -57,31 +57,38 @@ _PAIRS = (
     "ON t.device_id = d.device_id AND t.ts >= d.bucket AND t.ts < d.bucket + interval '1 hour'"
 )
 
+_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+
+_METRIC_WINDOWS = (
+    "CREATE TEMP TABLE rollup_metric_windows AS "
+    f"SELECT device_id, date_bin(%(window)s::interval, ts, {_ORIGIN}) AS ws, kv.key, "
+    "count(*) AS n, sum(kv.value::float8) AS sum, min(kv.value::float8) AS lo, "
+    "max(kv.value::float8) AS hi "
+    "FROM ({src}) AS src, jsonb_each_text(src.values) AS kv GROUP BY 1, 2, 3"
+)
+"""Every metric's count, sum, min and max per device and window: the one pass that expands
+the readings' JSON. The hourly tier and the windows' ``metrics`` are both made from it, as
+the windows tile the hour. (CREATE TABLE AS may run in parallel; INSERT ... SELECT may not.)"""
+
 _HOURLY = (
-    "WITH src AS ({src}) "
     "INSERT INTO telemetry_hourly (device_id, bucket, metric, n, mean, min, max, sum) "
-    "SELECT device_id, date_trunc('hour', ts, 'UTC'), kv.key, count(*), avg(kv.value::float8), "
-    "min(kv.value::float8), max(kv.value::float8), sum(kv.value::float8) "
-    "FROM src, jsonb_each_text(src.values) AS kv GROUP BY 1, 2, 3 "
+    "SELECT device_id, date_trunc('hour', ws, 'UTC'), key, sum(n), sum(sum) / sum(n), "
+    "min(lo), max(hi), sum(sum) FROM rollup_metric_windows GROUP BY 1, 2, 3 "
     "ON CONFLICT (device_id, bucket, metric) DO UPDATE SET n = EXCLUDED.n, "
     "mean = EXCLUDED.mean, min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum"
 )
 
 _WINDOWS = (
     "WITH src AS ({src}), w AS ("
-    "SELECT device_id, date_bin(%(window)s::interval, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') "
-    "AS ws, "
+    f"SELECT device_id, date_bin(%(window)s::interval, ts, {_ORIGIN}) AS ws, "
     "count(*) AS readings, avg((values->>'load_pct')::float8) AS load, "
     "avg(coalesce((values->>'temperature_c')::float8, (values->>'coolant_temp_c')::float8)) "
     "AS temp, avg((values->>'vibration_mm_s')::float8) AS vib, "
     f"100.0 * count(*) FILTER (WHERE {RUNNING}) / count(*) AS up "
     "FROM src GROUP BY 1, 2), "
-    "m AS (SELECT device_id, date_bin(%(window)s::interval, ts, "
-    "TIMESTAMPTZ '2000-01-01 00:00:00+00') AS ws, kv.key, avg(kv.value::float8) AS mean, "
-    "min(kv.value::float8) AS lo, max(kv.value::float8) AS hi "
-    "FROM src, jsonb_each_text(src.values) AS kv GROUP BY 1, 2, 3), "
     "mj AS (SELECT device_id, ws, jsonb_object_agg(key, jsonb_build_object("
-    "'mean', round(mean::numeric, 4), 'min', lo, 'max', hi)) AS metrics FROM m GROUP BY 1, 2) "
+    "'mean', round((sum / n)::numeric, 4), 'min', lo, 'max', hi)) AS metrics "
+    "FROM rollup_metric_windows GROUP BY 1, 2) "
     "INSERT INTO performance_metrics (device_id, window_start, window_end, readings, "
     "average_load, average_temperature, average_vibration, uptime_pct, anomaly_count, "
     "efficiency_rating, metrics) "
@@ -114,9 +121,7 @@ def roll_hours(
     conn: psycopg.Connection, start: datetime, end: datetime, window_minutes: int = 15
 ) -> None:
     """Every device's hours in [start, end): hourly tier and performance windows."""
-    args: dict[str, Any] = {"a": start, "b": end}
-    conn.execute(_HOURLY.format(src=_RANGE), args)
-    conn.execute(_WINDOWS.format(src=_RANGE), {**args, "window": f"{window_minutes} minutes"})
+    _roll(conn, _RANGE, {"a": start, "b": end}, window_minutes)
 
 
 def roll_pairs(
@@ -126,8 +131,16 @@ def roll_pairs(
     if not pairs:
         return
     args: dict[str, Any] = {"devices": [d for d, _ in pairs], "hours": [h for _, h in pairs]}
-    conn.execute(_HOURLY.format(src=_PAIRS), args)
-    conn.execute(_WINDOWS.format(src=_PAIRS), {**args, "window": f"{window_minutes} minutes"})
+    _roll(conn, _PAIRS, args, window_minutes)
+
+
+def _roll(conn: psycopg.Connection, src: str, args: dict[str, Any], window_minutes: int) -> None:
+    args = {**args, "window": f"{window_minutes} minutes"}
+    conn.execute("DROP TABLE IF EXISTS rollup_metric_windows")  # left by an autocommit failure
+    conn.execute(_METRIC_WINDOWS.format(src=src), args)
+    conn.execute(_HOURLY)
+    conn.execute(_WINDOWS.format(src=src), args)
+    conn.execute("DROP TABLE rollup_metric_windows")
 
 
 def roll_days(
