@@ -90,9 +90,11 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
                 continue
             state, output = process(state, inbox.device_id, inbox, now)
             outputs.append(output)
-        # one activation with readings in 64 (this runs once per device: keep it cheap)
-        if outputs and outputs[-1].readings and next(_activations) % metrics.LATENCY_SAMPLE == 0:
-            metrics.latency("twin", outputs, now)
+        if outputs:
+            metrics.PRESENCE.heard(outputs[-1].device_id, now)
+            # one activation with readings in 64 (this runs once per device: keep it cheap)
+            if outputs[-1].readings and next(_activations) % metrics.LATENCY_SAMPLE == 0:
+                metrics.latency("twin", outputs, now)
         self._state = state
         return outputs, StatefulBatchLogic.RETAIN
 

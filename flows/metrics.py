@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -15,7 +16,9 @@ DEAD_LETTERS = Counter(
 )
 ROWS = Counter("twin_rows_written_total", "Rows committed to PostgreSQL, by table", ["table"])
 ANOMALIES = Counter(
-    "twin_anomalies_total", "Anomaly episodes raised or escalated", ["detector", "severity"]
+    "twin_anomalies_total",
+    "Anomaly episodes raised or escalated, by detector, kind (high, low, stuck, ...) and severity",
+    ["detector", "kind", "severity"],
 )
 ALERT_TRANSITIONS = Counter(
     "twin_alert_transitions_total", "Alert transitions by the engine", ["transition", "severity"]
@@ -40,7 +43,17 @@ SINK_SECONDS = Histogram(
     ["sink"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+SINK_BATCH = Histogram(
+    "twin_sink_batch_items",
+    "Items per sink batch (twin outputs and dead letters), by sink",
+    ["sink"],
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000),
+)
 TWINS = Gauge("twin_twins_active", "Twins held in memory by this process")
+TWINS_ONLINE = Gauge(
+    "twin_twins_online",
+    "Twins whose device was heard from within TWIN_TWIN_TTL_S (the life of its Redis hash)",
+)
 SOURCE_BATCH = Histogram(
     "twin_source_batch_messages",
     "Messages per batch taken from the broker (small: keeping up; at the limit: backlog)",
@@ -64,9 +77,40 @@ SNAPSHOT_BYTES = Histogram(
     "Encoded size of the twin snapshots written",
     buckets=(256, 512, 1024, 2048, 4096, 8192, 16384, 65536),
 )
+SNAPSHOT_SECONDS = Histogram(
+    "twin_snapshot_duration_seconds",
+    "Time to encode one twin snapshot (taken in the twin stage, every TWIN_SNAPSHOT_INTERVAL_S)",
+    buckets=(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01),
+)
 SOURCE_BUFFERED = Gauge(
     "twin_source_buffered_messages", "Messages read from the broker and not yet handed on"
 )
+
+
+class Presence:
+    """When each twin of this process last heard from its device, on the wall clock.
+
+    The twins store one time per activation; the online count is worked out when the gauge is
+    scraped, so the stream never has to notice a device going quiet.
+    """
+
+    def __init__(self, window_ms: int = 300_000) -> None:
+        self.window_ms = window_ms
+        self._heard: dict[str, int] = {}
+
+    def heard(self, device_id: str, at_ms: int) -> None:
+        self._heard[device_id] = at_ms
+
+    def online(self, now_ms: int | None = None) -> int:
+        if now_ms is None:
+            now_ms = time.time_ns() // 1_000_000
+        cutoff = now_ms - self.window_ms
+        times = list(self._heard.values())  # one C call: safe while worker threads insert
+        return sum(1 for t in times if t >= cutoff)
+
+
+PRESENCE = Presence()
+TWINS_ONLINE.set_function(PRESENCE.online)
 
 
 def source_batch(taken: int) -> None:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 _json = msgspec.json.Encoder().encode
 
+SNAPSHOT_LOG_S = 300.0
+"""How often a PostgreSQL sink worker says how many twin snapshots it wrote."""
+
 
 class Backoff:
     """Exponential backoff with a ceiling."""
@@ -50,6 +53,8 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         self._writer = PgWriter(sink.url, partitions_ahead_days=sink.partitions_ahead_days)
         self._maintains = worker_index == 0
         self._next_maintenance = 0.0
+        self._snapshots = 0
+        self._snapshots_since = time.monotonic()
 
     def write_batch(self, items: list[TwinOutput | DeadLetter]) -> None:
         outputs = [i for i in items if type(i) is TwinOutput]
@@ -62,8 +67,12 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
             log.error("%s; writing the batch device by device", exc)
             result = self._isolate(outputs, dead)
         metrics.SINK_SECONDS.labels("postgres").observe(time.perf_counter() - started)
+        metrics.SINK_BATCH.labels("postgres").observe(len(items))
         metrics.latency("postgres", outputs, time.time_ns() // 1_000_000)
         _count(result, outputs, dead)
+        self._snapshots += result.snapshots
+        if time.monotonic() - self._snapshots_since >= SNAPSHOT_LOG_S:
+            self._log_snapshots()
         if self._maintains and time.monotonic() >= self._next_maintenance:
             self._maintain()
 
@@ -135,7 +144,15 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
             self._next_maintenance = time.monotonic() + 60
             log.warning("partition maintenance failed: %s", exc)
 
+    def _log_snapshots(self) -> None:
+        """One line every few minutes (and at stop), not one per snapshot."""
+        if self._snapshots:
+            minutes = (time.monotonic() - self._snapshots_since) / 60
+            log.info("twin snapshots: %d written in %.1f min", self._snapshots, minutes)
+        self._snapshots, self._snapshots_since = 0, time.monotonic()
+
     def close(self) -> None:
+        self._log_snapshots()
         self._writer.close()
 
 
@@ -146,6 +163,7 @@ def _count(result: WriteResult, outputs: Sequence[TwinOutput], dead: Sequence[De
     for o in outputs:
         if o.snapshot is not None:
             metrics.SNAPSHOT_BYTES.observe(len(o.snapshot.state))
+            metrics.SNAPSHOT_SECONDS.observe(o.snapshot.encode_ns / 1e9)
     if result.duplicates:
         metrics.DUPLICATES.inc(result.duplicates)
     if result.dead_letters:
@@ -170,7 +188,7 @@ def _count(result: WriteResult, outputs: Sequence[TwinOutput], dead: Sequence[De
         for o in outputs:
             for a in o.anomalies:
                 if a.ended_ms is None:
-                    metrics.ANOMALIES.labels(a.detector, a.severity).inc()
+                    metrics.ANOMALIES.labels(a.detector, a.kind, a.severity).inc()
 
 
 def _merge(total: WriteResult, part: WriteResult) -> None:
@@ -263,6 +281,7 @@ class _RedisPartition(StatelessSinkPartition[TwinOutput]):
         started = time.perf_counter()
         result = self._store.write(items)
         metrics.SINK_SECONDS.labels("redis").observe(time.perf_counter() - started)
+        metrics.SINK_BATCH.labels("redis").observe(len(items))
         if not result.failed:
             metrics.latency("redis", items, time.time_ns() // 1_000_000)
         if result.written:

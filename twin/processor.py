@@ -7,6 +7,7 @@ live view for Redis and, now and then, a snapshot. The dataflow only wires it to
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import MutableMapping
 
@@ -254,11 +255,14 @@ class TwinProcessor:
 
     def snapshot(self, state: TwinState, now_ms: int) -> Snapshot:
         state.snapshot_ms = now_ms
+        started = time.perf_counter_ns()
+        encoded = encode_state(state)
         return Snapshot(
             device_id=state.device_id,
             taken_ms=now_ms,
             last_seen_ms=state.last_seen_ms,
-            state=encode_state(state),
+            state=encoded,
+            encode_ns=time.perf_counter_ns() - started,
         )
 
     def final(self, state: TwinState, now_ms: int) -> TwinOutput:

@@ -126,6 +126,8 @@ class Snapshot(msgspec.Struct, frozen=True, gc=False):
     taken_ms: int
     last_seen_ms: int
     state: bytes  # JSON of twin.state.TwinState
+    encode_ns: int = 0
+    """How long encoding the state took (the snapshot duration metric)."""
 
 
 class TwinOutput(msgspec.Struct, frozen=True, gc=False):
