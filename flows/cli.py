@@ -32,6 +32,13 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
+def _port(text: str) -> int:
+    value = _int_at_least(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (1-65535)")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -142,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--per-device", action="store_true", help="one MQTT connection per device")
     sim.add_argument("--client-id", default="twin-sim", help="MQTT client id prefix")
     sim.add_argument("--progress", action="store_true", help="print progress every second")
+    sim.add_argument("--metrics-port", type=_port, help="serve published-rate metrics on this port")
 
     load = sub.add_parser(
         "loadtest",
@@ -163,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--max-rate", type=_positive_float, default=100_000.0)
     load.add_argument("--max-loss-pct", type=float, default=0.1, help="loss bound (0.1 %%)")
     load.add_argument("--max-p99-ms", type=_positive_float, default=1000.0, help="p99 bound")
+    load.add_argument(
+        "--metrics-port", type=_port, help="serve published-rate metrics on this port"
+    )
 
     replay = sub.add_parser("replay", help="publish a recorded CSV time series as one device")
     replay.add_argument("file", help="CSV file (SKAB ';' files or ',' with a time column)")
@@ -178,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--profile", help="publish attributes with this device profile first")
     replay.add_argument("--kind", default="machine", choices=("machine", "vehicle", "generic"))
     replay.add_argument("--client-id", default="twin-replay", help="MQTT client id prefix")
+    replay.add_argument(
+        "--metrics-port", type=_port, help="serve published-rate metrics on this port"
+    )
 
     ev = sub.add_parser("evaluate", help="measure the anomaly detectors on labelled data")
     evsub = ev.add_subparsers(dest="dataset", required=True, metavar="DATASET")
@@ -339,6 +353,12 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         addresses = args.addresses.split(";") if args.addresses else None
         if (args.process_id is None) != (addresses is None):
             raise ConfigurationError("--process-id and --addresses go together")
+        if addresses is not None and not 0 <= args.process_id < len(addresses):
+            raise ConfigurationError(
+                f"--process-id must be between 0 and {len(addresses) - 1} (one per address)"
+            )
+        if settings.metrics_port and settings.metrics_port + (args.process_id or 0) > 65535:
+            raise ConfigurationError("TWIN_METRICS_PORT + --process-id is above 65535")
         engine.run(settings, process_id=args.process_id, addresses=addresses)
         return 0
     if args.command == "migrate":

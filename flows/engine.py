@@ -66,6 +66,16 @@ class StopControl:
         signal.signal(signal.SIGTERM, self.handle)
         signal.signal(signal.SIGINT, self.handle)
 
+    def uninstall(self) -> None:
+        """Ignore further stop signals once the flow has ended.
+
+        Python restores the default handlers while the interpreter shuts down, so a signal
+        arriving then (an orchestrator or a cluster peer repeating its stop) would kill an engine
+        that had already flushed everything and make a clean stop look like a crash.
+        """
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 
 def prepare(settings: Settings) -> tuple[ProfileBook, dict[str, bytes]]:
     """Migrate, store the shipped profiles, and load profiles and twin snapshots."""
@@ -143,6 +153,7 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
     )
     live = RedisSink(settings.redis_url, prefix=settings.redis_prefix, ttl_s=settings.twin_ttl_s)
     metrics.SOURCE_BUFFERED.set_function(lambda: source.buffered)
+    metrics.PRESENCE.window_ms = settings.twin_ttl_s * 1000
     wake = None
     if settings.wake_horizon_h > 0 and warm:
         since = datetime.now(UTC) - timedelta(hours=settings.wake_horizon_h)
@@ -152,6 +163,12 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
                  settings.wake_horizon_h)  # fmt: skip
         wake = WakeSource(woken)
     return build_flow(source, processor, parser, pg, live, wake=wake), source
+
+
+def metrics_port(base: int, process_id: int | None) -> int:
+    """Each process of a cluster serves its own metrics, process ``i`` on ``base + i``: the
+    counters are per process and Prometheus adds them up (``sum without (instance)``)."""
+    return base + (process_id or 0)
 
 
 def run(
@@ -194,8 +211,9 @@ def run(
             mqtt_state=lambda: source.state,
             last_poll=lambda: source.polled,
         )
-        health.serve(settings.metrics_port, readiness)
-        log.info("metrics on :%d/metrics, health on /healthz and /readyz", settings.metrics_port)
+        port = metrics_port(settings.metrics_port, process_id)
+        health.serve(port, readiness)
+        log.info("metrics on :%d/metrics, health on /healthz and /readyz", port)
     log.info(
         "engine running: %d worker(s), topics %sdevices/#", settings.workers, settings.topic_prefix
     )
@@ -206,4 +224,6 @@ def run(
         addresses=addresses,
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
     )
+    if install_signals:
+        control.uninstall()
     log.info("engine stopped")

@@ -157,15 +157,22 @@ class EngineProcess:
     """``twin run`` as a child process, its log collected line by line."""
 
     env: dict[str, str]
+    args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[str] | None = None
     lines: list[str] = field(default_factory=list)
     _reader: threading.Thread | None = None
 
     def start(self, timeout_s: float = 60.0) -> EngineProcess:
+        self.spawn()
+        self.wait_for("MQTT subscribed", timeout_s)
+        return self
+
+    def spawn(self) -> EngineProcess:
+        """Start without waiting (the processes of a cluster wait for each other)."""
         self.lines = []
         _STARTED.append(self)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "run"],
+            [sys.executable, "-m", "flows.cli", "run", *self.args],
             env=self.env,
             cwd=ROOT,
             stdout=subprocess.PIPE,
@@ -174,7 +181,6 @@ class EngineProcess:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.wait_for("MQTT subscribed", timeout_s)
         return self
 
     def _read(self) -> None:
@@ -196,6 +202,11 @@ class EngineProcess:
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+        return self.wait(timeout_s)
+
+    def wait(self, timeout_s: float = 60.0) -> int:
+        """Wait for the exit code (killing the engine if it never comes)."""
+        assert self.proc is not None
         try:
             code = self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:

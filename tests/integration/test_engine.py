@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import time
 
@@ -255,6 +256,17 @@ def test_restart_warms_twins_from_snapshots(
     assert live["usage_category"] == "HIGH"
     pub.close()
     assert engine.stop() == 0
+
+
+def test_repeated_stop_signals_still_end_in_a_clean_exit(engine: EngineProcess):
+    """Orchestrators and cluster peers repeat their stop; the exit must still say success."""
+    engine.start()
+    assert engine.proc is not None
+    while engine.proc.poll() is None:  # keep signalling through the drain and the exit
+        engine.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.02)
+    assert engine.wait() == 0, engine.log
+    assert "engine stopped" in engine.log
 
 
 @pytest.mark.skipif(shutil.which("mosquitto_pub") is None, reason="mosquitto_pub not installed")
