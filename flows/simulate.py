@@ -11,6 +11,7 @@ from typing import Any
 
 from flows.settings import Settings
 from simulators import scenario as scenarios
+from simulators.metrics import PublishMetrics
 from simulators.publisher import Publisher, PublisherConfig, PublishReport
 from simulators.traffic import TrafficConfig
 from twin.errors import ConfigurationError
@@ -50,6 +51,21 @@ def traffic_from(args: argparse.Namespace, settings: Settings) -> tuple[TrafficC
     return traffic, scenario
 
 
+def publish_metrics(args: argparse.Namespace) -> PublishMetrics | None:
+    """The publisher's metrics endpoint, when ``--metrics-port`` asks for one; it lives as
+    long as the run."""
+    if not args.metrics_port:
+        return None
+    found = PublishMetrics()
+    try:
+        found.serve(args.metrics_port)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot serve metrics on port {args.metrics_port}: {exc.strerror or exc}"
+        ) from None
+    return found
+
+
 def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
     traffic, scenario = traffic_from(args, settings)
     start_ms = time.time_ns() // 1_000_000
@@ -63,6 +79,7 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
             client_id=args.client_id,
         ),
         start_ms=start_ms,
+        metrics=publish_metrics(args),
     )
     faults = (
         scenario.plan(publisher.fleet, traffic.seed, start_ms, traffic.duration_s)
@@ -70,7 +87,9 @@ def run_simulate(args: argparse.Namespace, settings: Settings) -> int:
         else []
     )
     if faults:
-        publisher = Publisher(publisher.config, faults=faults, start_ms=start_ms)
+        publisher = Publisher(
+            publisher.config, faults=faults, start_ms=start_ms, metrics=publisher.metrics
+        )
     truth = Path(args.ground_truth) if args.ground_truth else None
     for path in (truth, Path(args.report) if args.report else None):
         if path is not None and not path.parent.is_dir():
@@ -133,6 +152,7 @@ def run_loadtest(args: argparse.Namespace, settings: Settings) -> int:
         redis_prefix=settings.redis_prefix,
         settle_s=args.settle,
         warmup_s=args.warmup,
+        metrics=publish_metrics(args),
     )
     out: dict[str, Any] = {"devices": traffic.devices, "batch": traffic.batch}
     if args.ramp:
@@ -186,6 +206,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
     publisher = Publisher(
         publisher_config(settings, TrafficConfig(), connections=1, client_id=args.client_id),
         source=source,
+        metrics=publish_metrics(args),
     )
     first, last = series.rows[0][0], series.rows[-1][0]
     pace = "as fast as possible" if args.fast else f"at {args.speed:g}x recorded speed"

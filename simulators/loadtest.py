@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from simulators.metrics import PublishMetrics
 from simulators.publisher import Publisher, PublisherConfig, PublishReport
 from storage.queries import LiveLatencySampler, delivery
 
@@ -62,6 +63,7 @@ class LoadTest:
     warmup_s: float = 2.0
     """Latency leaves out the first seconds, in which every (new) device is registered."""
     say: Callable[[str], None] = print
+    metrics: PublishMetrics | None = None
 
     def level(self, rate: float | None = None) -> LevelResult:
         token = secrets.token_hex(3)
@@ -71,13 +73,16 @@ class LoadTest:
             id_prefix=f"{self.publisher.traffic.id_prefix}lt{token}-",
         )
         config = replace(self.publisher, traffic=traffic, client_id=f"twin-load-{token}")
-        pub = Publisher(config)
+        pub = Publisher(config, metrics=self.metrics)
         sampler = None
         if self.redis_url:
             ids = [d.device_id for d in pub.fleet[:: max(1, len(pub.fleet) // SAMPLED_DEVICES)]]
             sampler = LiveLatencySampler(self.redis_url, ids, self.redis_prefix).start()
         report = pub.run()
         result = self._collect(report, traffic.id_prefix, traffic.duration_s)
+        if self.metrics is not None:
+            self.metrics.delivered.inc(result.delivered)
+            self.metrics.lost.inc(result.lost)
         if sampler is not None:
             steady_ms = report.start_ms + round(self.warmup_s * 1000)
             result.latency_redis_ms = {k: round(v, 1) for k, v in sampler.stop(steady_ms).items()}

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -25,6 +25,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from simulators.faults import Fault
 from simulators.traffic import Outgoing, Traffic, TrafficConfig, TrafficSource
 from twin.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from simulators.metrics import PublishMetrics
 
 KEEP_UP_LAG_S = 1.0
 """Falling further behind schedule than this means the publisher is at its ceiling."""
@@ -93,8 +96,10 @@ class Publisher:
         faults: Sequence[Fault] = (),
         start_ms: int | None = None,
         source: TrafficSource | None = None,
+        metrics: PublishMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.stop = stop or threading.Event()
         self.start_ms = start_ms if start_ms is not None else time.time_ns() // 1_000_000
         self.traffic: Traffic | None = None
@@ -167,6 +172,9 @@ class Publisher:
             report.start_ms = time.time_ns() // 1_000_000
             self.source.rebase(report.start_ms)  # device time starts now, after connecting
             next_misc = next_progress = started + 1.0
+            metrics = self.metrics
+            if metrics is not None:
+                metrics.start(report)
             for sent, out in enumerate(self.source.messages(), start=1):
                 if self.stop.is_set():
                     break
@@ -194,6 +202,8 @@ class Publisher:
                     next_misc = now + 1.0
                     for link in self._links:
                         link.client.loop_misc()
+                    if metrics is not None:
+                        metrics.update(report, -ahead, bad)
                 if progress is not None and now >= next_progress:
                     next_progress = now + 1.0
                     report.seconds = now - started
@@ -201,6 +211,8 @@ class Publisher:
             elapsed = time.monotonic() - started
             report.seconds = elapsed if self.stop.is_set() else max(elapsed, self._scheduled_s)
             report.bad_by_reason = dict(bad)
+            if metrics is not None:
+                metrics.update(report, 0.0, bad)
             self._drain()
         finally:
             for link in self._links:

@@ -73,3 +73,38 @@ def test_ramp_reports_each_level_and_the_highest_that_held(
     assert report["sustained_rate"] == 400
     assert "highest sustained rate: 400" in done.stdout
     assert engine.stop() == 0
+
+
+def test_load_metrics_count_what_was_published_and_found(
+    engine: EngineProcess, database_url: str, redis_url: str, mqtt_url: str, topic_prefix: str
+):
+    from urllib.parse import urlsplit
+
+    from simulators.loadtest import LoadTest
+    from simulators.metrics import PublishMetrics
+    from simulators.publisher import PublisherConfig
+    from simulators.traffic import TrafficConfig
+
+    engine.start()
+    parts = urlsplit(mqtt_url)
+    found = PublishMetrics()
+    test = LoadTest(
+        publisher=PublisherConfig(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 1883,
+            traffic=TrafficConfig(devices=10, rate=200, duration_s=2, prefix=topic_prefix),
+        ),
+        database_url=database_url,
+        redis_url=None,
+        settle_s=3,
+        say=lambda _: None,
+        metrics=found,
+    )
+    results = [test.level(), test.level(300)]
+    value = found.registry.get_sample_value
+    assert value("twin_sim_readings_published_total") == sum(r.published for r in results)
+    assert value("twin_load_delivered_readings_total") == sum(r.delivered for r in results)
+    assert value("twin_load_delivered_readings_total") == 1000
+    assert value("twin_load_lost_readings_total") == 0
+    assert value("twin_sim_target_readings_per_second") == 300  # the level running last
+    assert engine.stop() == 0

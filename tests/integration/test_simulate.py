@@ -175,3 +175,75 @@ def test_replay_at_speed_follows_the_recorded_intervals(
     first = json.loads(counter.payloads[0])
     assert abs(first["ts"] - time.time() * 1000) < 60_000  # re-based to now
     counter.close()
+
+
+def test_publish_metrics_add_up_to_the_report(mqtt_url: str, topic_prefix: str):
+    from simulators.metrics import PublishMetrics
+
+    parts = urlsplit(mqtt_url)
+    found = PublishMetrics()
+    config = PublisherConfig(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 1883,
+        traffic=TrafficConfig(
+            devices=20, rate=400, duration_s=2.5, prefix=topic_prefix, bad_fraction=0.05
+        ),
+        client_id=topic_prefix.strip("/"),
+    )
+    total = 0
+    for _ in range(2):  # a second run carries the counters on
+        report = Publisher(config, metrics=found).run()
+        total += report.readings
+        value = found.registry.get_sample_value
+        assert value("twin_sim_readings_published_total") == total
+        assert value("twin_sim_target_readings_per_second") == 400
+        assert value("twin_sim_devices") == 20
+    assert report.bad_messages > 0
+    for reason, n in report.bad_by_reason.items():
+        assert value("twin_sim_bad_messages_published_total", {"reason": reason}) >= n
+
+
+def test_simulate_serves_its_metrics_while_it_runs(
+    mqtt_url: str, topic_prefix: str, engine_env: dict[str, str]
+):
+    from storage.embedded import free_port
+    from tests.integration.helpers import exposition
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "simulate", "--devices", "10", "--rate", "200",
+         "--duration", "5", "--metrics-port", str(port), "--client-id", topic_prefix.strip("/")],
+        env=engine_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: list[float] = []
+    while proc.poll() is None:
+        try:
+            text = exposition(port)
+        except OSError:
+            time.sleep(0.2)
+            continue
+        for line in text.splitlines():
+            if line.startswith("twin_sim_readings_published_total "):
+                seen.append(float(line.split()[-1]))
+        assert "twin_messages_received_total" not in text  # only the publisher's own
+        time.sleep(0.5)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    published = int(out.split("published ")[1].split()[0])
+    assert seen and seen == sorted(seen) and 0 < seen[-1] <= published, seen
+
+
+def test_a_metrics_port_in_use_is_a_one_line_error(engine_env: dict[str, str]):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "simulate", "--duration", "1",
+             "--metrics-port", str(taken.getsockname()[1])],
+            env=engine_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode != 0
+    assert "cannot serve metrics on port" in done.stderr
+    assert "Traceback" not in done.stderr
