@@ -19,7 +19,7 @@ ENV PATH=/opt/twin/bin:$PATH \
     TWIN_METRICS_PORT=9108
 USER twin
 WORKDIR /home/twin
-EXPOSE 9108
+EXPOSE 9108 9109
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9108/healthz', timeout=2)"
 ENTRYPOINT ["twin"]

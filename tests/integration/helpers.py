@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -14,6 +15,22 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 T = TypeVar("T")
+
+
+def exposition(port: int) -> str:
+    """What a process serves on ``/metrics``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def scrape(name: str, *ports: int) -> float:
+    """A metric summed over its labels and over the processes serving ``ports``."""
+    total = 0.0
+    for port in ports:
+        for line in exposition(port).splitlines():
+            if line.startswith((name + " ", name + "{")):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 class Publisher:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -35,6 +36,18 @@ def test_prometheus_config_and_alert_rules_are_valid():
     assert "SUCCESS: 7 rules found" in done.stdout  # the alert rules it loads
     rules = run("promtool", "check", "rules", "monitoring/alerts.yml")
     assert rules.returncode == 0, rules.stdout + rules.stderr
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_every_alert_rule_fires_on_its_condition_and_not_on_a_healthy_engine():
+    tests = ROOT / "monitoring" / "alerts_test.yml"
+    done = run("promtool", "test", "rules", str(tests))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+    text = tests.read_text()
+    for alert in re.findall(r"- alert: (\w+)", (ROOT / "monitoring" / "alerts.yml").read_text()):
+        assert f"alertname: {alert}\n" in text, f"{alert} is never seen firing"
+        assert f"alertname: {alert}, exp_alerts: []" in text, f"{alert} is never seen quiet"
 
 
 def test_image_runs_as_a_non_root_user_and_checks_its_health():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import time
@@ -14,20 +13,10 @@ from pathlib import Path
 import pytest
 
 from storage.embedded import free_port
-from tests.conftest import ROOT, EngineProcess
-from tests.integration.helpers import Publisher, now_ms, wait_until
+from tests.conftest import EngineProcess
+from tests.integration.helpers import Publisher, exposition, now_ms, scrape, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="no prometheus")
-
-
-def scrape(port: int, name: str) -> float:
-    """The sum of a metric's samples over its labels, read from the engine's /metrics."""
-    total = 0.0
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith((name + " ", name + "{")):
-                total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def promql(port: int, query: str) -> float | None:
@@ -56,7 +45,7 @@ def test_prometheus_sees_exactly_the_readings_published(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        before = scrape(metrics_port, "twin_readings_accepted_total")
+        before = scrape("twin_readings_accepted_total", metrics_port)
         pub = Publisher(mqtt_url, topic_prefix)
         n, t = 250, now_ms() - 10_000
         for i in range(n):
@@ -64,37 +53,34 @@ def test_prometheus_sees_exactly_the_readings_published(
                      {"ts": t + i, "seq": i, "values": {"load_pct": 50.0}})  # fmt: skip
         pub.close()
         moved = wait_until(
-            lambda: scrape(metrics_port, "twin_readings_accepted_total") - before == n, 20
+            lambda: scrape("twin_readings_accepted_total", metrics_port) - before == n, 20
         )
         assert moved, engine.log
         time.sleep(1)
-        assert scrape(metrics_port, "twin_readings_accepted_total") - before == n  # not more
-        assert scrape(metrics_port, "twin_sink_batch_duration_seconds_count") > 0
+        assert scrape("twin_readings_accepted_total", metrics_port) - before == n  # not more
+        assert scrape("twin_sink_batch_duration_seconds_count", metrics_port) > 0
+        assert scrape("twin_twins_online", metrics_port) == 5  # the devices just heard from
+        snapshots = wait_until(
+            lambda: scrape("twin_snapshot_duration_seconds_count", metrics_port) > 0, 10
+        )  # TWIN_SNAPSHOT_INTERVAL_S=1
+        assert snapshots
 
         query = 'twin_readings_accepted_total{job="twin"}'
         seen = wait_until(lambda: promql(prom_port, query) == before + n, 30, 0.5)
         assert seen, promql(prom_port, query)
 
-        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics") as response:
-            exposition = response.read().decode()
-        checked = subprocess.run(["promtool", "check", "metrics"], input=exposition,
+        exposition_text = exposition(metrics_port)
+        checked = subprocess.run(["promtool", "check", "metrics"], input=exposition_text,
                                  capture_output=True, text=True, timeout=60)  # fmt: skip
         assert checked.returncode == 0, checked.stdout + checked.stderr
         for stage in ("twin", "postgres", "redis"):  # latency from device time, per stage
             count = f'twin_latency_seconds_count{{stage="{stage}"}}'
             assert any(line.startswith(count + " ") and float(line.split()[-1]) > 0
-                       for line in exposition.splitlines()), stage  # fmt: skip
-        exported = set()  # every series name the engine can export, sampled yet or not
-        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"),
-                    "gauge": ("",)}  # fmt: skip
-        for line in exposition.splitlines():
-            if line.startswith("# TYPE "):
-                _, _, family, kind = line.split()
-                exported |= {family} | {family + suffix for suffix in suffixes.get(kind, ())}
-        rules = (ROOT / "monitoring" / "alerts.yml").read_text()
-        named = set(re.findall(r"\b(twin_[a-z_]+|process_[a-z_]+)", rules))
-        assert named and named <= exported, named - exported
+                       for line in exposition_text.splitlines()), stage  # fmt: skip
     finally:
         prom.terminate()
         prom.wait(10)
         assert engine.stop() == 0
+    # a snapshot line at stop (and every few minutes), never one per snapshot
+    snapshot_lines = [line for line in engine.lines if "twin snapshots:" in line]
+    assert len(snapshot_lines) == 1 and " written in " in snapshot_lines[0], engine.log
