@@ -4,6 +4,7 @@ rows it is meant to show."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -77,6 +78,24 @@ def metric_names(expr: str) -> set[str]:
     return set(re.findall(r"\b((?:twin|process)_[a-z0-9_]+|up(?=\{))", expr))
 
 
+def overlapping(panels: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Pairs of panels sharing a cell of Grafana's 24-column grid, or past its right edge."""
+    owner: dict[tuple[int, int], str] = {}
+    clashes = []
+    for panel in panels:
+        g = panel["gridPos"]
+        if g["x"] + g["w"] > 24:
+            clashes.append((panel["title"], "the right edge"))
+        for cell in itertools.product(
+            range(g["x"], g["x"] + g["w"]), range(g["y"], g["y"] + g["h"])
+        ):
+            if cell in owner:
+                clashes.append((panel["title"], owner[cell]))
+                break
+            owner[cell] = panel["title"]
+    return clashes
+
+
 def test_four_dashboards_provisioned_from_the_mounted_folder():
     boards = dashboards()
     assert set(boards) == DASHBOARDS
@@ -94,6 +113,7 @@ def test_four_dashboards_provisioned_from_the_mounted_folder():
         for panel in panels:
             assert uids[panel["datasource"]["uid"]] == panel["datasource"]["type"], panel["title"]
             assert panel["targets"], panel["title"]
+        assert not overlapping(board["panels"]), uid
     links = json.dumps(boards["twin-fleet"]) + json.dumps(boards["twin-maintenance"])
     assert "/d/twin-device/" in links  # worst devices and urgent parts open the Device board
 
