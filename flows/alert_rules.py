@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-import psycopg
-
+from flows.background import RoundThread
 from storage.alert_store import load_rules, rules_fingerprint, sync_builtin_rules
 from storage.database import connect
 from twin.alerts.defaults import BUILTIN_RULES
@@ -30,9 +29,11 @@ def load_book(database_url: str, profiles: ProfileBook) -> tuple[RuleBook, str]:
     return RuleBook(rules, profiles), fingerprint
 
 
-class RuleReloader(threading.Thread):
+class RuleReloader(RoundThread):
     """Polls ``alert_rules`` and swaps the rule book when it changed: edits apply within
-    ``interval_s`` without a restart. A failed poll is logged and tried again."""
+    ``interval_s`` without a restart."""
+
+    what = "alert rule reloads"
 
     def __init__(
         self,
@@ -42,26 +43,18 @@ class RuleReloader(threading.Thread):
         stop: threading.Event,
         interval_s: float = 30.0,
     ) -> None:
-        super().__init__(name="alert-rule-reloader", daemon=True)
-        self._url = database_url
+        super().__init__("alert-rule-reloader", database_url, stop, interval_s)
         self._book = book
         self._fingerprint = fingerprint
-        self._halt = stop
-        self._interval = interval_s
 
-    def run(self) -> None:
-        while not self._halt.wait(self._interval):
-            try:
-                with connect(self._url) as conn:
-                    fingerprint = rules_fingerprint(conn)
-                    if fingerprint == self._fingerprint:
-                        continue
-                    rules, problems = load_rules(conn)
-            except psycopg.Error as exc:
-                log.warning("alert rules not reloaded: %s", exc)
-                continue
-            for problem in problems:
-                log.error("%s (rule ignored)", problem)
-            self._book.replace(rules)
-            self._fingerprint = fingerprint
-            log.info("alert rules reloaded: %d in force", len(rules))
+    def round(self) -> None:
+        with self._kept.session() as conn:
+            fingerprint = rules_fingerprint(conn)
+            if fingerprint == self._fingerprint:
+                return
+            rules, problems = load_rules(conn)
+        for problem in problems:
+            log.error("%s (rule ignored)", problem)
+        self._book.replace(rules)
+        self._fingerprint = fingerprint
+        log.info("alert rules reloaded: %d in force", len(rules))

@@ -22,15 +22,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import psycopg
 
 from flows import channels, metrics
+from flows.background import RoundThread
 from flows.settings import Settings
 from storage import outbox
-from storage.database import KeptConnection, connect
+from storage.database import connect
 from twin.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 
 
-class Notifier(threading.Thread):
+class Notifier(RoundThread):
+    what = "notifications"
+
     def __init__(
         self,
         database_url: str,
@@ -43,11 +46,8 @@ class Notifier(threading.Thread):
         concurrency: int = 4,
         claim_limit: int = 20,
     ) -> None:
-        super().__init__(name="notifier", daemon=True)
+        super().__init__("notifier", database_url, stop, poll_s)
         self._url = database_url
-        self._kept = KeptConnection(database_url)
-        self._halt = stop
-        self._poll = poll_s
         self._timeout = timeout_s
         self._max_attempts = max_attempts
         self._backoff = backoff_s
@@ -58,20 +58,14 @@ class Notifier(threading.Thread):
 
     def run(self) -> None:
         log.info("notifications: delivering from the outbox")
-        failing = False
-        while not self._halt.wait(self._poll):
-            try:
-                self.run_once()
-            except psycopg.Error as exc:
-                if not failing:
-                    log.warning("notifications paused, PostgreSQL unavailable: %s", exc)
-                failing = True
-                continue
-            if failing:
-                log.info("notifications resumed")
-            failing = False
+        super().run()
+
+    def round(self) -> None:
+        self.run_once()
+
+    def finish(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._kept.close()
+        super().finish()
 
     def run_once(self, *, wait: bool = False) -> int:
         """Add due reminders and start delivering what is due; returns how many were claimed.

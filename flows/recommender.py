@@ -24,10 +24,10 @@ import psycopg
 import redis
 
 from flows import metrics
+from flows.background import RoundThread
 from flows.settings import Settings
 from storage import recommendations as store
 from storage import registry
-from storage.database import KeptConnection
 from storage.reference import load_catalog
 from twin.maintenance.catalog import Catalog
 from twin.maintenance.recommend import RecommenderConfig, recommend
@@ -95,7 +95,9 @@ def evaluate(
     return done
 
 
-class Recommender(threading.Thread):
+class Recommender(RoundThread):
+    what = "recommendations"
+
     def __init__(
         self,
         database_url: str,
@@ -109,11 +111,8 @@ class Recommender(threading.Thread):
         batch: int = 100,
         duty: float = 0.25,
     ) -> None:
-        super().__init__(name="recommender", daemon=True)
-        self._kept = KeptConnection(database_url)
+        super().__init__("recommender", database_url, stop, poll_s)
         self._profiles = profiles
-        self._halt = stop
-        self._poll = poll_s
         self._catalog_ttl = catalog_ttl_s
         self._batch = batch
         self._rest = (1 - duty) / duty
@@ -132,27 +131,15 @@ class Recommender(threading.Thread):
 
     def run(self) -> None:
         log.info("recommendations: kept current from the queue")
-        failing = False
-        while not self._halt.wait(self._poll):
-            try:
-                while not self._halt.is_set():
-                    started = time.monotonic()
-                    taken = self.run_once()
-                    if taken < self._batch:
-                        break
-                    # a backlog: keep going, at the duty cycle
-                    self._halt.wait((time.monotonic() - started) * self._rest)
-            except psycopg.Error as exc:
-                if not failing:
-                    log.warning("recommendations paused, PostgreSQL unavailable: %s", exc)
-                failing = True
-                continue
-            except Exception:
-                log.exception("recommendations: evaluation failed")
-                continue
-            if failing:
-                log.info("recommendations resumed")
-            failing = False
+        super().run()
+
+    def round(self) -> None:
+        while not self._halt.is_set():
+            started = time.monotonic()
+            if self.run_once() < self._batch:
+                return
+            # a backlog: keep going, at the duty cycle
+            self._halt.wait((time.monotonic() - started) * self._rest)
 
     def run_once(self) -> int:
         """Evaluate the queued devices; returns how many were taken."""

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from flows.background import RoundThread
 from storage import reports, rollups
-from storage.database import KeptConnection
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,9 @@ def backfill(
     return done
 
 
-class Rollups(threading.Thread):
+class Rollups(RoundThread):
+    what = "rollups"
+
     def __init__(
         self,
         database_url: str,
@@ -107,26 +109,12 @@ class Rollups(threading.Thread):
         poll_s: float = 30.0,
         window_minutes: int = 15,
     ) -> None:
-        super().__init__(name="rollups", daemon=True)
-        self._kept = KeptConnection(database_url)
+        super().__init__("rollups", database_url, stop, poll_s)
         self._window = window_minutes
-        self._halt = stop
-        self._poll = poll_s
 
-    def run(self) -> None:
-        failing = False
-        while not self._halt.wait(self._poll):
-            try:
-                with self._kept.session() as conn:
-                    done = run_once(conn, window_minutes=self._window)
-            except psycopg.Error as exc:
-                if not failing:
-                    log.warning("rollups paused, PostgreSQL unavailable: %s", exc)
-                failing = True
-                continue
-            if failing:
-                log.info("rollups resumed")
-            failing = False
-            if done.hours or done.late_hours:
-                log.info("rolled up %d hours, %d late device-hours, %d days",
-                         done.hours, done.late_hours, done.days)  # fmt: skip
+    def round(self) -> None:
+        with self._kept.session() as conn:
+            done = run_once(conn, window_minutes=self._window)
+        if done.hours or done.late_hours:
+            log.info("rolled up %d hours, %d late device-hours, %d days",
+                     done.hours, done.late_hours, done.days)  # fmt: skip
