@@ -1,4 +1,4 @@
-"""Helpers for integration tests: a real MQTT publisher and polling."""
+"""Helpers for integration tests: a real MQTT publisher, queries, scrapes and polling."""
 
 from __future__ import annotations
 
@@ -12,9 +12,22 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from storage.database import psycopg_url
+
 T = TypeVar("T")
+
+
+def q(url: str, sql: str, *args: object) -> list[tuple]:
+    """The rows of one query, on a connection of its own."""
+    with psycopg.connect(psycopg_url(url)) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def count_rows(url: str, device: str) -> int:
+    return q(url, "SELECT count(*) FROM telemetry WHERE device_id = %s", device)[0][0]
 
 
 def exposition(port: int) -> str:

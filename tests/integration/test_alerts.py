@@ -18,8 +18,7 @@ from simulators.traffic import Traffic, TrafficConfig
 from storage.alert_store import sync_builtin_rules
 from storage.database import migrate, psycopg_url
 from tests.conftest import ROOT, EngineProcess, fresh_database
-from tests.integration.helpers import Publisher, now_ms, wait_until
-from tests.integration.test_engine import count_rows, q
+from tests.integration.helpers import Publisher, count_rows, now_ms, q, wait_until
 from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.rules import Rule
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import redis
 
 from tests.conftest import ROOT, EngineProcess
-from tests.integration.helpers import Publisher, now_ms, wait_until
-from tests.integration.test_engine import q
+from tests.integration.helpers import Publisher, now_ms, q, wait_until
 from tests.unit.test_replay import skab_file
 
 

@@ -8,22 +8,11 @@ import signal
 import subprocess
 import time
 
-import psycopg
 import pytest
 import redis
 
-from storage.database import psycopg_url
 from tests.conftest import EngineProcess
-from tests.integration.helpers import Publisher, now_ms, wait_until
-
-
-def q(url: str, sql: str, *args: object) -> list[tuple]:
-    with psycopg.connect(psycopg_url(url)) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
-def count_rows(url: str, device: str) -> int:
-    return q(url, "SELECT count(*) FROM telemetry WHERE device_id = %s", device)[0][0]
+from tests.integration.helpers import Publisher, count_rows, now_ms, q, wait_until
 
 
 def test_readings_of_every_form_reach_postgres_and_redis(

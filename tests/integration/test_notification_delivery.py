@@ -31,7 +31,7 @@ from storage.alert_store import act
 from storage.database import connect, migrate, psycopg_url
 from storage.pg_writer import PgWriter
 from tests.conftest import ROOT, fresh_database, reachable
-from tests.integration.helpers import Receiver
+from tests.integration.helpers import Receiver, q
 from twin.alerts.lifecycle import AlertTransition
 from twin.records import DeviceRecord, TwinOutput
 
@@ -53,11 +53,6 @@ def clean(db: str) -> Iterator[str]:
         conn.execute(
             "TRUNCATE notification_routes, notification_outbox, notification_log, alerts CASCADE"
         )
-
-
-def q(url: str, sql: str, *args: Any) -> list[tuple]:
-    with psycopg.connect(psycopg_url(url)) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def device(profile: str = "pump", group: str = "") -> str:

@@ -13,8 +13,7 @@ import pytest
 
 from storage.database import psycopg_url
 from tests.conftest import EngineProcess
-from tests.integration.helpers import Publisher, Receiver, now_ms, wait_until
-from tests.integration.test_engine import count_rows, q
+from tests.integration.helpers import Publisher, Receiver, count_rows, now_ms, q, wait_until
 
 
 @pytest.fixture

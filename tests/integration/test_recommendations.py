@@ -6,14 +6,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 import redis
 
-from storage.database import connect, migrate, psycopg_url
+from storage.database import connect, migrate
 from storage.reference import load_defaults
 from tests.conftest import ROOT, EngineProcess, fresh_database
-from tests.integration.helpers import Publisher, now_ms, wait_until
+from tests.integration.helpers import Publisher, now_ms, q, wait_until
 from twin.maintenance.defaults import PARTS
 from twin.maintenance.recommend import RecommenderConfig
 
@@ -27,11 +26,6 @@ def db(pg_admin_url: str) -> Iterator[str]:
         with connect(url) as conn:
             load_defaults(conn)
         yield url
-
-
-def q(url: str, sql: str, *args: object) -> list[tuple]:
-    with psycopg.connect(psycopg_url(url)) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

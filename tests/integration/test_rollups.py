@@ -18,6 +18,7 @@ from storage import partitions, reports, rollups
 from storage.database import connect, migrate, psycopg_url
 from storage.pg_writer import PgWriter
 from tests.conftest import ROOT, fresh_database
+from tests.integration.helpers import q
 from twin.records import Reading, TwinOutput
 
 NOW = datetime.now(UTC)
@@ -28,11 +29,6 @@ def db(pg_admin_url: str) -> Iterator[str]:
     with fresh_database(pg_admin_url) as url:
         migrate(url)
         yield url
-
-
-def q(url: str, sql: str, *args: object) -> list[tuple]:
-    with psycopg.connect(psycopg_url(url)) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def ms(moment: datetime) -> int:
