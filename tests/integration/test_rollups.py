@@ -21,7 +21,10 @@ from tests.conftest import ROOT, fresh_database
 from tests.integration.helpers import q
 from twin.records import Reading, TwinOutput
 
-NOW = datetime.now(UTC)
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
+"""Half past the hour before this one: the tests' clock. Every hour they write to has ended by
+half an hour or more in real time too (the writer marks late readings by the real clock), and
+no test depends on the minute it runs at."""
 
 
 @pytest.fixture
@@ -72,12 +75,12 @@ def test_late_out_of_order_and_repeated_readings_correct_their_hours(db: str):
     with connect(db) as conn:
         rollups.set_watermark(conn, floor_hour(NOW))  # the hours are past: only marks roll them
         conn.commit()
-        first = run_once(conn)
+        first = run_once(conn, NOW)
     assert first.late_hours == 3 and first.hours == 0
     hourly_matches_raw(db)
     write(db, "pump-1", readings[200:], seq0=200)  # the rest arrives even later
     with connect(db) as conn:
-        run_once(conn)
+        run_once(conn, NOW)
     hourly_matches_raw(db)
     assert (
         sum(n for (n,) in q(db, "SELECT n FROM telemetry_hourly WHERE metric = 'load_pct'")) == 300
@@ -113,7 +116,7 @@ def test_days_equal_the_raw_rows_once_they_end(db: str):
     with connect(db) as conn:
         rollups.set_watermark(conn, floor_hour(NOW))
         conn.commit()
-        run_once(conn)
+        run_once(conn, NOW)
     raw = q(db, "SELECT count(*), round(avg((values->>'vibration_mm_s')::float8)::numeric, 9), "
             "min((values->>'vibration_mm_s')::float8), max((values->>'vibration_mm_s')::float8) "
             "FROM telemetry WHERE ts >= %s AND ts < %s", day, day + timedelta(days=1))  # fmt: skip
@@ -141,7 +144,7 @@ def test_fifteen_minute_windows_count_uptime_averages_and_anomalies(db: str):
     with connect(db) as conn:
         rollups.set_watermark(conn, floor_hour(NOW))
         conn.commit()
-        run_once(conn)
+        run_once(conn, NOW)
     rows = q(db, "SELECT window_end - window_start, readings, average_load, average_temperature, "
              "uptime_pct, anomaly_count, efficiency_rating FROM performance_metrics "
              "WHERE device_id = 'pump-2' AND window_start = %s", window)  # fmt: skip
@@ -207,7 +210,7 @@ def test_daily_report_per_device_and_fleet(db: str):
     with connect(db) as conn:
         rollups.set_watermark(conn, floor_hour(NOW))
         conn.commit()
-        run_once(conn)  # the day has ended: its tier and (here, by hand) its reports
+        run_once(conn, NOW)  # the day has ended: its tier and (here, by hand) its reports
         fleet = reports.generate_daily(conn, day.date())
         pump = reports.load(conn, day.date(), "pump-9")
         car = reports.load(conn, day.date(), "car-9")
