@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 from flows import notifier, recommender
 from flows.engine import StopControl, build, prepare
 from flows.rollups import backfill, floor_day
-from flows.settings import Settings
+from flows.settings import Settings, mask_url
 from flows.simulate import publisher_config
 from simulators import scenario as scenarios
 from simulators.publisher import Publisher, PublishReport
@@ -62,21 +62,21 @@ def start_servers(settings: Settings, data: Path, stack: ExitStack) -> Settings:
         stack.callback(pg.stop)
         _say(f"  PostgreSQL  embedded  {changes['database_url']}")
     else:
-        _say(f"  PostgreSQL  {settings.database_url}")
+        _say(f"  PostgreSQL  {mask_url(settings.database_url or '')}")
     if not settings.redis_url:
         rd = EmbeddedRedis(data / "redis.db")
         changes["redis_url"] = rd.start()
         stack.callback(rd.stop)
         _say(f"  Redis       embedded  {changes['redis_url']}")
     else:
-        _say(f"  Redis       {settings.redis_url}")
+        _say(f"  Redis       {mask_url(settings.redis_url or '')}")
     if not settings.mqtt_url:
         broker = EmbeddedBroker(data / "broker.log")
         changes["mqtt_url"] = broker.start()
         stack.callback(broker.stop)
         _say(f"  MQTT        embedded  {changes['mqtt_url']} (amqtt, MQTT 3.1.1)")
     else:
-        _say(f"  MQTT        {settings.mqtt_url}")
+        _say(f"  MQTT        {mask_url(settings.mqtt_url or '')}")
     return settings.replace(**changes)
 
 
@@ -296,5 +296,5 @@ def inspect(settings: Settings, options: DemoOptions) -> int:
         settings = start_servers(settings.replace(mqtt_url="mqtt://unused:1"), data, stack)
         summary = summarize(settings.database_url or "", settings.redis_url, settings.redis_prefix)
         _print_summary(summary, None, 0.0)
-        _say(f"\nPostgreSQL of the demo: {settings.database_url}")
+        _say(f"\nPostgreSQL of the demo: {mask_url(settings.database_url or '')}")
     return 0

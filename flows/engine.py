@@ -128,6 +128,7 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
         ParseLimits(
             max_payload_bytes=settings.max_payload_bytes,
             max_future_skew_ms=settings.max_future_skew_s * 1000,
+            retention_days=settings.retention_days,
         ),
         prefix=settings.topic_prefix,
     )
@@ -145,6 +146,7 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
     )
     pg = PgSink(
         settings.database_url,
+        topic_prefix=settings.topic_prefix,
         abandon=control.abandon,
         retention_days=settings.retention_days,
         partitions_ahead_days=settings.partitions_ahead_days,

@@ -16,6 +16,19 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from twin.errors import ConfigurationError
 
 
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``: the only form any message or log shows."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}{slash}{tail}"
+
+
 @dataclass(frozen=True)
 class MqttEndpoint:
     host: str
@@ -29,14 +42,16 @@ class MqttEndpoint:
     def parse(cls, url: str, ca_file: str | None = None) -> MqttEndpoint:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ConfigurationError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
+            raise ConfigurationError(
+                f"MQTT URL must start with mqtt:// or mqtts://, got {mask_url(url)!r}"
+            )
         tls = parts.scheme in ("mqtts", "ssl")
         try:
             port = parts.port or (8883 if tls else 1883)
         except ValueError as exc:
-            raise ConfigurationError(f"MQTT URL has a bad port: {url!r}") from exc
+            raise ConfigurationError(f"MQTT URL has a bad port: {mask_url(url)!r}") from exc
         if not parts.hostname:
-            raise ConfigurationError(f"MQTT URL has no host: {url!r}")
+            raise ConfigurationError(f"MQTT URL has no host: {mask_url(url)!r}")
         ca_in_url = parse_qs(parts.query).get("ca_file")
         return cls(
             host=parts.hostname,
@@ -87,6 +102,10 @@ _ENV: dict[str, tuple[str, type]] = {
 }
 
 
+_EMPTY_MEANS_SOMETHING = frozenset({"mqtt_group", "topic_prefix", "redis_prefix"})
+"""Variables whose empty value is a choice (no group: a plain subscription; no prefix)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     mqtt_url: str | None = None
@@ -95,7 +114,7 @@ class Settings:
     metrics_port: int = 9108  # 0 = no metrics endpoint
     mqtt_ca_file: str | None = None
     topic_prefix: str = ""
-    mqtt_group: str = "twinstream"  # shared-subscription group; empty = plain subscription
+    mqtt_group: str = "twinstream"  # shared-subscription group; "" = one plain subscription
     mqtt_client_id: str = "twinstream"
     mqtt_session_expiry_s: int = 3600
     batch_size: int = 5000
@@ -131,7 +150,7 @@ class Settings:
         values: dict[str, Any] = {}
         for field, (var, kind) in _ENV.items():
             raw = env.get(var)
-            if raw is None or raw == "":
+            if raw is None or (raw == "" and field not in _EMPTY_MEANS_SOMETHING):
                 continue
             try:
                 values[field] = kind(raw)

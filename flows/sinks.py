@@ -111,7 +111,7 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
             try:
                 _merge(total, self._until_available(outs, dls))
             except StoreError as exc:
-                refused.extend(_refused(outs, dls, str(exc)))
+                refused.extend(_refused(outs, dls, str(exc), self._sink.topic_prefix))
         if refused:
             try:
                 _merge(total, self._until_available([], refused))
@@ -202,7 +202,10 @@ def _merge(total: WriteResult, part: WriteResult) -> None:
     total.alerts += part.alerts
 
 
-def _refused(outs: list[TwinOutput], dls: list[DeadLetter], error: str) -> list[DeadLetter]:
+def _refused(
+    outs: list[TwinOutput], dls: list[DeadLetter], error: str, prefix: str = ""
+) -> list[DeadLetter]:
+    """Everything a refused batch carried, as dead letters on the topics it came from."""
     detail = f"refused by PostgreSQL: {error[:500]}"
     out: list[DeadLetter] = []
     for o in outs:
@@ -210,7 +213,7 @@ def _refused(outs: list[TwinOutput], dls: list[DeadLetter], error: str) -> list[
             out.append(
                 DeadLetter(
                     received_ms=r.received_ms,
-                    topic=f"devices/{o.device_id}/telemetry",
+                    topic=f"{prefix}devices/{o.device_id}/telemetry",
                     reason=Reason.STORE_REJECTED,
                     detail=detail,
                     payload=_json({"ts": r.ts_ms, "seq": r.seq, "values": r.values}),
@@ -221,10 +224,24 @@ def _refused(outs: list[TwinOutput], dls: list[DeadLetter], error: str) -> list[
             out.append(
                 DeadLetter(
                     received_ms=e.received_ms,
-                    topic=f"devices/{o.device_id}/events",
+                    topic=f"{prefix}devices/{o.device_id}/events",
                     reason=Reason.STORE_REJECTED,
                     detail=detail,
                     payload=_json({"ts": e.ts_ms, "type": e.type, **e.body}),
+                    device_id=o.device_id,
+                )
+            )
+        reg = o.registry
+        if reg is not None:  # the device's attributes: never silently gone
+            out.append(
+                DeadLetter(
+                    received_ms=reg.last_seen_ms,
+                    topic=f"{prefix}devices/{o.device_id}/attributes",
+                    reason=Reason.STORE_REJECTED,
+                    detail=detail,
+                    payload=_json(
+                        {"kind": reg.kind, "profile": reg.profile} | dict(reg.attributes)
+                    ),
                     device_id=o.device_id,
                 )
             )
@@ -250,6 +267,7 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         self,
         url: str,
         *,
+        topic_prefix: str = "",
         abandon: threading.Event | None = None,
         retention_days: int = 30,
         partitions_ahead_days: int = 3,
@@ -260,6 +278,7 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         retry_max_s: float = 5.0,
     ) -> None:
         self.url = url
+        self.topic_prefix = topic_prefix
         self.abandon = abandon or threading.Event()
         self.retention_days = retention_days
         self.partitions_ahead_days = partitions_ahead_days

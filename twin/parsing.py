@@ -4,7 +4,13 @@ Every payload form of the wire contract is accepted on the telemetry topic: one 
 ``{"ts": ..., "seq": ..., "values": {...}}``, a JSON array of those, or flat key/values
 ``{"speed_kmh": 62.5}``. ``ts`` is epoch milliseconds or RFC 3339 text with an offset and
 defaults to the time of arrival. Anything else becomes a :class:`~twin.records.DeadLetter`
-with the raw bytes and a reason: :func:`parse_message` never raises on any input.
+with the raw bytes and a reason: :meth:`Parser.parse` never raises on any input.
+
+Poison input is refused before it can hurt: the payload size first, then nesting depth and
+number length from a scan of the bytes (a document nested a thousand deep would exhaust the
+decoder's recursion), then per-object key counts and array lengths after decoding. A last guard
+turns any exception the parser still raises into a ``parse_failed`` dead letter, so no byte
+sequence on any topic can stop the dataflow.
 
 Checks here are those that need no device knowledge (shape, types, finiteness, names, time).
 Range checks against the device's profile happen in the twin.
@@ -17,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import numpy as np
 
 from twin.profiles import KINDS
 from twin.records import (
@@ -45,6 +52,12 @@ MAX_SAFE_INT = 2**53
 _NON_FINITE_HINT = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\s*[,}\]]")
 """Python's json module writes NaN / Infinity tokens, which are not JSON: say so precisely."""
 DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
+MS_PER_DAY = 86_400_000
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+"""A JSON string (escapes included): blanked before counting brackets and digits."""
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_NUL_ESCAPE = b"\\u0000"
 
 
 class ParseLimits(msgspec.Struct, frozen=True):
@@ -56,6 +69,15 @@ class ParseLimits(msgspec.Struct, frozen=True):
     max_attributes: int = 256
     max_future_skew_ms: int = 5 * 60 * 1000
     min_ts_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
+    max_depth: int = 32
+    """Nesting of arrays and objects; a reading needs 3 (batch, reading, values)."""
+    max_number_digits: int = 40
+    """Digits in one JSON number: more is never a measurement, and decoding it costs."""
+    max_keys: int = 256
+    """Keys of one event body (readings and attributes have their own limits)."""
+    retention_days: int = 0
+    """Raw retention: a reading in a day that retention has already dropped is refused as
+    ``expired`` (it would be deleted by the next maintenance). 0 = no limit."""
 
 
 class TopicRouter:
@@ -124,6 +146,20 @@ class Parser:
         self._good_names: set[str] = set()
 
     def parse(self, msg: RawMessage) -> list[Inbound | DeadLetter]:
+        """Records or dead letters, never an exception (the last guard of the dataflow)."""
+        try:
+            return self._parse(msg)
+        except Exception as exc:  # a parser bug must cost one message, never the flow
+            device_id = None
+            try:
+                route = self.router.route(msg.topic)
+                device_id = route[0] if route is not None else None
+            except Exception:
+                pass
+            detail = f"the parser failed on this message: {type(exc).__name__}: {exc}"[:500]
+            return [_dead(msg, Reason.PARSE_FAILED, detail, device_id)]
+
+    def _parse(self, msg: RawMessage) -> list[Inbound | DeadLetter]:
         route = self.router.route(msg.topic)
         if route is None:
             return [
@@ -145,10 +181,16 @@ class Parser:
                     device_id,
                 )
             ]
+        refused = self._structure(msg.payload)
+        if refused is not None:
+            return [_dead(msg, refused[0], refused[1], device_id)]
         try:
             doc = _decode(msg.payload)
         except _DECODE_ERRORS as exc:
             detail = str(exc) or type(exc).__name__
+            if isinstance(exc, UnicodeDecodeError) or "UTF-8" in detail:
+                return [_dead(msg, Reason.BAD_ENCODING, f"payload is not UTF-8 ({detail})",
+                              device_id)]  # fmt: skip
             if _NON_FINITE_HINT.search(msg.payload) or "out of range" in detail:
                 return [
                     _dead(
@@ -158,9 +200,38 @@ class Parser:
             return [_dead(msg, Reason.BAD_JSON, detail, device_id)]
         if channel is Channel.TELEMETRY:
             return self._telemetry(msg, device_id, doc)
+        if _NUL_ESCAPE in msg.payload and _holds_nul(doc):
+            return [
+                _dead(
+                    msg,
+                    Reason.STORE_REJECTED,
+                    "a string holds NUL (\\u0000), which PostgreSQL text and JSON cannot store",
+                    device_id,
+                )
+            ]
         if channel is Channel.ATTRIBUTES:
             return [self._attributes(msg, device_id, doc)]
         return self._events(msg, device_id, doc)
+
+    def _structure(self, payload: bytes) -> tuple[Reason, str] | None:
+        """Depth and number length, from the bytes, before the decoder sees them."""
+        limits = self.limits
+        opened = payload.count(b"[") + payload.count(b"{")
+        long_digits = _LONG_DIGITS_RE[limits.max_number_digits]
+        if opened <= limits.max_depth and long_digits.search(payload) is None:
+            return None  # the common case: nothing can be too deep or too long
+        bare = _STRING.sub(b'""', payload) if b'"' in payload else payload
+        if opened > limits.max_depth:
+            brackets = np.frombuffer(bare.translate(None, _NOT_BRACKETS), dtype=np.uint8)
+            if brackets.size:
+                # '[' 91 and '{' 123 have bit 1 set, ']' 93 and '}' 125 do not
+                steps = ((brackets >> 1) & 1).astype(np.int32) * 2 - 1
+                depth = int(np.cumsum(steps).max())
+                if depth > limits.max_depth:
+                    return Reason.TOO_DEEP, f"nested {depth} deep, more than {limits.max_depth}"
+        if long_digits.search(bare) is not None:
+            return Reason.NON_FINITE, f"a number has more than {limits.max_number_digits} digits"
+        return None
 
     # -- telemetry -----------------------------------------------------------------------
 
@@ -235,6 +306,13 @@ class Parser:
                 raise _Bad(Reason.BAD_TYPE, f"{name} must be a number, not {_json_type(value)}")
         ts = item.get("ts")
         ts_ms = received_ms if ts is None else self._ts(ts, received_ms)
+        keep = self.limits.retention_days
+        if keep and ts_ms // MS_PER_DAY < received_ms // MS_PER_DAY - keep:
+            raise _Bad(
+                Reason.EXPIRED,
+                f"ts is {(received_ms - ts_ms) / MS_PER_DAY:.1f} days old: its day is past the "
+                f"raw retention of {keep} days, so it would be deleted at once",
+            )
         seq = item.get("seq")
         if seq is not None and (type(seq) is not int or not 0 <= seq < 2**63):
             raise _Bad(Reason.BAD_SEQ, "seq must be a non-negative integer")
@@ -333,10 +411,40 @@ class Parser:
             raise _Bad(Reason.BAD_TYPE, "event needs a type name")
         ts = item.get("ts")
         ts_ms = received_ms if ts is None else self._ts(ts, received_ms)
+        if len(item) > self.limits.max_keys:
+            raise _Bad(Reason.TOO_MANY, f"{len(item)} keys exceed {self.limits.max_keys}")
         body = {k: v for k, v in item.items() if k != "ts" and k != "type"}
         return DeviceEvent(
             device_id=device_id, ts_ms=ts_ms, type=etype, body=body, received_ms=received_ms
         )
+
+
+class _DigitPatterns(dict):
+    def __missing__(self, digits: int) -> re.Pattern[bytes]:
+        pattern = self[digits] = re.compile(rb"[0-9]{%d,}" % (digits + 1))
+        return pattern
+
+
+_LONG_DIGITS_RE = _DigitPatterns()
+
+
+def _holds_nul(doc: Any) -> bool:
+    """True if any key or string in the document holds NUL (iterative: depth is bounded)."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        t = type(item)
+        if t is str:
+            if "\x00" in item:
+                return True
+        elif t is dict:
+            for k, v in item.items():
+                if "\x00" in k:
+                    return True
+                stack.append(v)
+        elif t is list:
+            stack.extend(item)
+    return False
 
 
 def _json_type(value: Any) -> str:

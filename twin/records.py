@@ -41,7 +41,10 @@ class Reason(StrEnum):
     TS_TOO_OLD = "ts_too_old"
     BAD_SEQ = "bad_seq"
     TOO_MANY = "too_many"
+    TOO_DEEP = "too_deep"
+    EXPIRED = "expired"
     STORE_REJECTED = "store_rejected"
+    PARSE_FAILED = "parse_failed"
 
 
 class RawMessage(msgspec.Struct, frozen=True, gc=False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date
 
@@ -130,17 +131,21 @@ def test_live_store_holds_latest_state_while_redis_is_away():
 
 
 def test_sink_isolates_a_refused_device_and_keeps_the_rest(database_url: str):
-    """jsonb refuses \\u0000: that device's event becomes a dead letter, its neighbour lands."""
+    """jsonb refuses \\u0000: that device's event and attributes become dead letters on the
+    topics they came from (prefix included), its neighbour lands."""
     from flows.sinks import PgSink
-    from twin.records import DeviceEvent
+    from twin.records import DeviceEvent, DeviceRecord
 
     good, bad = f"ok-{uuid.uuid4().hex[:8]}", f"nul-{uuid.uuid4().hex[:8]}"
     event = DeviceEvent(
         device_id=bad, ts_ms=T0, type="note", body={"text": "a\u0000b"}, received_ms=T0
     )
-    refused = TwinOutput(device_id=bad, readings=[], dead_letters=[], events=[event], live=None)
+    registry = DeviceRecord(bad, "vehicle", "passenger_car", {"model": "X\u0000"}, T0, T0)
+    refused = TwinOutput(
+        device_id=bad, readings=[], dead_letters=[], events=[event], live=None, registry=registry
+    )
     fine = output(good, Reading(good, T0, {"rpm": 1.0}, T0))
-    part = PgSink(database_url).build("postgres", 1, 1)
+    part = PgSink(database_url, topic_prefix="site-a/").build("postgres", 1, 1)
     part.write_batch([refused, fine])
     part.close()
     with psycopg.connect(psycopg_url(database_url)) as conn:
@@ -151,9 +156,14 @@ def test_sink_isolates_a_refused_device_and_keeps_the_rest(database_url: str):
             == 1
         )
         rows = conn.execute(
-            "SELECT reason, topic FROM dead_letters WHERE device_id = %s", (bad,)
+            "SELECT reason, topic, payload FROM dead_letters WHERE device_id = %s ORDER BY topic",
+            (bad,),
         ).fetchall()
-    assert rows == [("store_rejected", f"devices/{bad}/events")]
+    assert [r[:2] for r in rows] == [
+        ("store_rejected", f"site-a/devices/{bad}/attributes"),
+        ("store_rejected", f"site-a/devices/{bad}/events"),
+    ]
+    assert json.loads(rows[0][2])["model"] == "X\u0000"
 
 
 def test_kept_connection_is_reused_ends_rounds_idle_and_reopens_after_a_failure(

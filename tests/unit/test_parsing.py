@@ -73,7 +73,7 @@ def test_timestamp_forms(ts: str, expected: int):
     ("payload", "reason"),
     [
         ("{not json", Reason.BAD_JSON),
-        (b'{"rpm": "\xff"}', Reason.BAD_JSON),
+        (b'{"rpm": "\xff"}', Reason.BAD_ENCODING),
         ('{"rpm": 1e999}', Reason.NON_FINITE),
         ('{"rpm": NaN}', Reason.NON_FINITE),
         ('{"rpm": -Infinity}', Reason.NON_FINITE),
@@ -230,3 +230,126 @@ def test_valid_readings_round_trip(values, ts, seq):
     r = one(json.dumps(body))
     assert isinstance(r, Reading), r
     assert (r.ts_ms, r.seq, r.values) == (ts, seq, values)
+
+
+# -- poison input: nothing escapes the parser -------------------------------------------------
+
+ALL_TOPICS = ["devices/d1/telemetry", "devices/d1/attributes", "devices/d1/events"]
+
+
+def nested(depth: int, opener: str = "[", closer: str = "]", inner: str = "") -> bytes:
+    return (opener * depth + inner + closer * depth).encode()
+
+
+@pytest.mark.parametrize("topic", ALL_TOPICS)
+@pytest.mark.parametrize("depth", [33, 1000, 100_000])
+def test_deep_nesting_is_refused_before_decoding(topic, depth):
+    for payload in (nested(depth), b'{"a":' * depth + b"1" + b"}" * depth):
+        if len(payload) > ParseLimits().max_payload_bytes:
+            assert parse(payload, topic)[0].reason is Reason.OVERSIZE
+            continue
+        dl = one(payload, topic)
+        assert dl.reason is Reason.TOO_DEEP and str(depth) in dl.detail
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    text = "[{" * 40 + '\\"' + "]}" * 3
+    out = parse(json.dumps([{"ts": NOW, "values": {"rpm": 1}}, {"note": text, "rpm": 2}]))
+    assert [type(o) for o in out] == [Reading, DeadLetter]  # the second: a string is no number
+    assert out[1].reason is Reason.BAD_TYPE
+    attrs = one(json.dumps({"model": "[" * 100, "kind": "vehicle"}), "devices/d1/attributes")
+    assert isinstance(attrs, Attributes) and attrs.attributes["model"] == "[" * 100
+
+
+def test_huge_numbers_are_refused_and_long_digit_strings_are_not():
+    assert one('{"rpm": 1' + "0" * 5000 + "}").reason is Reason.NON_FINITE
+    assert one('{"rpm": 1e400}').reason is Reason.NON_FINITE
+    vin = "1" * 200
+    attrs = one(json.dumps({"vin": vin}), "devices/d1/attributes")
+    assert isinstance(attrs, Attributes) and attrs.attributes["vin"] == vin
+
+
+def test_nul_in_attributes_or_events_is_a_store_rejected_dead_letter():
+    for topic, doc in (
+        ("devices/d1/attributes", {"model": "X\u0000"}),
+        ("devices/d1/attributes", {"nested": [{"k\u0000": 1}]}),
+        ("devices/d1/events", {"type": "dtc", "code": "P\u00000"}),
+    ):
+        dl = one(json.dumps(doc), topic)
+        assert dl.reason is Reason.STORE_REJECTED and "NUL" in dl.detail, doc
+    # an escaped backslash before "u0000" is text, not NUL
+    ok = one(json.dumps({"model": "\\u0000"}), "devices/d1/attributes")
+    assert isinstance(ok, Attributes)
+
+
+def test_invalid_utf8_is_bad_encoding():
+    assert one(b'{"rpm": 1, "x": "\xff"}').reason is Reason.BAD_ENCODING
+
+
+def test_too_many_event_keys():
+    doc = {"type": "dtc"} | {f"k{i}": i for i in range(300)}
+    assert one(json.dumps(doc), "devices/d1/events").reason is Reason.TOO_MANY
+
+
+def test_readings_older_than_the_raw_retention_are_expired():
+    parser = Parser(ParseLimits(retention_days=30))
+    day = 86_400_000
+    kept = parse(json.dumps({"ts": NOW - 30 * day, "values": {"rpm": 1}}), parser=parser)[0]
+    assert isinstance(kept, Reading)  # its day is still inside the retention
+    old = parse(json.dumps({"ts": NOW - 31 * day, "values": {"rpm": 1}}), parser=parser)[0]
+    assert old.reason is Reason.EXPIRED and "30 days" in old.detail
+    assert isinstance(parse(json.dumps({"ts": NOW - 400 * day, "values": {"rpm": 1}}))[0], Reading)
+
+
+class _Broken(Parser):
+    def _telemetry(self, msg, device_id, doc):  # a parser bug
+        raise KeyError("boom")
+
+
+def test_a_parser_failure_is_a_dead_letter_not_an_exception():
+    dl = parse('{"rpm": 1}', parser=_Broken())
+    assert len(dl) == 1 and dl[0].reason is Reason.PARSE_FAILED
+    assert "KeyError" in dl[0].detail and dl[0].device_id == "car-1"
+    assert dl[0].payload == b'{"rpm": 1}'
+
+
+_tokens = st.sampled_from(
+    [b"[", b"]", b"{", b"}", b'"', b":", b",", b"1", b"-", b"e999", b"NaN", b"Infinity",
+     b"\\", b"\\u0000", b"\xff", b"\x00", b'"values"', b'"ts"', b"9" * 50, b"null", b" "]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    depth=st.integers(min_value=0, max_value=3000),
+    kind=st.sampled_from(["[]", "{}", "mixed"]),
+    tail=st.lists(_tokens, max_size=60),
+    topic=st.sampled_from(ALL_TOPICS),
+)
+def test_adversarial_documents_never_raise(depth, kind, tail, topic):
+    if kind == "[]":
+        payload = b"[" * depth + b"".join(tail) + b"]" * depth
+    elif kind == "{}":
+        payload = b'{"a":' * depth + b"".join(tail) + b"}" * depth
+    else:
+        payload = b'[{"values":' * depth + b"".join(tail) + b"}]" * depth
+    out = Parser().parse(RawMessage(topic=topic, payload=payload, received_ms=NOW))
+    assert out
+    for item in out:
+        assert isinstance(item, Reading | Attributes | DeviceEvent | DeadLetter)
+        if isinstance(item, DeadLetter):
+            assert item.reason is not Reason.PARSE_FAILED, item.detail  # refused on purpose
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    keys=st.integers(min_value=257, max_value=100_000),
+    topic=st.sampled_from(ALL_TOPICS),
+    big=st.booleans(),
+)
+def test_huge_documents_are_refused_with_a_reason(keys, topic, big):
+    doc = {f"k{i}": i for i in range(keys)} | ({"type": "x"} if topic.endswith("events") else {})
+    payload = json.dumps(doc).encode() + (b" " * 1_100_000 if big else b"")
+    out = Parser().parse(RawMessage(topic=topic, payload=payload, received_ms=NOW))
+    assert len(out) == 1 and isinstance(out[0], DeadLetter)
+    assert out[0].reason in (Reason.OVERSIZE, Reason.TOO_MANY)
