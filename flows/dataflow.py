@@ -48,18 +48,23 @@ def group_by_device(parser: Parser) -> Callable[[list[RawMessage]], list[Any]]:
         for msg in batch:
             items = parse(msg)
             device_id = items[0].device_id
-            if device_id is None:
+            if device_id is None:  # one dead letter for the whole message, with its ticket
                 out.extend(items)
                 continue
             slot = inboxes.get(device_id)
             if slot is None:
-                inboxes[device_id] = (items, [1])
+                inboxes[device_id] = (items, [msg.ticket])
             else:
                 slot[0].extend(items)
-                slot[1][0] += 1
-        for device_id, (items, count) in inboxes.items():
+                slot[1].append(msg.ticket)
+        for device_id, (items, tickets) in inboxes.items():
             out.append(
-                (device_id, DeviceInbox(device_id=device_id, items=items, messages=count[0]))
+                (
+                    device_id,
+                    DeviceInbox(
+                        device_id=device_id, items=items, messages=len(tickets), tickets=tickets
+                    ),
+                )
             )
         return out
 

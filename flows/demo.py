@@ -139,11 +139,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         started = time.monotonic()
 
         def drive() -> None:
-            deadline = time.monotonic() + 30
-            while not source.connections and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if source.connections:
-                source.connections[0].subscribed.wait(max(0.0, deadline - time.monotonic()))
+            source.subscribed.wait(30)
             _say(
                 f"publishing {options.devices} devices at {options.rate:.0f} readings/s "
                 f"for {options.duration_s:.0f}s (Ctrl-C stops early)"

@@ -21,6 +21,7 @@ from bytewax.run import cli_main
 from flows import metrics
 from flows.alert_rules import RuleReloader, load_book
 from flows.dataflow import WakeSource, build_flow
+from flows.ledger import CommitLedger
 from flows.mqtt_source import MqttSource
 from flows.settings import Settings
 from flows.sinks import PgSink, RedisSink
@@ -35,6 +36,7 @@ from storage.database import connect, migrate
 from twin.alerts.lifecycle import AlertEngine
 from twin.anomaly.config import FLEET
 from twin.anomaly.detectors import AnomalyDetectors
+from twin.errors import ConfigurationError
 from twin.parsing import ParseLimits, Parser
 from twin.processor import TwinProcessor, TwinSettings
 from twin.profiles import BUILTIN_PROFILES, ProfileBook
@@ -106,7 +108,35 @@ def detectors(settings: Settings) -> AnomalyDetectors | None:
     )
 
 
-def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm: dict[str, bytes]):  # type: ignore[no-untyped-def]
+DEFAULT_GROUP = "twinstream"
+
+
+def subscription_group(settings: Settings, processes: int) -> str:
+    """The shared-subscription group, or "" for one plain subscription.
+
+    A process that reads alone subscribes plainly: Mosquitto restores a plain subscription
+    from its persistence file at once when it restarts, but routes nothing to a shared one
+    until the subscriber subscribes again, and whatever is published in between is dropped.
+    """
+    if settings.mqtt_group is not None:
+        if processes > 1 and not settings.mqtt_group:
+            raise ConfigurationError(
+                "TWIN_MQTT_GROUP is empty but the engine runs as a cluster: every process "
+                "would take every message; set a group name (or leave it unset)"
+            )
+        return settings.mqtt_group
+    return DEFAULT_GROUP if processes > 1 else ""
+
+
+def build(  # type: ignore[no-untyped-def]
+    settings: Settings,
+    control: StopControl,
+    profiles: ProfileBook,
+    warm: dict[str, bytes],
+    *,
+    process_id: int = 0,
+    processes: int = 1,
+):
     """The dataflow for ``settings`` (split out so the demo and tests can run it)."""
     assert settings.database_url and settings.redis_url
     book, fingerprint = load_book(settings.database_url, profiles)
@@ -132,12 +162,17 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
         ),
         prefix=settings.topic_prefix,
     )
+    ledger = CommitLedger()
     source = MqttSource(
         settings.mqtt,
         stop=control.stop,
+        abandon=control.abandon,
+        ledger=ledger,
         prefix=settings.topic_prefix,
-        group=settings.mqtt_group,
-        client_id=settings.mqtt_client_id,
+        group=subscription_group(settings, processes),
+        client_id=f"{settings.mqtt_client_id}-{process_id}",
+        reads_attributes=process_id == 0,
+        workers_per_process=settings.workers,
         batch_size=settings.batch_size,
         linger_ms=settings.linger_ms,
         session_expiry_s=settings.mqtt_session_expiry_s,
@@ -146,6 +181,7 @@ def build(settings: Settings, control: StopControl, profiles: ProfileBook, warm:
     )
     pg = PgSink(
         settings.database_url,
+        ledger=ledger,
         topic_prefix=settings.topic_prefix,
         abandon=control.abandon,
         retention_days=settings.retention_days,
@@ -186,8 +222,14 @@ def run(
     control = control or StopControl()
     if install_signals:
         control.install()
+    processes = len(addresses) if addresses else 1
+    group = subscription_group(settings, processes)  # a setting that cannot work fails first
     profiles, warm = prepare(settings)
-    flow, source = build(settings, control, profiles, warm)
+    flow, source = build(
+        settings, control, profiles, warm, process_id=process_id or 0, processes=processes
+    )
+    log.info("MQTT: %s", f"shared subscription, group {group!r}" if group else
+             "one plain subscription")  # fmt: skip
     if settings.notify == "on":
         from flows import notifier
 

@@ -1,281 +1,254 @@
-"""A Bytewax source that reads device topics from an MQTT broker with paho-mqtt 2.
+"""A Bytewax source that reads device topics from an MQTT broker and acknowledges after commit.
 
-* MQTT 5, QoS 1, persistent session (stable client id per worker, clean start off, session
-  expiry), so messages published while the engine is down wait at the broker.
-* A shared subscription ``$share/{group}/{prefix}devices/#`` lets several workers or processes
-  split the load. Retained messages are never delivered on shared subscriptions (MQTT 5,
-  4.8.2), so worker 0 also holds a plain subscription to ``devices/+/attributes`` for the
-  retained device metadata. Subscription identifiers tell the two apart, and attributes that
-  came only through the shared subscription are skipped: each is taken exactly once.
-* Brokers that refuse MQTT 5 (amqtt, the demo's embedded broker) get MQTT 3.1.1 with a single
-  subscriber (worker 0); this is logged.
-* The worker runs the network loop itself inside ``next_batch`` (``flows.mqtt_client``): it
-  reads what the socket holds, up to one batch, and returns at once. Nothing is read while the
-  flow is busy downstream, so a slow flow pushes back on the broker (TCP and the session's
-  in-flight window) rather than on memory; the broker keeps what was not yet taken.
-* On stop (SIGTERM/SIGINT via ``stop``) the client disconnects, the messages already read are
-  handed to the flow, and then the source ends, so sinks flush and close. A message is
-  acknowledged when it is read, so at most the batch in hand is lost if the *process dies*.
+* One connection per engine process, read by worker 0 (the workers are threads of one
+  process, so more connections would add no parallelism; the twin step's key exchange spreads
+  the devices over the workers anyway). The socket is read in 1 MiB chunks and MQTT 5 packets
+  are decoded by ``mqtt5`` (Rust); brokers that refuse MQTT 5 (amqtt, the demo's embedded
+  broker) get MQTT 3.1.1, and the log says so.
+* QoS 1 and a persistent session (clean start off, session expiry), so messages published
+  while the engine is down wait at the broker. A message is acknowledged only once everything
+  it produced is committed in PostgreSQL (``flows.ledger``): a crash, a kill or a lost
+  connection leaves it unacknowledged, and the broker delivers it again.
+* Subscriptions: a plain ``{prefix}devices/#`` for a process that reads alone, which survives a
+  broker restart (Mosquitto restores it from its persistence file at once); with a group (a
+  cluster, or engines that share the topics), ``$share/{group}/{prefix}devices/#``, plus, on
+  process 0, a plain ``{prefix}devices/+/attributes`` for the retained device metadata that
+  shared subscriptions never deliver (MQTT 5, 4.8.2). Subscription identifiers tell the two
+  apart, so each attributes message is taken once. After every (re)connect the subscriptions
+  are sent with CONNECT, without waiting for CONNACK: a restarted broker routes to them again
+  as soon as the engine is back.
+* ``next_batch`` never blocks: it reads what the socket holds (up to one batch), sends the
+  acknowledgements that are due, and returns. Nothing is read while the flow is busy
+  downstream, and the broker holds at most the session's receive maximum unacknowledged, so a
+  slow flow pushes back on the broker, not on memory.
+* On stop (SIGTERM/SIGINT via ``stop``) no new message is taken; the messages already read
+  go through the flow, the source waits until they are committed and acknowledged (or until
+  ``abandon``), sends DISCONNECT and ends, so the sinks flush and close.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import paho.mqtt.client as mqtt
+import mqtt5
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from flows.mqtt_client import DrivenClient, DrivenConnection
+from flows.ledger import AckWindow, CommitLedger
+from flows.mqtt_codec import (
+    UNSUPPORTED_PROTOCOL_V5,
+    UNSUPPORTED_PROTOCOL_V311,
+    Codec,
+    Packet,
+    V5Codec,
+    V311Codec,
+)
+from flows.mqtt_wire import Credentials, WireConnection
 from flows.settings import MqttEndpoint
 from twin.records import RawMessage
 
 log = logging.getLogger(__name__)
 
-UNSUPPORTED_PROTOCOL = 132
 SHARED_SUBSCRIPTION = 1
-"""Subscription identifier of the shared catch-all; 2 is worker 0's plain attributes one."""
+ATTRIBUTES_SUBSCRIPTION = 2
+PLAIN_SUBSCRIPTION = 3
+"""Subscription identifiers (MQTT 5): the shared catch-all, process 0's plain attributes
+subscription, and the plain catch-all of a process that reads alone."""
 
 
-def probe_protocol(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> int:
-    """MQTT 5 unless the broker refuses it.
+def tls_context(endpoint: MqttEndpoint) -> ssl.SSLContext | None:
+    if not endpoint.tls:
+        return None
+    return ssl.create_default_context(cafile=endpoint.ca_file)
+
+
+def probe_protocol(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> str:
+    """ "5" unless the broker refuses MQTT 5 ("3.1.1").
 
     The probe sends a bare MQTT 5 CONNECT (no properties, clean start, throwaway client id):
-    amqtt answers that with "unsupported protocol version" but silently hangs on one that
-    carries properties, so the real connection cannot be the probe.
+    amqtt answers that with "unsupported protocol version" but hangs on one that carries
+    properties, so the real connection cannot be the probe. Any other answer, or none, means
+    MQTT 5 (the real connection then reports what is wrong).
     """
-    answer: dict[str, Any] = {}
-    done = threading.Event()
-
-    def on_connect(client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        answer["rc"] = rc
-        done.set()
-
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"twinstream-probe-{time.time_ns()}",
-        protocol=mqtt.MQTTv5,
-    )
-    if endpoint.username:
-        client.username_pw_set(endpoint.username, endpoint.password)
-    if endpoint.tls:
-        client.tls_set(ca_certs=endpoint.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-    client.on_connect = on_connect
+    codec = V5Codec()
+    hello = mqtt5.ConnectPacket(
+        f"twinstream-probe-{time.time_ns()}",
+        username=endpoint.username,
+        password=endpoint.password.encode() if endpoint.password is not None else None,
+        clean_start=True,
+        keep_alive=10,
+    ).write()  # no properties at all
     try:
-        client.connect_async(endpoint.host, endpoint.port, keepalive=10)
-        client.loop_start()
-        done.wait(timeout_s)
-    finally:
-        rc = answer.get("rc")
-        if rc is not None and not rc.is_failure:
-            client.disconnect()
-        client.loop_stop()
-    if rc is not None and rc.is_failure and rc.value == UNSUPPORTED_PROTOCOL:
-        return mqtt.MQTTv311
-    return mqtt.MQTTv5
-
-
-class MqttConnection:
-    """One driven paho client with reconnect, resubscribe and the MQTT 3.1.1 fallback."""
-
-    def __init__(
-        self,
-        endpoint: MqttEndpoint,
-        client_id: str,
-        subscriptions: Callable[[bool], list[str]],
-        on_message: Callable[[RawMessage], None],
-        *,
-        qos: int = 1,
-        session_expiry_s: int = 3600,
-        on_state: Callable[[str], None] | None = None,
-        protocol: int = mqtt.MQTTv5,
-    ) -> None:
-        self.endpoint = endpoint
-        self.client_id = client_id
-        self._subscriptions = subscriptions
-        self._deliver = on_message
-        self._qos = qos
-        self._session_expiry_s = session_expiry_s
-        self._on_state = on_state or (lambda state: None)
-        self.protocol = protocol
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
-        self.connects = 0
-        self._driver: DrivenConnection | None = None
-
-    def start(self) -> None:
-        v5 = self.protocol == mqtt.MQTTv5
-        self._driver = DrivenConnection(
-            self._build(self.protocol),
-            self.endpoint.host,
-            self.endpoint.port,
-            keepalive=30,
-            connect_kwargs={
-                "clean_start": False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-                "properties": self._connect_properties(),
-            },
-        )
-
-    def poll(self, max_messages: int, delivered: Callable[[], int]) -> None:
-        if self._driver is not None:
-            self._driver.poll(max_messages, delivered)
-
-    def _connect_properties(self) -> Properties | None:
-        if self.protocol != mqtt.MQTTv5:
-            return None
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self._session_expiry_s
-        props.ReceiveMaximum = 65535
-        return props
-
-    def _build(self, protocol: int) -> DrivenClient:
-        kwargs: dict[str, Any] = {"client_id": self.client_id, "protocol": protocol}
-        if protocol == mqtt.MQTTv311:
-            kwargs["clean_session"] = False
-        client = DrivenClient(CallbackAPIVersion.VERSION2, **kwargs)
-        if self.endpoint.username:
-            client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        if self.endpoint.tls:
-            client.tls_set(ca_certs=self.endpoint.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-        client.max_inflight_messages_set(1000)
-        client.on_connect = self._handle_connect
-        client.on_disconnect = self._handle_disconnect
-        client.on_message = self._handle_message
-        client.on_subscribe = self._handle_subscribe
-        return client
-
-    def _handle_connect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
-    ) -> None:
-        if rc.is_failure:
-            log.warning(
-                "MQTT %s refused the connection of %s: %s", self._where(), self.client_id, rc
-            )
-            self._on_state("refused")
-            return
-        self.connects += 1
-        if self._driver is not None:
-            self._driver.accepted()
-        self.connected.set()
-        self._on_state("connected")
-        session = bool(getattr(flags, "session_present", False))
-        log.info(
-            "MQTT connected to %s as %s (MQTT %s, session %s)",
-            self._where(),
-            self.client_id,
-            "5" if self.protocol == mqtt.MQTTv5 else "3.1.1",
-            "resumed" if session else "new",
-        )
-        subs = self._subscriptions(self.protocol == mqtt.MQTTv5)
-        if self.protocol == mqtt.MQTTv5:
-            for ident, topic in enumerate(subs, start=1):  # one SUBSCRIBE per identifier
-                props = Properties(PacketTypes.SUBSCRIBE)
-                props.SubscriptionIdentifier = ident
-                client.subscribe(topic, options=SubscribeOptions(qos=self._qos), properties=props)
-        else:
-            client.subscribe([(s, self._qos) for s in subs])
-
-    def _handle_subscribe(
-        self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any
-    ) -> None:
-        failed = [rc for rc in rcs if getattr(rc, "is_failure", False)]
-        if failed:
-            log.error("MQTT subscription refused: %s", failed)
-        else:
-            log.info("MQTT subscribed as %s", self.client_id)
-            self.subscribed.set()
-
-    def _handle_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any
-    ) -> None:
-        self.connected.clear()
-        self.subscribed.clear()
-        if rc.is_failure:
-            self._on_state("disconnected")
-            log.warning("MQTT connection to %s lost (%s); reconnecting", self._where(), rc)
-
-    def _handle_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        try:
-            topic = msg.topic
-        except UnicodeDecodeError:
-            topic = bytes(msg._topic).decode("utf-8", "replace")
-        if topic.endswith("/attributes") and self.protocol == mqtt.MQTTv5:
-            ids = getattr(msg.properties, "SubscriptionIdentifier", None)
-            if ids == [SHARED_SUBSCRIPTION]:
-                return  # worker 0's plain subscription delivers every attributes message
-        self._deliver(
-            RawMessage(
-                topic=topic, payload=bytes(msg.payload), received_ms=time.time_ns() // 1_000_000
-            )
-        )
-
-    def _where(self) -> str:
-        return f"{self.endpoint.host}:{self.endpoint.port}"
-
-    def stop(self) -> None:
-        driver, self._driver = self._driver, None
-        if driver is not None:
-            driver.stop()
-        self.connected.clear()
-        self.subscribed.clear()
+        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s) as raw:
+            context = tls_context(endpoint)
+            sock = context.wrap_socket(raw, server_hostname=endpoint.host) if context else raw
+            sock.sendall(hello)
+            answer = b""
+            while len(answer) < 4:
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                answer += chunk
+            if len(answer) >= 2 and answer[0] == 0x20:
+                code = answer[3] if len(answer) >= 4 else 0
+                if code in (UNSUPPORTED_PROTOCOL_V5, UNSUPPORTED_PROTOCOL_V311):
+                    return "3.1.1"
+                if code == 0:
+                    sock.sendall(codec.disconnect())
+    except (OSError, ValueError):
+        pass
+    return "5"
 
 
 class _MqttPartition(StatelessSourcePartition[RawMessage]):
-    def __init__(self, source: MqttSource, worker_index: int, protocol: int) -> None:
+    def __init__(self, source: MqttSource, worker_index: int) -> None:
         self._source = source
-        self._worker = worker_index
         self._taken: list[RawMessage] = []
         self._awake: datetime | None = None
-        self._stopping = False
         self._idle = timedelta(milliseconds=source.idle_poll_ms)
         self._linger_ms = source.linger_ms
-        self._conn = MqttConnection(
-            source.endpoint,
-            f"{source.client_id}-{worker_index}",
-            self._subscriptions,
-            self._taken.append,
-            qos=source.qos,
-            session_expiry_s=source.session_expiry_s,
-            on_state=source.on_state,
-            protocol=protocol,
+        self._reading = worker_index % source.workers_per_process == 0  # first of its process
+        self._stopping = False
+        self._drain_deadline = 0.0
+        if not self._reading:
+            self._conn: WireConnection | None = None
+            return
+        version = source.protocol()
+        self._codec: Codec = V5Codec() if version == "5" else V311Codec()
+        self._v5 = version == "5"
+        self._window = AckWindow(source.ledger)
+        self._subs = source.subscriptions(self._v5)
+        self._shared = any(sid == SHARED_SUBSCRIPTION for _, sid in self._subs)
+        endpoint = source.endpoint
+        self._conn = WireConnection(
+            endpoint.host,
+            endpoint.port,
+            self._codec,
+            Credentials(
+                client_id=source.client_id,
+                username=endpoint.username,
+                password=endpoint.password,
+                session_expiry_s=source.session_expiry_s,
+            ),
+            tls=tls_context(endpoint),
+            greeting=self._subscribe_packets,
+            on_connack=self._connected,
+            on_refused=self._refused,
+            on_lost=self._lost,
+            on_suback=self._suback,
         )
-        self._reading = protocol == mqtt.MQTTv5 or worker_index == 0
-        if self._reading:
-            self._conn.start()
-            source.connections.append(self._conn)
-        else:
-            log.info("worker %d idles: MQTT 3.1.1 has no shared subscriptions", worker_index)
+        source.windows.append(self._window)
+        source.connections.append(self._conn)
 
-    def _subscriptions(self, v5: bool) -> list[str]:
-        src = self._source
-        topic = f"{src.prefix}devices/#"
-        if v5 and src.group:
-            subs = [f"$share/{src.group}/{topic}"]
-            if self._worker == 0:
-                subs.append(f"{src.prefix}devices/+/attributes")  # retained metadata
-            return subs
-        return [topic]
+    # -- connection events ---------------------------------------------------------------
+
+    def _subscribe_packets(self) -> bytes:
+        return b"".join(
+            self._codec.subscribe(i, pattern, sid if self._v5 else None)
+            for i, (pattern, sid) in enumerate(self._subs, start=1)
+        )
+
+    def _connected(self, session_present: bool) -> None:
+        source = self._source
+        lost = 0 if session_present else self._window.session_lost()
+        log.info(
+            "MQTT connected to %s:%d as %s (MQTT %s, session %s), subscribed to %s",
+            source.endpoint.host,
+            source.endpoint.port,
+            source.client_id,
+            self._codec.version,
+            "resumed" if session_present else "new",
+            ", ".join(p for p, _ in self._subs),
+        )
+        if lost:
+            log.warning(
+                "the broker had no session for %s: %d messages read before it are stored but "
+                "cannot be acknowledged (the broker lost its session state)",
+                source.client_id,
+                lost,
+            )
+        source.on_state("connected")
+
+    def _refused(self, code: int) -> None:
+        log.warning("MQTT %s:%d refused the connection of %s: reason %d",
+                    self._source.endpoint.host, self._source.endpoint.port,
+                    self._source.client_id, code)  # fmt: skip
+        self._source.on_state("refused")
+
+    def _lost(self) -> None:
+        self._source.subscribed.clear()
+        self._source.on_state("disconnected")
+
+    def _suback(self, packet_id: int, codes: list[int]) -> None:
+        pattern = self._subs[packet_id - 1][0] if 0 < packet_id <= len(self._subs) else "?"
+        failed = [c for c in codes if c >= 0x80]
+        if failed:
+            log.error("MQTT subscription to %s refused: reason %s", pattern, failed)
+        elif packet_id == len(self._subs):
+            log.info("MQTT subscribed as %s", self._source.client_id)
+            self._source.subscribed.set()
+
+    # -- messages ------------------------------------------------------------------------
+
+    def _deliver(self, packet: Packet) -> None:
+        _, topic, payload, packet_id, dup, sub_ids = packet
+        window = self._window
+        if (
+            self._shared
+            and sub_ids == [SHARED_SUBSCRIPTION]
+            and self._source.reads_attributes
+            and topic.endswith("/attributes")
+        ):
+            window.take_done(packet_id)  # the plain attributes subscription delivers it too
+            return
+        ticket = window.take(packet_id, dup)
+        if ticket is None:
+            return  # a redelivery of a message still in the flow
+        self._taken.append(RawMessage(topic, payload, time.time_ns() // 1_000_000, ticket))
+
+    def _discard(self, packet: Packet) -> None:
+        """While stopping: not taken, not acknowledged; the session delivers it next time."""
 
     def next_batch(self) -> list[RawMessage]:
-        self._source.polled = time.monotonic()  # the worker is alive and reading (readiness)
-        conn, taken = self._conn, self._taken
-        batch_size = self._source.batch_size
-        if not self._stopping and self._source.stop.is_set():
+        source = self._source
+        source.polled = time.monotonic()  # the worker is alive (readiness)
+        conn = self._conn
+        if conn is None:  # only the first worker of each process reads
+            if source.stop.is_set():
+                raise StopIteration
+            self._awake = datetime.now(UTC) + timedelta(milliseconds=200)
+            return []
+        taken = self._taken
+        batch_size = source.batch_size
+        if not self._stopping and source.stop.is_set():
             self._stopping = True
-            conn.stop()  # no new messages; the session keeps what follows at the broker
-        if not self._stopping:
-            conn.poll(batch_size, taken.__len__)
+            self._drain_deadline = time.monotonic() + source.drain_timeout_s
+        acks = self._window.acks()
+        if acks and conn.up:
+            conn.send(self._codec.puback(acks))
+        if self._stopping:
+            conn.poll(self._discard, 1 << 30)  # keep-alive and acknowledgements only
+            if not taken and (
+                not len(self._window)
+                or source.abandon.is_set()
+                or time.monotonic() > self._drain_deadline
+                or not conn.up
+            ):
+                self._finish(conn)
+                raise StopIteration
+        else:
+            want = batch_size - len(taken)
+            if want > 0:
+                conn.poll(self._deliver, want)
+            elif acks:
+                conn.flush()
         n = len(taken)
-        self._source.buffered = n
+        source.buffered = n
         if n and not self._stopping and n < batch_size and self._linger_ms:
             due = taken[0].received_ms + self._linger_ms
             now_ms = time.time_ns() // 1_000_000
@@ -283,81 +256,124 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
                 self._awake = datetime.now(UTC) + timedelta(milliseconds=due - now_ms)
                 return []
         if n:
-            batch = taken[:]
-            taken.clear()
+            batch = taken[:batch_size]
+            del taken[:batch_size]
             self._awake = None
-            self._source.on_batch(n)
+            source.on_batch(len(batch))
             return batch
-        if self._stopping:
-            raise StopIteration
-        self._awake = datetime.now(UTC) + self._idle
+        wait = self._idle if not self._stopping else timedelta(milliseconds=5)
+        if len(self._window) and not self._stopping:
+            wait = min(wait, timedelta(milliseconds=5))  # acknowledgements are coming
+        self._awake = datetime.now(UTC) + wait
         return []
+
+    def _finish(self, conn: WireConnection) -> None:
+        left = len(self._window)
+        if left:
+            log.warning(
+                "stopping with %d messages not yet committed: they stay unacknowledged and "
+                "the broker delivers them again",
+                left,
+            )
+        conn.stop()
 
     def next_awake(self) -> datetime | None:
         return self._awake
 
     def close(self) -> None:
-        self._conn.stop()
+        if self._conn is not None:
+            self._conn.stop()
 
 
 class MqttSource(DynamicSource[RawMessage]):
-    """Device topics of one broker, split over the workers by a shared subscription."""
+    """Device topics of one broker: one connection per process, acknowledged after commit."""
 
     def __init__(
         self,
         endpoint: MqttEndpoint,
         *,
         stop: threading.Event,
+        ledger: CommitLedger,
+        abandon: threading.Event | None = None,
         prefix: str = "",
-        group: str = "twinstream",
+        group: str = "",
         client_id: str = "twinstream",
-        qos: int = 1,
+        reads_attributes: bool = True,
+        workers_per_process: int = 1,
         batch_size: int = 5000,
         linger_ms: int = 5,
         idle_poll_ms: int = 20,
         session_expiry_s: int = 3600,
+        drain_timeout_s: float = 30.0,
         on_batch: Callable[[int], None] | None = None,
         on_state: Callable[[str], None] | None = None,
-        protocol: int = mqtt.MQTTv5,
+        protocol: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.stop = stop
+        self.ledger = ledger
+        self.abandon = abandon or threading.Event()
         self.prefix = prefix
         self.group = group
         self.client_id = client_id
-        self.qos = qos
+        self.reads_attributes = reads_attributes
+        """With a group: this process also holds the plain attributes subscription."""
+        self.workers_per_process = workers_per_process
         self.batch_size = batch_size
         self.linger_ms = linger_ms
         self.idle_poll_ms = idle_poll_ms
         self.session_expiry_s = session_expiry_s
+        self.drain_timeout_s = drain_timeout_s
         self.on_batch = on_batch or (lambda taken: None)
         self._notify_state = on_state or (lambda state: None)
-        self.connections: list[MqttConnection] = []
+        self.connections: list[WireConnection] = []
+        self.subscribed = threading.Event()
+        """Set while the broker has confirmed every subscription of this process."""
+        self.windows: list[AckWindow] = []
         self.polled = 0.0
         """When a worker last asked for messages (``time.monotonic``)."""
         self.buffered = 0
-        """Messages read from the broker and not yet handed on (the last worker to poll)."""
+        """Messages read from the broker and not yet handed on."""
         self.state = "starting"
-        self._protocol: int | None = None
+        self._protocol = protocol
         self._probe_lock = threading.Lock()
 
+    @property
+    def unacknowledged(self) -> int:
+        """Messages read and not yet acknowledged (in the flow, or committed and due)."""
+        return sum(len(w) for w in self.windows)
+
+    @property
+    def redelivered(self) -> int:
+        return sum(w.redelivered for w in self.windows)
+
+    def subscriptions(self, v5: bool) -> list[tuple[str, int]]:
+        """``(filter, subscription id)`` pairs for this process."""
+        topic = f"{self.prefix}devices/#"
+        if v5 and self.group:
+            subs = [(f"$share/{self.group}/{topic}", SHARED_SUBSCRIPTION)]
+            if self.reads_attributes:
+                subs.append((f"{self.prefix}devices/+/attributes", ATTRIBUTES_SUBSCRIPTION))
+            return subs
+        return [(topic, PLAIN_SUBSCRIPTION)]
+
     def on_state(self, state: str) -> None:
-        """A connection's state changed (connected, disconnected, refused)."""
+        """The connection's state changed (connected, disconnected, refused)."""
         self.state = state
         self._notify_state(state)
 
-    def protocol(self) -> int:
+    def protocol(self) -> str:
         with self._probe_lock:
             if self._protocol is None:
                 self._protocol = probe_protocol(self.endpoint)
-                if self._protocol == mqtt.MQTTv311:
+                if self._protocol == "3.1.1":
                     log.warning(
-                        "MQTT broker %s:%d refused MQTT 5: using MQTT 3.1.1 with a "
-                        "single subscriber (no shared subscriptions)",
+                        "MQTT broker %s:%d refused MQTT 5: using MQTT 3.1.1 with one plain "
+                        "subscription (no shared subscriptions)",
                         self.endpoint.host,
                         self.endpoint.port,
                     )
             return self._protocol
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _MqttPartition:
-        return _MqttPartition(self, worker_index, self.protocol())
+        return _MqttPartition(self, worker_index)

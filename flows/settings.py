@@ -114,7 +114,8 @@ class Settings:
     metrics_port: int = 9108  # 0 = no metrics endpoint
     mqtt_ca_file: str | None = None
     topic_prefix: str = ""
-    mqtt_group: str = "twinstream"  # shared-subscription group; "" = one plain subscription
+    mqtt_group: str | None = None  # shared-subscription group; "" = plain; unset = plain alone,
+    # "twinstream" in a cluster
     mqtt_client_id: str = "twinstream"
     mqtt_session_expiry_s: int = 3600
     batch_size: int = 5000

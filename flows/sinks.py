@@ -1,9 +1,11 @@
 """Bytewax sinks over the stores: PostgreSQL (retried, never dropped) and Redis (coalesced).
 
-PostgreSQL gets everything that must not be lost. While it is unreachable the sink retries
-with exponential backoff, holding the worker, so the MQTT source stops reading and the broker
-keeps the backlog; a batch the server refuses for its *content* is split per device and what
-still fails becomes dead letters (``store_rejected``). A second stop signal abandons retrying.
+PostgreSQL gets everything that must not be lost, and only once a batch has committed are its
+messages reported to the ledger (``flows.ledger``) and acknowledged to the broker. While it is
+unreachable the sink retries with exponential backoff, holding the worker, so the MQTT source
+stops reading and the broker keeps the backlog; a batch the server refuses for its *content*
+is split per device and what still fails becomes dead letters (``store_rejected``). A second
+stop signal abandons retrying, and the batch stays unacknowledged.
 
 Redis gets the live state, which the next update replaces, so that sink never holds the flow
 (see :class:`storage.live_store.LiveStore`).
@@ -20,6 +22,7 @@ import msgspec
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from flows import metrics
+from flows.ledger import CommitLedger
 from flows.maintenance import maintain
 from storage.live_store import LiveStore
 from storage.pg_writer import PgWriter, WriteResult
@@ -32,6 +35,10 @@ _json = msgspec.json.Encoder().encode
 
 SNAPSHOT_LOG_S = 300.0
 """How often a PostgreSQL sink worker says how many twin snapshots it wrote."""
+
+
+class _Abandoned(Exception):
+    """A second stop signal: give up writing; nothing of the batch is acknowledged."""
 
 
 class Backoff:
@@ -61,11 +68,23 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         dead = [i for i in items if type(i) is DeadLetter]
         started = time.perf_counter()
         try:
-            result = self._until_available(outputs, dead)
-        except StoreError as exc:
-            metrics.SINK_ERRORS.labels("postgres").inc()
-            log.error("%s; writing the batch device by device", exc)
-            result = self._isolate(outputs, dead)
+            try:
+                result = self._until_available(outputs, dead)
+            except StoreError as exc:
+                metrics.SINK_ERRORS.labels("postgres").inc()
+                log.error("%s; writing the batch device by device", exc)
+                result = self._isolate(outputs, dead)
+        except _Abandoned:
+            log.error(
+                "PostgreSQL still unreachable at forced stop; %d readings not written (their "
+                "messages stay unacknowledged: the broker delivers them again)",
+                sum(len(o.readings) for o in outputs),
+            )
+            return
+        ledger = self._sink.ledger
+        if ledger is not None:  # everything these messages produced is committed
+            ledger.committed([t for o in outputs for t in o.tickets])
+            ledger.committed([d.ticket for d in dead])
         metrics.SINK_SECONDS.labels("postgres").observe(time.perf_counter() - started)
         metrics.SINK_BATCH.labels("postgres").observe(len(items))
         metrics.latency("postgres", outputs, time.time_ns() // 1_000_000)
@@ -79,8 +98,8 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
     def _until_available(self, outputs: list[TwinOutput], dead: list[DeadLetter]) -> WriteResult:
         """Write, retrying with backoff while PostgreSQL is unreachable.
 
-        Raises StoreError when the server refuses the content; returns an empty result only
-        when a second stop signal abandons retrying.
+        Raises StoreError when the server refuses the content, and _Abandoned when a second
+        stop signal gives up retrying.
         """
         backoff = Backoff(self._sink.retry_initial_s, self._sink.retry_max_s)
         attempts = 0
@@ -91,11 +110,7 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                 attempts += 1
                 metrics.SINK_RETRIES.labels("postgres").inc()
                 if self._sink.abandon.is_set():
-                    log.error(
-                        "PostgreSQL still unreachable at forced stop; %d readings not written",
-                        sum(len(o.readings) for o in outputs),
-                    )
-                    return WriteResult()
+                    raise _Abandoned from exc
                 delay = backoff.next()
                 if attempts == 1 or attempts % 20 == 0:
                     log.warning("%s; retry %d in %.1fs", exc, attempts, delay)
@@ -267,6 +282,7 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         self,
         url: str,
         *,
+        ledger: CommitLedger | None = None,
         topic_prefix: str = "",
         abandon: threading.Event | None = None,
         retention_days: int = 30,
@@ -278,6 +294,8 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         retry_max_s: float = 5.0,
     ) -> None:
         self.url = url
+        self.ledger = ledger
+        """Told which messages are committed, so their source acknowledges them."""
         self.topic_prefix = topic_prefix
         self.abandon = abandon or threading.Event()
         self.retention_days = retention_days

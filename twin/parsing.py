@@ -473,6 +473,7 @@ def _dead(msg: RawMessage, reason: Reason, detail: str, device_id: str | None) -
         detail=detail,
         payload=payload,
         device_id=device_id,
+        ticket=msg.ticket,
     )
 
 

@@ -197,6 +197,7 @@ class TwinProcessor:
             alerts=transitions,
             recheck=recheck,
             kind=state.kind,
+            tickets=inbox.tickets,
         )
         return state, output
 

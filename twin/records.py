@@ -47,12 +47,18 @@ class Reason(StrEnum):
     PARSE_FAILED = "parse_failed"
 
 
+NO_TICKET = -1
+"""The ticket of input that needs no acknowledgement (QoS 0, tests, wake-ups)."""
+
+
 class RawMessage(msgspec.Struct, frozen=True, gc=False):
     """One MQTT message as it came off the wire."""
 
     topic: str
     payload: bytes
     received_ms: int
+    ticket: int = NO_TICKET
+    """The source's handle for acknowledging this message once what it produced is stored."""
 
 
 class Reading(msgspec.Struct, frozen=True, gc=False):
@@ -105,6 +111,8 @@ class DeadLetter(msgspec.Struct, frozen=True, gc=False):
     detail: str
     payload: bytes
     device_id: str | None = None
+    ticket: int = NO_TICKET
+    """Set on a dead letter that stands for a whole message (one without a device)."""
 
 
 Inbound = Reading | Attributes | DeviceEvent
@@ -151,6 +159,8 @@ class TwinOutput(msgspec.Struct, frozen=True, gc=False):
     recheck: bool = False
     """The twin crossed a boundary that may change its maintenance recommendations."""
     kind: str = ""
+    tickets: list[int] = msgspec.field(default_factory=list)
+    """The messages this output holds everything of: acknowledged once it is committed."""
 
 
 class DeviceInbox(msgspec.Struct, frozen=True, gc=False):
@@ -159,3 +169,4 @@ class DeviceInbox(msgspec.Struct, frozen=True, gc=False):
     device_id: str
     items: list[Inbound | DeadLetter]
     messages: int
+    tickets: list[int] = msgspec.field(default_factory=list)

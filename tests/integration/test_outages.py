@@ -136,3 +136,36 @@ def test_broker_restart_reconnects_and_resubscribes(
     pub.close()
     assert wait_until(lambda: telemetry_rows(database_url, device) == 20), engine.log
     assert engine.stop() == 0, engine.log
+
+
+def test_readings_taken_but_not_committed_survive_a_kill(
+    tmp_path: Path, engine_env: dict[str, str], mqtt_url: str, topic_prefix: str
+):
+    """Acknowledge after commit: the engine holds 30 readings it could not store, is killed,
+    and the broker delivers them again to the next engine (acknowledged on read, they would be
+    gone)."""
+    server = EmbeddedPostgres(tmp_path / "pg")
+    admin = server.start()
+    try:
+        with fresh_database(admin) as db:
+            env = dict(engine_env, TWIN_DATABASE_URL=db)
+            engine = EngineProcess(env).start()
+            pub = Publisher(mqtt_url, topic_prefix)
+            device = f"{topic_prefix.strip('/')}-kill"
+            publish_readings(pub, device, 0, 20)
+            assert wait_until(lambda: telemetry_rows(db, device) == 20), engine.log
+
+            server.stop()
+            publish_readings(pub, device, 20, 30)  # read by the engine, held by its sink
+            engine.wait_for("retry 1 in", 30)
+            assert engine.proc is not None
+            engine.proc.kill()
+            assert engine.wait() == -9
+            server.start()
+
+            engine = EngineProcess(env).start()
+            assert wait_until(lambda: telemetry_rows(db, device) == 50, 60), engine.log
+            assert engine.stop() == 0, engine.log
+            pub.close()
+    finally:
+        server.stop()

@@ -10,8 +10,18 @@ from twin.errors import ConfigurationError
 
 def test_empty_group_means_a_plain_subscription():
     assert Settings.from_env({"TWIN_MQTT_GROUP": ""}).mqtt_group == ""
-    assert Settings.from_env({}).mqtt_group == "twinstream"
+    assert Settings.from_env({}).mqtt_group is None  # unset: decided by the engine
     assert Settings.from_env({"TWIN_MQTT_GROUP": "g2"}).mqtt_group == "g2"
+
+
+def test_the_group_is_plain_alone_shared_in_a_cluster_and_never_empty_in_one():
+    from flows.engine import subscription_group
+
+    assert subscription_group(Settings.from_env({}), 1) == ""
+    assert subscription_group(Settings.from_env({}), 3) == "twinstream"
+    assert subscription_group(Settings.from_env({"TWIN_MQTT_GROUP": "g"}), 1) == "g"
+    with pytest.raises(ConfigurationError, match="every process"):
+        subscription_group(Settings.from_env({"TWIN_MQTT_GROUP": ""}), 2)
 
 
 def test_other_empty_variables_keep_their_defaults():

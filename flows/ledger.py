@@ -1,0 +1,152 @@
+"""Acknowledge after commit: which MQTT messages are stored, and may be acknowledged.
+
+The workers of one engine process are threads, so they share one :class:`CommitLedger`. A
+source partition takes a ticket for every message it reads (:meth:`AckWindow.take`); the
+ticket rides through the dataflow on the message's records (``RawMessage``, ``DeviceInbox``,
+``TwinOutput``, deviceless ``DeadLetter``) to whichever worker's PostgreSQL sink writes them,
+and that sink reports it (:meth:`CommitLedger.committed`) once the transaction holding
+everything the message produced has committed. The source partition then sends the PUBACKs,
+in the order the messages arrived (MQTT 5, 4.6), for the unbroken run of committed messages at
+the head of its window.
+
+A ticket is ``seq << SLOT_BITS | slot``: the slot names the source partition, the sequence
+number orders its messages. ``committed`` only appends to a list that its partition swaps out,
+so sinks and sources never wait for each other.
+
+Redelivery inside one process is absorbed here: after a reconnect that resumes the session the
+broker sends again every message not yet acknowledged, with the same packet identifier, and a
+message whose identifier is still in the window is the same message, already in the dataflow;
+it is not taken twice. A redelivery (DUP set) of a message acknowledged on the connection that
+dropped (the PUBACK may not have reached the broker) is acknowledged again, not taken again.
+When the broker answers without the session (it lost it), the messages
+in the window can no longer be acknowledged; they are still stored, and their acknowledgements
+are dropped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from twin.records import NO_TICKET
+
+SLOT_BITS = 6
+MAX_SLOTS = 1 << SLOT_BITS
+_SLOT_MASK = MAX_SLOTS - 1
+_NO_ACK = -1
+
+
+class CommitLedger:
+    """Committed tickets, per source partition, from any sink thread."""
+
+    def __init__(self) -> None:
+        self._done: list[list[int]] = [[] for _ in range(MAX_SLOTS)]
+        self._slots = 0
+
+    def slot(self) -> int:
+        """A slot for a new source partition (one per worker and connection)."""
+        slot = self._slots
+        if slot >= MAX_SLOTS:
+            raise RuntimeError(f"at most {MAX_SLOTS} MQTT source partitions per process")
+        self._slots += 1
+        return slot
+
+    def committed(self, tickets: Iterable[int]) -> None:
+        """Everything these messages produced is committed in PostgreSQL."""
+        done = self._done
+        for ticket in tickets:
+            if ticket >= 0:
+                done[ticket & _SLOT_MASK].append(ticket >> SLOT_BITS)
+
+    def collect(self, slot: int) -> list[int]:
+        """The sequence numbers committed for ``slot`` since the last call."""
+        done = self._done[slot]
+        if not done:
+            return done
+        self._done[slot] = []
+        return done
+
+
+class AckWindow:
+    """One connection's messages from arrival to acknowledgement, in arrival order."""
+
+    def __init__(self, ledger: CommitLedger) -> None:
+        self._ledger = ledger
+        self._slot = ledger.slot()
+        self._next = 0
+        self._pending: deque[tuple[int, int]] = deque()  # (seq, packet id or _NO_ACK)
+        self._inflight: dict[int, int] = {}  # packet id -> seq, for redeliveries
+        self._acked: set[int] = set()  # packet ids acknowledged and not reused since
+        self._done: set[int] = set()
+        self.redelivered = 0
+        """Redeliveries of messages still in the window, not taken again."""
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def take(self, packet_id: int | None, dup: bool = False) -> int | None:
+        """A ticket for a new message, or None for a redelivery of one already taken."""
+        if packet_id is None:  # QoS 0: nothing to acknowledge
+            return NO_TICKET
+        if packet_id in self._inflight:
+            self.redelivered += 1
+            return None
+        if dup and packet_id in self._acked:
+            self.redelivered += 1
+            self._done.add(self._push(packet_id))  # acknowledge it again, in its turn
+            return None
+        self._acked.discard(packet_id)
+        return self._push(packet_id) << SLOT_BITS | self._slot
+
+    def _push(self, packet_id: int) -> int:
+        seq = self._next
+        self._next = seq + 1
+        self._pending.append((seq, packet_id))
+        self._inflight[packet_id] = seq
+        return seq
+
+    def take_done(self, packet_id: int | None) -> None:
+        """A message that produced nothing to store (skipped): acknowledged in its turn."""
+        ticket = self.take(packet_id)
+        if ticket is not None and ticket >= 0:
+            self._done.add(ticket >> SLOT_BITS)
+
+    def session_lost(self) -> int:
+        """The broker has no session for us: nothing in the window can be acknowledged now.
+
+        The messages are still stored when they commit; returns how many were in the window.
+        """
+        lost = 0
+        pending: deque[tuple[int, int]] = deque()
+        for seq, packet_id in self._pending:
+            pending.append((seq, _NO_ACK))
+            lost += packet_id != _NO_ACK
+        self._pending = pending
+        self._inflight.clear()
+        self._acked.clear()
+        return lost
+
+    def acks(self) -> list[int]:
+        """Packet identifiers to acknowledge now: the committed run at the head, in order."""
+        done = self._done
+        done.update(self._ledger.collect(self._slot))
+        pending = self._pending
+        out: list[int] = []
+        if not done:
+            return out
+        inflight = self._inflight
+        while pending:
+            seq, packet_id = pending[0]
+            if seq not in done:
+                break
+            pending.popleft()
+            done.discard(seq)
+            if packet_id != _NO_ACK:
+                del inflight[packet_id]
+                out.append(packet_id)
+        self._acked.update(out)
+        return out
+
+    @property
+    def unacknowledged(self) -> int:
+        return len(self._pending)

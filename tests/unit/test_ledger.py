@@ -1,0 +1,96 @@
+"""Acknowledge after commit: in arrival order, once, and never for a session the broker lost."""
+
+from __future__ import annotations
+
+import threading
+
+from flows.ledger import AckWindow, CommitLedger
+from twin.records import NO_TICKET
+
+
+def test_acknowledgements_wait_for_commit_and_keep_arrival_order():
+    ledger = CommitLedger()
+    window = AckWindow(ledger)
+    t = [window.take(pid) for pid in (10, 11, 12, 13)]
+    assert window.acks() == []  # nothing committed yet
+    ledger.committed([t[1], t[3]])
+    assert window.acks() == []  # 10 is still in the flow: 11 and 13 wait behind it
+    ledger.committed([t[0]])
+    assert window.acks() == [10, 11]
+    ledger.committed([t[2]])
+    assert window.acks() == [12, 13]
+    assert len(window) == 0
+
+
+def test_a_redelivery_of_a_message_in_the_flow_is_not_taken_twice():
+    ledger = CommitLedger()
+    window = AckWindow(ledger)
+    first = window.take(7)
+    assert window.take(7, dup=True) is None and window.redelivered == 1
+    ledger.committed([first])
+    assert window.acks() == [7]  # one acknowledgement covers both deliveries
+    again = window.take(7)  # the broker may reuse the identifier for a new message
+    assert again is not None and again != first
+
+
+def test_a_redelivery_of_an_acknowledged_message_is_acknowledged_again():
+    """The PUBACK may have been lost with the connection: the broker sends it again (DUP)."""
+    ledger = CommitLedger()
+    window = AckWindow(ledger)
+    ledger.committed([window.take(3)])
+    assert window.acks() == [3]
+    assert window.take(3, dup=True) is None
+    assert window.acks() == [3]
+
+
+def test_skipped_messages_are_acknowledged_in_their_turn():
+    ledger = CommitLedger()
+    window = AckWindow(ledger)
+    first = window.take(1)
+    window.take_done(2)
+    assert window.acks() == []
+    ledger.committed([first])
+    assert window.acks() == [1, 2]
+
+
+def test_a_lost_session_drops_acknowledgements_but_not_the_messages():
+    ledger = CommitLedger()
+    window = AckWindow(ledger)
+    old = [window.take(pid) for pid in (1, 2)]
+    assert window.session_lost() == 2
+    new = window.take(1)  # a new session reuses identifiers from 1
+    assert new is not None
+    ledger.committed([*old, new])
+    assert window.acks() == [1]  # only the new session's message
+    assert len(window) == 0
+
+
+def test_qos0_needs_no_ticket_and_partitions_keep_their_own_tickets():
+    ledger = CommitLedger()
+    a, b = AckWindow(ledger), AckWindow(ledger)
+    assert a.take(None) == NO_TICKET
+    ta, tb = a.take(5), b.take(5)
+    ledger.committed([tb, NO_TICKET])
+    assert a.acks() == [] and b.acks() == [5]
+    ledger.committed([ta])
+    assert a.acks() == [5]
+
+
+def test_sinks_on_other_threads_commit_while_the_source_collects():
+    ledger = CommitLedger()
+    window = AckWindow(ledger)
+    tickets = [window.take(i % 65535 + 1) for i in range(20_000)]
+    acked: list[int] = []
+    chunks = [tickets[i::4] for i in range(4)]
+    threads = [threading.Thread(target=ledger.committed, args=(c,)) for c in chunks]
+    for th in threads:
+        th.start()
+    while len(acked) < len(tickets):
+        acked += window.acks()
+        if not any(th.is_alive() for th in threads) and len(acked) < len(tickets):
+            acked += window.acks()
+            break
+    for th in threads:
+        th.join()
+    acked += window.acks()
+    assert acked == [i % 65535 + 1 for i in range(20_000)]
