@@ -59,17 +59,26 @@ _INSERT_EVENT = (
     "VALUES (%s, %s, %s, %s::jsonb, %s) ON CONFLICT DO NOTHING"
 )
 _UPSERT_SNAPSHOT = (
-    "INSERT INTO twin_snapshots (device_id, taken_at, last_seen, state_version, state) "
-    "VALUES (%s, %s, %s, %s, %s::jsonb) ON CONFLICT (device_id) DO UPDATE SET "
+    "INSERT INTO twin_snapshots (device_id, taken_at, last_seen, state_version, state, txn_at) "
+    "VALUES (%s, %s, %s, %s, %s::jsonb, now()) ON CONFLICT (device_id) DO UPDATE SET "
     "taken_at = excluded.taken_at, last_seen = excluded.last_seen, "
-    "state_version = excluded.state_version, state = excluded.state "
+    "state_version = excluded.state_version, state = excluded.state, txn_at = now() "
     "WHERE excluded.taken_at >= twin_snapshots.taken_at"
 )
+"""``txn_at`` is this transaction's time: the snapshot covers every row of its device ingested
+at or before it, because it is written only with its twin's last output of the batch."""
 _TOUCH_DEVICE = "UPDATE devices SET last_seen = GREATEST(last_seen, %s) WHERE device_id = %s"
 _UPSERT_ANOMALY = (
     "INSERT INTO anomalies (device_id, detector, metric, started_at, ended_at, kind, severity, "
     "score, expected, observed, model_version) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "SELECT %(device_id)s::text, %(detector)s::text, %(metric)s::text, "
+    "%(started_at)s::timestamptz, %(ended_at)s::timestamptz, %(kind)s::text, "
+    "%(severity)s::text, %(score)s::float8, %(expected)s::float8, %(observed)s::float8, "
+    "%(model_version)s::text "
+    "WHERE %(ended_at)s::timestamptz IS NOT NULL OR NOT EXISTS (SELECT 1 FROM anomalies o "
+    "WHERE o.device_id = %(device_id)s::text AND o.detector = %(detector)s::text "
+    "AND o.metric = %(metric)s::text AND o.ended_at IS NULL "
+    "AND o.started_at <> %(started_at)s::timestamptz) "
     "ON CONFLICT (device_id, detector, metric, started_at) DO UPDATE SET "
     "ended_at = COALESCE(EXCLUDED.ended_at, anomalies.ended_at), "
     "severity = CASE WHEN anomalies.severity = 'critical' THEN 'critical' "
@@ -80,12 +89,19 @@ _UPSERT_ANOMALY = (
     "updated_at = now()"
 )
 """An episode is written when it opens and again when it escalates or closes: one row each,
-and a replayed reading that reopens it changes nothing."""
+and a replayed reading that reopens it changes nothing. A second open episode for the same
+device, detector and metric is never written (the database forbids it: ``uq_anomalies_open``)."""
 
 _UPSERT_ALERT = (
     "INSERT INTO alerts AS a (id, device_id, rule_id, rule_type, status, severity, "
     "peak_severity, occurrences, first_seen, last_seen, observed, detail, resolved_at, "
-    "resolved_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "resolved_by) SELECT %(id)s::text, %(device_id)s::text, %(rule_id)s::text, "
+    "%(rule_type)s::text, %(status)s::text, %(severity)s::text, %(peak)s::text, "
+    "%(occurrences)s::int, %(first_seen)s::timestamptz, %(last_seen)s::timestamptz, "
+    "%(observed)s::float8, %(detail)s::text, %(resolved_at)s::timestamptz, "
+    "%(resolved_by)s::text WHERE NOT EXISTS (SELECT 1 FROM alerts o "
+    "WHERE o.device_id = %(device_id)s::text AND o.rule_id = %(rule_id)s::text "
+    "AND o.status <> 'resolved' AND o.id <> %(id)s::text) "
     "ON CONFLICT (id) DO UPDATE SET "
     "severity = EXCLUDED.severity, peak_severity = EXCLUDED.peak_severity, "
     "occurrences = GREATEST(a.occurrences, EXCLUDED.occurrences), "
@@ -97,11 +113,14 @@ _UPSERT_ALERT = (
     "WHERE a.status <> 'resolved' AND EXCLUDED.last_seen >= a.last_seen"
 )
 """The engine's picture of an alert. A resolved alert is final (a person or the clear time
-closed it); an older picture never overwrites a newer one, so replays change nothing."""
+closed it); an older picture never overwrites a newer one, so replays change nothing; and no
+second alert opens while one is open for the same device and rule (``uq_alerts_open``)."""
 
 _INSERT_TIMELINE = (
     "INSERT INTO alert_timeline (alert_id, at, transition, status, severity, by, note) "
-    "VALUES (%s, %s, %s, %s, %s, 'engine', %s) ON CONFLICT DO NOTHING"
+    "SELECT %s::text, %s::timestamptz, %s::text, %s::text, %s::text, 'engine', %s::text "
+    "WHERE EXISTS (SELECT 1 FROM alerts WHERE id = %s::text) "
+    "ON CONFLICT DO NOTHING"
 )
 
 _ENQUEUE = (
@@ -111,6 +130,7 @@ _ENQUEUE = (
     "coalesce((SELECT definition->>'name' FROM alert_rules WHERE id = %(rule_id)s), '')) "
     "FROM notification_routes r LEFT JOIN devices d ON d.device_id = %(device_id)s "
     f"WHERE r.enabled AND {ROUTE_MATCH.format(severity='%(severity)s')} "
+    "AND EXISTS (SELECT 1 FROM alerts x WHERE x.id = %(alert_id)s) "
     "AND NOT EXISTS (SELECT 1 FROM alerts x WHERE x.id = %(alert_id)s "
     "AND x.status = 'resolved' AND x.resolved_by IS DISTINCT FROM 'engine') "
     "ON CONFLICT DO NOTHING"
@@ -227,32 +247,36 @@ class PgWriter:
         dead = list(extra_dead)
         late_before = late_cutoff_ms(time.time_ns() // 1_000_000)
         late: set[tuple[str, int]] = set()
+        last = {out.device_id: out for out in outputs}
+        """A twin's snapshot is written only with its last output of the batch, so that it
+        covers every row of its device up to this transaction (see ``txn_at``)."""
         for out in outputs:
             for t in out.alerts:
                 resolved = t.transition == "resolved"
                 at = ms_to_datetime(t.at_ms)
                 status = "resolved" if resolved else "new"
                 alert_rows.append(
-                    (
-                        t.alert_id,
-                        t.device_id,
-                        t.rule_id,
-                        t.rule_type,
-                        status,
-                        t.severity or t.peak_severity,
-                        t.peak_severity or t.severity,
-                        t.occurrences,
-                        ms_to_datetime(t.first_seen_ms),
-                        ms_to_datetime(t.last_seen_ms),
-                        t.observed,
-                        t.detail,
-                        at if resolved else None,
-                        "engine" if resolved else None,
-                    )
+                    {
+                        "id": t.alert_id,
+                        "device_id": t.device_id,
+                        "rule_id": t.rule_id,
+                        "rule_type": t.rule_type,
+                        "status": status,
+                        "severity": t.severity or t.peak_severity,
+                        "peak": t.peak_severity or t.severity,
+                        "occurrences": t.occurrences,
+                        "first_seen": ms_to_datetime(t.first_seen_ms),
+                        "last_seen": ms_to_datetime(t.last_seen_ms),
+                        "observed": t.observed,
+                        "detail": t.detail,
+                        "resolved_at": at if resolved else None,
+                        "resolved_by": "engine" if resolved else None,
+                    }
                 )
                 timeline_rows.append(
-                    (t.alert_id, at, t.transition, status, t.severity or t.peak_severity, t.detail)
-                )
+                    (t.alert_id, at, t.transition, status, t.severity or t.peak_severity, t.detail,
+                     t.alert_id)
+                )  # fmt: skip
                 if t.transition in NOTIFIED:
                     notify_rows.append(
                         {
@@ -282,19 +306,19 @@ class PgWriter:
                     )
             for a in out.anomalies:
                 anomaly_rows.append(
-                    (
-                        a.device_id,
-                        a.detector,
-                        a.metric,
-                        ms_to_datetime(a.started_ms),
-                        None if a.ended_ms is None else ms_to_datetime(a.ended_ms),
-                        a.kind,
-                        a.severity,
-                        a.score,
-                        a.expected,
-                        a.observed,
-                        a.model_version,
-                    )
+                    {
+                        "device_id": a.device_id,
+                        "detector": a.detector,
+                        "metric": a.metric,
+                        "started_at": ms_to_datetime(a.started_ms),
+                        "ended_at": None if a.ended_ms is None else ms_to_datetime(a.ended_ms),
+                        "kind": a.kind,
+                        "severity": a.severity,
+                        "score": a.score,
+                        "expected": a.expected,
+                        "observed": a.observed,
+                        "model_version": a.model_version,
+                    }
                 )
             if out.readings:
                 dev = out.device_id.encode()
@@ -337,7 +361,7 @@ class PgWriter:
                     )
                 )
             snap = out.snapshot
-            if snap is not None:
+            if snap is not None and last[out.device_id] is out:
                 last_seen = ms_to_datetime(snap.last_seen_ms or snap.taken_ms)
                 snapshot_rows.append(
                     (

@@ -71,6 +71,7 @@ telemetry = Table(
     Column("ingested_at", TZ, nullable=False, server_default=NOW),
     PrimaryKeyConstraint("device_id", "ts", "seq", name="pk_telemetry"),
     Index("ix_telemetry_ts_brin", "ts", postgresql_using="brin"),
+    Index("ix_telemetry_ingested_brin", "ingested_at", postgresql_using="brin"),
     postgresql_partition_by="RANGE (ts)",
 )
 """The BRIN index on ``ts`` serves whole-fleet time ranges (the hourly roll-ups): a few pages per
@@ -96,8 +97,12 @@ twin_snapshots = Table(
     Column("last_seen", TZ, nullable=False),
     Column("state_version", Integer, nullable=False),
     Column("state", JSONB, nullable=False),
+    Column("txn_at", TZ, nullable=False, server_default=NOW),
     Index("ix_twin_snapshots_taken_at", "taken_at"),
 )
+"""``txn_at`` is the writing transaction's time: the snapshot covers every row of its device
+ingested at or before it (the engine writes a twin's snapshot only with its last output of a
+batch), so the rows ingested after it are what a restarted twin replays."""
 
 dead_letters = Table(
     "dead_letters",
@@ -132,6 +137,14 @@ anomalies = Table(
     Column("updated_at", TZ, nullable=False, server_default=NOW),
     Index("ix_anomalies_started_at", "started_at"),
     Index("ix_anomalies_open", "device_id", postgresql_where=text("ended_at IS NULL")),
+    Index(
+        "uq_anomalies_open",
+        "device_id",
+        "detector",
+        "metric",
+        unique=True,
+        postgresql_where=text("ended_at IS NULL"),
+    ),
 )
 
 model_versions = Table(
@@ -182,6 +195,13 @@ alerts = Table(
     Index("ix_alerts_status_severity", "status", "severity"),
     Index("ix_alerts_device_status", "device_id", "status"),
     Index("ix_alerts_first_seen", "first_seen"),
+    Index(
+        "uq_alerts_open",
+        "device_id",
+        "rule_id",
+        unique=True,
+        postgresql_where=text("status <> 'resolved'"),
+    ),
 )
 
 alert_timeline = Table(

@@ -198,8 +198,9 @@ def test_per_device_rate_limit_suppresses_but_resolutions_go_out(clean: str, rec
     add(clean, id="hook", channel="webhook", target=receiver.url, max_per_device_hour=2)
     writer = PgWriter(clean)
     noisy, other = device(), device()
-    for n in range(4):  # four separate alerts on one device within the hour
-        alert(writer, noisy, first_ms=T0 + n * 100_000)
+    rules = ["pump-a", "pump-b", "pump-c", "machine-overheating"]
+    for n, rule in enumerate(rules):  # four separate alerts on one device within the hour
+        alert(writer, noisy, rule=rule, first_ms=T0 + n * 100_000)
     last = f"{noisy}:machine-overheating:{T0 + 300_000}"
     alert(writer, noisy, transition="resolved", first_ms=T0 + 300_000, at_ms=T0 + 400_000)
     alert(writer, other)

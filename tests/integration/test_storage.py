@@ -34,7 +34,7 @@ def output(device: str, *readings: Reading, dead: list[DeadLetter] | None = None
 
 
 def test_migrating_twice_is_a_no_op(database_url: str):
-    assert migrate(database_url) == current_revision(database_url) == "0008_reports"
+    assert migrate(database_url) == current_revision(database_url) == "0009_crash_consistency"
 
 
 def test_redelivered_readings_are_stored_once_across_batches(database_url: str):
@@ -184,3 +184,54 @@ def test_kept_connection_is_reused_ends_rounds_idle_and_reopens_after_a_failure(
         assert conn.execute("SELECT 1").fetchone() == (1,)
         assert conn.info.backend_pid != first_pid
     kept.close()
+
+
+def test_one_open_alert_per_rule_and_one_open_episode_per_metric(database_url: str):
+    """A restarted engine that forgot an open alert or episode cannot open a second one: the
+    writer skips it and the database itself refuses it."""
+    from twin.alerts.lifecycle import AlertTransition
+    from twin.anomaly.records import Anomaly
+
+    dev = f"uq-{uuid.uuid4().hex[:8]}"
+
+    def opened(first_ms: int) -> AlertTransition:
+        return AlertTransition(
+            alert_id=f"{dev}:r:{first_ms}", device_id=dev, rule_id="r", rule_type="threshold",
+            transition="opened", severity="major", peak_severity="major", occurrences=1,
+            first_seen_ms=first_ms, last_seen_ms=first_ms, at_ms=first_ms,
+        )  # fmt: skip
+
+    def episode(started_ms: int) -> Anomaly:
+        return Anomaly(device_id=dev, detector="level", kind="high", metric="rpm",
+                       severity="warning", score=0.9, started_ms=started_ms)  # fmt: skip
+
+    writer = PgWriter(database_url)
+    for first in (T0, T0 + 60_000):  # the second comes from a twin that forgot the first
+        out = TwinOutput(device_id=dev, readings=[], dead_letters=[], events=[], live=None,
+                         alerts=[opened(first)], anomalies=[episode(first)])  # fmt: skip
+        writer.write([out])
+    writer.close()
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        alerts = conn.execute("SELECT id FROM alerts WHERE device_id = %s", (dev,)).fetchall()
+        timeline = conn.execute(
+            "SELECT count(*) FROM alert_timeline WHERE alert_id LIKE %s", (f"{dev}:%",)
+        ).fetchone()
+        episodes = conn.execute(
+            "SELECT started_at FROM anomalies WHERE device_id = %s", (dev,)
+        ).fetchall()
+        assert alerts == [(f"{dev}:r:{T0}",)] and timeline == (1,) and len(episodes) == 1
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO alerts (id, device_id, rule_id, rule_type, status, severity, "
+                "peak_severity, first_seen, last_seen) VALUES ('x', %s, 'r', 'threshold', 'new', "
+                "'major', 'major', now(), now())",
+                (dev,),
+            )
+        conn.rollback()
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO anomalies (device_id, detector, metric, started_at, kind, severity, "
+                "score, model_version) VALUES (%s, 'level', 'rpm', now(), 'high', 'warning', 1, "
+                "'x')",
+                (dev,),
+            )
