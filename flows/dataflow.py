@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bytewax.operators as op
+import msgspec
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import DynamicSource, Source, StatelessSourcePartition
 from bytewax.operators import StatefulBatchLogic
@@ -27,8 +28,12 @@ from bytewax.outputs import Sink
 from flows import metrics
 from twin.parsing import Parser
 from twin.processor import TwinProcessor
-from twin.records import DeadLetter, DeviceInbox, Inbound, RawMessage, TwinOutput
+from twin.records import DeadLetter, DeviceInbox, Inbound, RawMessage, Reading, TwinOutput
 from twin.state import TwinState, decode_state, encode_state
+
+SEEN_HORIZON_MS = 10 * 60 * 1000
+"""How long a restored twin watches for readings stored before a crash and delivered again
+(the broker redelivers what was not acknowledged as soon as the engine is back)."""
 
 _activations = itertools.count()
 """Twin activations that produced readings, for sampling the twin-stage latency."""
@@ -81,18 +86,33 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
     def __init__(self, processor: TwinProcessor, resume: bytes | None) -> None:
         self._processor = processor
         self._state: TwinState | None = decode_state(resume) if resume is not None else None
+        self._started = resume is not None
+        self._seen: frozenset[tuple[int, int]] = frozenset()
+        self._seen_until = 0
         metrics.TWINS.inc()
 
     def on_batch(self, values: list[DeviceInbox]) -> tuple[list[TwinOutput], bool]:
         now = now_ms()
         process = self._processor.process
-        state = self._state
         outputs = []
+        if not self._started:  # first activation: snapshot, catch-up after a crash
+            self._started = True
+            state, caught, seen = self._processor.restore(values[0].device_id, now)
+            if caught is not None:
+                outputs.append(caught)
+            if seen:
+                self._seen, self._seen_until = seen, now + SEEN_HORIZON_MS
+            if state is not None and not values[0].items and not values[0].messages:
+                state.last_arrival_ms = max(state.last_arrival_ms, now)  # woken at start
+        else:
+            state = self._state
         for inbox in values:
             if not inbox.messages and not inbox.items:  # a wake-up (WakeSource): no output
                 if state is None:
                     state = self._processor.wake(inbox.device_id, now)
                 continue
+            if self._seen:
+                inbox = self._without_seen(inbox, now)
             state, output = process(state, inbox.device_id, inbox, now)
             outputs.append(output)
         if outputs:
@@ -102,6 +122,22 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
                 metrics.latency("twin", outputs, now)
         self._state = state
         return outputs, StatefulBatchLogic.RETAIN
+
+    def _without_seen(self, inbox: DeviceInbox, now: int) -> DeviceInbox:
+        """Drop readings stored before a crash that the broker delivers again."""
+        if now > self._seen_until:
+            self._seen = frozenset()
+            return inbox
+        seen = self._seen
+        items = [
+            i
+            for i in inbox.items
+            if type(i) is not Reading or (i.ts_ms, -1 if i.seq is None else i.seq) not in seen
+        ]
+        if len(items) == len(inbox.items):
+            return inbox
+        metrics.REDELIVERED.inc(len(inbox.items) - len(items))
+        return msgspec.structs.replace(inbox, items=items)
 
     def on_notify(self) -> tuple[list[TwinOutput], bool]:
         """The device has been silent too long: a dropout anomaly."""

@@ -27,6 +27,7 @@ from flows.settings import Settings
 from flows.sinks import PgSink, RedisSink
 from storage import registry
 from storage.catalog import (
+    load_catch_up,
     load_profiles,
     load_snapshots,
     recently_seen,
@@ -40,6 +41,7 @@ from twin.errors import ConfigurationError
 from twin.parsing import ParseLimits, Parser
 from twin.processor import TwinProcessor, TwinSettings
 from twin.profiles import BUILTIN_PROFILES, ProfileBook
+from twin.records import CatchUp
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,18 @@ def build(  # type: ignore[no-untyped-def]
     RuleReloader(
         settings.database_url, book, fingerprint, control.stop, settings.alert_rules_reload_s
     ).start()
+    catch_up: dict[str, CatchUp] = {}
+    if warm:
+        with connect(settings.database_url) as conn:
+            catch_up = load_catch_up(conn, settings.snapshot_interval_s)
+        behind = sum(len(c.readings) for c in catch_up.values())
+        if behind:
+            log.info(
+                "catching up %d twins on %d readings stored after their snapshots "
+                "(the engine stopped without its final snapshots)",
+                sum(1 for c in catch_up.values() if c.readings),
+                behind,
+            )
     processor = TwinProcessor(
         profiles,
         TwinSettings(
@@ -153,6 +167,7 @@ def build(  # type: ignore[no-untyped-def]
         warm,
         detectors(settings),
         AlertEngine(book),
+        catch_up,
     )
     parser = Parser(
         ParseLimits(

@@ -34,6 +34,10 @@ RECOMMENDATIONS = Counter(
     ["change"],
 )
 DUPLICATES = Counter("twin_duplicate_readings_total", "Redelivered readings already stored")
+REDELIVERED = Counter(
+    "twin_redelivered_readings_total",
+    "Readings stored before a crash, delivered again, and not counted twice by their twin",
+)
 LIVE_WRITES = Counter("twin_live_states_written_total", "Twin hashes written to Redis")
 SINK_RETRIES = Counter("twin_sink_retries_total", "Sink writes retried", ["sink"])
 SINK_ERRORS = Counter("twin_sink_errors_total", "Sink batches refused by a store", ["sink"])

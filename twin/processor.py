@@ -20,6 +20,7 @@ from twin.clock import MS_PER_DAY
 from twin.profiles import GENERIC, METRIC_CATALOG, DeviceProfile, ProfileBook
 from twin.records import (
     Attributes,
+    CatchUp,
     DeadLetter,
     DeviceEvent,
     DeviceInbox,
@@ -56,9 +57,11 @@ class TwinProcessor:
         warm_states: MutableMapping[str, bytes] | None = None,
         detectors: AnomalyDetectors | None = None,
         alerts: AlertEngine | None = None,
+        catch_up: MutableMapping[str, CatchUp] | None = None,
     ) -> None:
         """``detectors`` None: no anomaly detection (health stays 100); ``alerts`` None: no
-        alert rules."""
+        alert rules; ``catch_up``: what restored twins must still learn (after a crash)."""
+        self.catch_up: MutableMapping[str, CatchUp] = catch_up if catch_up is not None else {}
         self.profiles = profiles or ProfileBook()
         self.detectors = detectors
         self.alerts = alerts
@@ -82,6 +85,29 @@ class TwinProcessor:
         if raw is not None:
             return decode_state(raw), False
         return TwinState(device_id=device_id), True
+
+    def restore(
+        self, device_id: str, now_ms: int
+    ) -> tuple[TwinState | None, TwinOutput | None, frozenset[tuple[int, int]]]:
+        """A twin's first activation in this process: its snapshot, caught up on the rows
+        stored after it, and the identities of recent rows that must not count twice.
+
+        ``None`` state for a device without a snapshot (``process`` then starts it, and
+        reports it new). The output of the catch-up carries what the replayed rows changed
+        (anomalies, alerts, live view, snapshot), not the rows themselves: they are stored.
+        """
+        if device_id not in self.warm_states:
+            return None, None, frozenset()
+        state, _ = self.start(device_id)
+        catch_up = self.catch_up.pop(device_id, None)
+        if catch_up is None:
+            return state, None, frozenset()
+        output = None
+        if catch_up.readings:
+            inbox = DeviceInbox(device_id=device_id, items=list(catch_up.readings), messages=0)
+            state, caught = self.process(state, device_id, inbox, now_ms)
+            output = msgspec.structs.replace(caught, readings=[], dead_letters=[])
+        return state, output, catch_up.seen
 
     def wake(self, device_id: str, now_ms: int) -> TwinState:
         """A twin restored at start, before its device has said anything, so that its silence

@@ -163,6 +163,20 @@ class TwinOutput(msgspec.Struct, frozen=True, gc=False):
     """The messages this output holds everything of: acknowledged once it is committed."""
 
 
+class CatchUp(msgspec.Struct, frozen=True, gc=False):
+    """What a twin restored from its snapshot after a crash must still learn.
+
+    ``readings``: rows of its device stored after the snapshot's transaction, oldest commit
+    first, replayed into the twin (they are stored already). ``seen``: the identities
+    ``(ts_ms, seq or -1)`` of every row stored shortly before and after the snapshot: the broker
+    delivers again what was stored but not yet acknowledged when the engine died, and those
+    readings must not be counted twice.
+    """
+
+    readings: list[Reading]
+    seen: frozenset[tuple[int, int]]
+
+
 class DeviceInbox(msgspec.Struct, frozen=True, gc=False):
     """One device's share of a source batch: what its twin processes in one step."""
 
