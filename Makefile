@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench clean tools
+.PHONY: demo test lint bench chaos clean tools
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "twinstream needs Python 3.11 or 3.12 (Bytewax 0.21.1 wheels)"; exit 1; }
@@ -33,6 +33,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# the chaos scenarios at full size: 2,000 readings/s, 30 s and 90 s outages, a 20,000-message
+# flood (`make test` runs each of them short)
+chaos: $(STAMP)
+	$(BIN)/python -m pytest tests/chaos --chaos-full -s -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest tests/bench --bench -s -q $(PYTEST_ARGS)

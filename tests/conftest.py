@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--bench", action="store_true", help="run the benchmarks in tests/bench")
+    parser.addoption(
+        "--chaos-full",
+        action="store_true",
+        help="run the chaos scenarios at full size (2,000 readings/s, 30 s and 90 s outages)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
