@@ -3,6 +3,7 @@ in `make chaos`)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,5 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     servers.redis.start()
     yield servers
     for server in (servers.mosquitto, servers.redis, servers.postgres):
-        try:
+        with contextlib.suppress(Exception):  # a test may have stopped it already
             server.stop()
-        except Exception:  # a test may have stopped it already
-            pass

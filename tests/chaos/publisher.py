@@ -80,8 +80,8 @@ class ChaosPublisher:
         seq = self._seq[i]
         self._seq[i] += 1
         ts = self.t0 + seq * 1000 + i
-        body = json.dumps({"ts": ts, "seq": seq, "values": {"temperature_c": 40.0 + (seq % 7),
-                                                           "load_pct": 50.0 + (seq % 11)}})  # fmt: skip
+        values = {"temperature_c": 40.0 + (seq % 7), "load_pct": 50.0 + (seq % 11)}
+        body = json.dumps({"ts": ts, "seq": seq, "values": values})
         topic = f"{self.prefix}devices/{self.device(i)}/telemetry"
         reading = (self.device(i), ts, seq)
         info = self.client.publish(topic, body.encode(), qos=1)  # never under our lock

@@ -56,9 +56,9 @@ class Trial:
         self.codes.append(self.engine.stop(timeout_s=180))
 
     def publisher(self) -> ChaosPublisher:
-        return ChaosPublisher(
-            self.stack.mosquitto.url, self.prefix, self.size.devices, self.size.rate, now_ms() - 60_000
-        )  # fmt: skip
+        size = self.size
+        url = self.stack.mosquitto.url
+        return ChaosPublisher(url, self.prefix, size.devices, size.rate, now_ms() - 60_000)
 
     def rows(self) -> list[tuple[str, int, int]]:
         try:
@@ -105,7 +105,7 @@ class Trial:
                 "SELECT device_id, (state->>'readings')::bigint FROM twin_snapshots "
                 "WHERE device_id = ANY(%s)",
                 list(per_device),
-            )  # fmt: skip
+            )
         )
         assert snapshots == dict(per_device), "a twin's counter differs from its rows"
         twice = self.q(
