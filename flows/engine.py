@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -25,7 +26,7 @@ from flows.ledger import CommitLedger
 from flows.mqtt_source import MqttSource
 from flows.settings import Settings
 from flows.sinks import PgSink, RedisSink
-from storage import registry
+from storage import registry, sessions
 from storage.catalog import (
     load_catch_up,
     load_profiles,
@@ -130,6 +131,48 @@ def subscription_group(settings: Settings, processes: int) -> str:
     return DEFAULT_GROUP if processes > 1 else ""
 
 
+def mqtt_sessions(
+    settings: Settings, process_id: int, processes: int
+) -> tuple[list[str], Callable[[str], None]]:
+    """Record this process's session; process 0 also finds the sessions to drain.
+
+    A persistent session keeps what the broker queued for it until it expires, so a change of
+    client id (or a smaller cluster) would strand readings in the old one. Every session the
+    engine uses is recorded per broker; at start, one no longer in use and not expired is
+    drained, and so is every client id in ``TWIN_MQTT_DRAIN`` (sessions from elsewhere).
+    """
+    assert settings.database_url
+    endpoint = settings.mqtt
+    broker = f"{endpoint.host}:{endpoint.port}"
+    mine = f"{settings.mqtt_client_id}-{process_id}"
+    in_use = [f"{settings.mqtt_client_id}-{p}" for p in range(processes)]
+    now = datetime.now(UTC)
+    found: list[str] = []
+    with connect(settings.database_url) as conn:
+        if process_id == 0:
+            for client, last_used in sessions.orphans(conn, broker, in_use, now):
+                log.warning(
+                    "MQTT session %s on %s was last used %s and has not expired: it may hold "
+                    "readings queued for it; draining it now",
+                    client, broker, last_used.isoformat(timespec="seconds"),
+                )  # fmt: skip
+                found.append(client)
+            named = [c.strip() for c in settings.mqtt_drain.split(",") if c.strip()]
+            found += [c for c in named if c not in found and c not in in_use]
+        sessions.record(conn, broker, [mine, *found], settings.mqtt_session_expiry_s, now)
+        conn.commit()
+
+    def drained(client_id: str) -> None:
+        try:
+            with connect(settings.database_url or "") as conn:
+                sessions.drained(conn, broker, client_id, datetime.now(UTC))
+                conn.commit()
+        except Exception as exc:  # the next start drains it again: harmless
+            log.warning("could not record that session %s is drained: %s", client_id, exc)
+
+    return found, drained
+
+
 def build(  # type: ignore[no-untyped-def]
     settings: Settings,
     control: StopControl,
@@ -178,6 +221,8 @@ def build(  # type: ignore[no-untyped-def]
         prefix=settings.topic_prefix,
     )
     ledger = CommitLedger()
+    client_id = f"{settings.mqtt_client_id}-{process_id}"
+    orphans, drained = mqtt_sessions(settings, process_id, processes)
     source = MqttSource(
         settings.mqtt,
         stop=control.stop,
@@ -185,7 +230,9 @@ def build(  # type: ignore[no-untyped-def]
         ledger=ledger,
         prefix=settings.topic_prefix,
         group=subscription_group(settings, processes),
-        client_id=f"{settings.mqtt_client_id}-{process_id}",
+        client_id=client_id,
+        orphans=orphans,
+        on_drained=drained,
         reads_attributes=process_id == 0,
         workers_per_process=settings.workers,
         batch_size=settings.batch_size,

@@ -105,6 +105,91 @@ def probe_protocol(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> str:
     return "5"
 
 
+DRAIN_IDLE_S = 3.0
+"""An orphaned session is drained once it has delivered nothing for this long."""
+
+
+class _Drain:
+    """An orphaned session read to the end: its messages go through the flow like any other
+    (acknowledged after commit), then the session is ended at the broker."""
+
+    def __init__(self, partition: _MqttPartition, client_id: str) -> None:
+        source = partition._source
+        self.client_id = client_id
+        self.window = AckWindow(source.ledger)
+        self.present: bool | None = None
+        self.last = time.monotonic()
+        self.done = False
+        endpoint = source.endpoint
+        self._partition = partition
+        self.conn = WireConnection(
+            endpoint.host,
+            endpoint.port,
+            partition._codec,
+            Credentials(
+                client_id=client_id,
+                username=endpoint.username,
+                password=endpoint.password,
+                session_expiry_s=source.session_expiry_s,
+            ),
+            tls=tls_context(endpoint),
+            on_connack=self._connected,
+        )
+
+    def _connected(self, present: bool) -> None:
+        self.present = present
+        self.last = time.monotonic()
+        log.warning(
+            "draining the orphaned MQTT session %s (%s)",
+            self.client_id,
+            "it held a session: its readings are taken now" if present else "nothing was left",
+        )
+
+    def deliver(self, packet: Packet) -> None:
+        _, topic, payload, packet_id, dup, _ = packet
+        self.last = time.monotonic()
+        ticket = self.window.take(packet_id, dup)
+        if ticket is not None:
+            self._partition._taken.append(
+                RawMessage(topic, payload, time.time_ns() // 1_000_000, ticket)
+            )
+
+    def poll(self, want: int) -> None:
+        conn = self.conn
+        acks = self.window.acks()
+        if acks and conn.up:
+            conn.send(self._partition._codec.puback(acks))
+        conn.poll(self.deliver, want)
+        idle = time.monotonic() - self.last > DRAIN_IDLE_S
+        if self.present is not None and idle and not len(self.window):
+            self.finish()
+
+    def finish(self) -> None:
+        self.conn.stop()
+        self.done = True
+        threading.Thread(target=self._end_session, daemon=True, name="mqtt-end-session").start()
+
+    def _end_session(self) -> None:
+        """Connect once more with a clean start and no expiry: the broker discards the session."""
+        source = self._partition._source
+        endpoint = source.endpoint
+        codec = self._partition._codec
+        try:
+            with socket.create_connection((endpoint.host, endpoint.port), timeout=10) as raw:
+                context = tls_context(endpoint)
+                sock = context.wrap_socket(raw, server_hostname=endpoint.host) if context else raw
+                sock.sendall(codec.connect(self.client_id, clean_start=True, keep_alive=10,
+                                           session_expiry_s=0, username=endpoint.username,
+                                           password=endpoint.password))  # fmt: skip
+                sock.recv(64)
+                sock.sendall(codec.disconnect())
+        except OSError as exc:
+            log.warning("could not end the drained MQTT session %s: %s", self.client_id, exc)
+            return
+        log.warning("the orphaned MQTT session %s is drained and ended", self.client_id)
+        source.on_drained(self.client_id)
+
+
 class _MqttPartition(StatelessSourcePartition[RawMessage]):
     def __init__(self, source: MqttSource, worker_index: int) -> None:
         self._source = source
@@ -144,6 +229,9 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         )
         source.windows.append(self._window)
         source.connections.append(self._conn)
+        self._drains = [_Drain(self, c) for c in source.orphans] if worker_index == 0 else []
+        for drain in self._drains:
+            source.windows.append(drain.window)
 
     # -- connection events ---------------------------------------------------------------
 
@@ -247,6 +335,8 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
                 conn.poll(self._deliver, want)
             elif acks:
                 conn.flush()
+            if self._drains:
+                self._poll_drains(batch_size)
         n = len(taken)
         source.buffered = n
         if n and not self._stopping and n < batch_size and self._linger_ms:
@@ -267,7 +357,17 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         self._awake = datetime.now(UTC) + wait
         return []
 
+    def _poll_drains(self, batch_size: int) -> None:
+        for drain in self._drains:
+            want = batch_size - len(self._taken)
+            if want <= 0:
+                break
+            drain.poll(want)
+        self._drains = [d for d in self._drains if not d.done]
+
     def _finish(self, conn: WireConnection) -> None:
+        for drain in self._drains:  # not drained yet: the next start drains them again
+            drain.conn.stop()
         left = len(self._window)
         if left:
             log.warning(
@@ -308,8 +408,14 @@ class MqttSource(DynamicSource[RawMessage]):
         on_batch: Callable[[int], None] | None = None,
         on_state: Callable[[str], None] | None = None,
         protocol: str | None = None,
+        orphans: list[str] | None = None,
+        on_drained: Callable[[str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.orphans = list(orphans or [])
+        """Client ids of persistent sessions no longer in use that may hold readings: drained
+        (read to the end through the flow, then ended at the broker) beside the live one."""
+        self.on_drained = on_drained or (lambda client_id: None)
         self.stop = stop
         self.ledger = ledger
         self.abandon = abandon or threading.Event()

@@ -73,6 +73,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "mqtt_group": ("TWIN_MQTT_GROUP", str),
     "mqtt_client_id": ("TWIN_MQTT_CLIENT_ID", str),
     "mqtt_session_expiry_s": ("TWIN_MQTT_SESSION_EXPIRY_S", int),
+    "mqtt_drain": ("TWIN_MQTT_DRAIN", str),
     "batch_size": ("TWIN_BATCH_SIZE", int),
     "linger_ms": ("TWIN_LINGER_MS", int),
     "redis_prefix": ("TWIN_REDIS_PREFIX", str),
@@ -118,6 +119,7 @@ class Settings:
     # "twinstream" in a cluster
     mqtt_client_id: str = "twinstream"
     mqtt_session_expiry_s: int = 3600
+    mqtt_drain: str = ""  # client ids of old sessions to drain at start, comma-separated
     batch_size: int = 5000
     linger_ms: int = 5
     redis_prefix: str = ""

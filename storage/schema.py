@@ -104,6 +104,19 @@ twin_snapshots = Table(
 ingested at or before it (the engine writes a twin's snapshot only with its last output of a
 batch), so the rows ingested after it are what a restarted twin replays."""
 
+mqtt_sessions = Table(
+    "mqtt_sessions",
+    metadata,
+    Column("broker", Text, nullable=False),
+    Column("client_id", Text, nullable=False),
+    Column("expiry_s", Integer, nullable=False),
+    Column("last_used", TZ, nullable=False),
+    Column("drained_at", TZ),
+    PrimaryKeyConstraint("broker", "client_id", name="pk_mqtt_sessions"),
+)
+"""Persistent MQTT sessions the engine has used: one that is no longer in use and has not
+expired may still hold readings, and the engine drains it at start (``storage.sessions``)."""
+
 dead_letters = Table(
     "dead_letters",
     metadata,

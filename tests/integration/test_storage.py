@@ -34,7 +34,7 @@ def output(device: str, *readings: Reading, dead: list[DeadLetter] | None = None
 
 
 def test_migrating_twice_is_a_no_op(database_url: str):
-    assert migrate(database_url) == current_revision(database_url) == "0009_crash_consistency"
+    assert migrate(database_url) == current_revision(database_url) == "0010_mqtt_sessions"
 
 
 def test_redelivered_readings_are_stored_once_across_batches(database_url: str):
