@@ -9,6 +9,7 @@ handlers while it runs, so this works with any number of workers.
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
 import threading
 from collections.abc import Callable
@@ -220,7 +221,7 @@ def build(  # type: ignore[no-untyped-def]
         ),
         prefix=settings.topic_prefix,
     )
-    ledger = CommitLedger()
+    ledger = CommitLedger(process=process_id, run=secrets.randbits(16))
     client_id = f"{settings.mqtt_client_id}-{process_id}"
     orphans, drained = mqtt_sessions(settings, process_id, processes)
     source = MqttSource(
@@ -320,6 +321,14 @@ def run(
         port = metrics_port(settings.metrics_port, process_id)
         health.serve(port, readiness)
         log.info("metrics on :%d/metrics, health on /healthz and /readyz", port)
+    relay_stop = threading.Event()
+    if processes > 1:  # messages committed by another process are acknowledged through here
+        from flows.ack_relay import AckRelay
+        from storage import ack_relay
+
+        with connect(settings.database_url or "") as conn:
+            ack_relay.clear(conn, process_id or 0)
+        AckRelay(settings.database_url or "", source.ledger, relay_stop).start()
     log.info(
         "engine running: %d worker(s), topics %sdevices/#", settings.workers, settings.topic_prefix
     )
@@ -330,6 +339,7 @@ def run(
         addresses=addresses,
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
     )
+    relay_stop.set()
     if install_signals:
         control.uninstall()
     log.info("engine stopped")

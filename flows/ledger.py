@@ -9,9 +9,9 @@ everything the message produced has committed. The source partition then sends t
 in the order the messages arrived (MQTT 5, 4.6), for the unbroken run of committed messages at
 the head of its window.
 
-A ticket is ``seq << SLOT_BITS | slot``: the slot names the source partition, the sequence
-number orders its messages. ``committed`` only appends to a list that its partition swaps out,
-so sinks and sources never wait for each other.
+A ticket names the source partition that read the message and orders its messages (see
+:class:`CommitLedger` for its bits, and for clusters of processes). ``committed`` only appends
+to a list that its partition swaps out, so sinks and sources never wait for each other.
 
 Redelivery inside one process is absorbed here: after a reconnect that resumes the session the
 broker sends again every message not yet acknowledged, with the same packet identifier, and a
@@ -31,32 +31,66 @@ from collections.abc import Iterable
 from twin.records import NO_TICKET
 
 SLOT_BITS = 6
+PROCESS_BITS = 6
+RUN_BITS = 16
+SEQ_SHIFT = SLOT_BITS + PROCESS_BITS + RUN_BITS
 MAX_SLOTS = 1 << SLOT_BITS
+MAX_PROCESSES = 1 << PROCESS_BITS
 _SLOT_MASK = MAX_SLOTS - 1
+_HOME_MASK = (1 << (PROCESS_BITS + RUN_BITS)) - 1
 _NO_ACK = -1
 
 
 class CommitLedger:
-    """Committed tickets, per source partition, from any sink thread."""
+    """Committed tickets, per source partition, from any sink thread.
 
-    def __init__(self) -> None:
+    A ticket is ``seq << SEQ_SHIFT | run << 12 | process << 6 | slot``. In a cluster the twin
+    step's key exchange carries a message to whichever process owns its device, so the sink
+    that commits it may be in another process than the source that read it: such tickets are
+    ``foreign`` and travel back through PostgreSQL, in the transaction that commits them
+    (``ack_relay``; see :class:`flows.ack_relay.AckRelay`). ``run`` tells this process's tickets
+    from those of its previous life, so a relayed ticket from before a restart acknowledges
+    nothing.
+    """
+
+    def __init__(self, process: int = 0, run: int = 0) -> None:
+        if not 0 <= process < MAX_PROCESSES:
+            raise ValueError(f"at most {MAX_PROCESSES} processes")
+        self.process = process
+        self.run = run & ((1 << RUN_BITS) - 1)
+        self._home = self.run << PROCESS_BITS | process
         self._done: list[list[int]] = [[] for _ in range(MAX_SLOTS)]
         self._slots = 0
 
-    def slot(self) -> int:
-        """A slot for a new source partition (one per worker and connection)."""
+    def origin(self) -> int:
+        """The low bits of the tickets of a new source partition (one per connection)."""
         slot = self._slots
         if slot >= MAX_SLOTS:
             raise RuntimeError(f"at most {MAX_SLOTS} MQTT source partitions per process")
         self._slots += 1
-        return slot
+        return self._home << SLOT_BITS | slot
+
+    def split(self, tickets: Iterable[int]) -> tuple[list[int], dict[int, list[int]]]:
+        """This process's tickets, and the others' by process (to relay)."""
+        home = self._home
+        mine: list[int] = []
+        foreign: dict[int, list[int]] = {}
+        for ticket in tickets:
+            if ticket < 0:
+                continue
+            if (ticket >> SLOT_BITS) & _HOME_MASK == home:
+                mine.append(ticket)
+            else:
+                foreign.setdefault((ticket >> SLOT_BITS) & (MAX_PROCESSES - 1), []).append(ticket)
+        return mine, foreign
 
     def committed(self, tickets: Iterable[int]) -> None:
-        """Everything these messages produced is committed in PostgreSQL."""
-        done = self._done
+        """Everything these messages produced is committed in PostgreSQL (this process's
+        tickets; any other is ignored: a relayed ticket of an earlier run)."""
+        done, home = self._done, self._home
         for ticket in tickets:
-            if ticket >= 0:
-                done[ticket & _SLOT_MASK].append(ticket >> SLOT_BITS)
+            if ticket >= 0 and (ticket >> SLOT_BITS) & _HOME_MASK == home:
+                done[ticket & _SLOT_MASK].append(ticket >> SEQ_SHIFT)
 
     def collect(self, slot: int) -> list[int]:
         """The sequence numbers committed for ``slot`` since the last call."""
@@ -72,7 +106,8 @@ class AckWindow:
 
     def __init__(self, ledger: CommitLedger) -> None:
         self._ledger = ledger
-        self._slot = ledger.slot()
+        self._origin = ledger.origin()
+        self._slot = self._origin & _SLOT_MASK
         self._next = 0
         self._pending: deque[tuple[int, int]] = deque()  # (seq, packet id or _NO_ACK)
         self._inflight: dict[int, int] = {}  # packet id -> seq, for redeliveries
@@ -96,7 +131,7 @@ class AckWindow:
             self._done.add(self._push(packet_id))  # acknowledge it again, in its turn
             return None
         self._acked.discard(packet_id)
-        return self._push(packet_id) << SLOT_BITS | self._slot
+        return self._push(packet_id) << SEQ_SHIFT | self._origin
 
     def _push(self, packet_id: int) -> int:
         seq = self._next
@@ -109,7 +144,7 @@ class AckWindow:
         """A message that produced nothing to store (skipped): acknowledged in its turn."""
         ticket = self.take(packet_id)
         if ticket is not None and ticket >= 0:
-            self._done.add(ticket >> SLOT_BITS)
+            self._done.add(ticket >> SEQ_SHIFT)
 
     def session_lost(self) -> int:
         """The broker has no session for us: nothing in the window can be acknowledged now.

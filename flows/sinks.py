@@ -62,11 +62,19 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         self._next_maintenance = 0.0
         self._snapshots = 0
         self._snapshots_since = time.monotonic()
+        self._relay: dict[int, list[int]] = {}
+        """Other processes' tickets in the batch being written (a cluster)."""
 
     def write_batch(self, items: list[TwinOutput | DeadLetter]) -> None:
         outputs = [i for i in items if type(i) is TwinOutput]
         dead = [i for i in items if type(i) is DeadLetter]
         started = time.perf_counter()
+        ledger = self._sink.ledger
+        mine: list[int] = []
+        self._relay = {}
+        if ledger is not None:
+            tickets = [t for o in outputs for t in o.tickets] + [d.ticket for d in dead]
+            mine, self._relay = ledger.split(tickets)
         try:
             try:
                 result = self._until_available(outputs, dead)
@@ -81,10 +89,8 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                 sum(len(o.readings) for o in outputs),
             )
             return
-        ledger = self._sink.ledger
         if ledger is not None:  # everything these messages produced is committed
-            ledger.committed([t for o in outputs for t in o.tickets])
-            ledger.committed([d.ticket for d in dead])
+            ledger.committed(mine)
         metrics.SINK_SECONDS.labels("postgres").observe(time.perf_counter() - started)
         metrics.SINK_BATCH.labels("postgres").observe(len(items))
         metrics.latency("postgres", outputs, time.time_ns() // 1_000_000)
@@ -105,7 +111,9 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         attempts = 0
         while True:
             try:
-                return self._writer.write(outputs, dead)
+                result = self._writer.write(outputs, dead, self._relay)
+                self._relay = {}  # relayed once, with the first transaction that commits
+                return result
             except StoreUnavailable as exc:
                 attempts += 1
                 metrics.SINK_RETRIES.labels("postgres").inc()
@@ -120,6 +128,7 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         """Write what the store accepts device by device; what it refuses becomes dead letters."""
         total = WriteResult()
         refused: list[DeadLetter] = []
+        relay, self._relay = self._relay, {}  # relayed once everything is written, below
         groups: list[tuple[list[TwinOutput], list[DeadLetter]]] = [([o], []) for o in outputs]
         groups += [([], [d]) for d in dead]
         for outs, dls in groups:
@@ -132,6 +141,9 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                 _merge(total, self._until_available([], refused))
             except StoreError as exc:
                 log.error("PostgreSQL refused %d dead letters as well: %s", len(refused), exc)
+        if relay:
+            self._relay = relay
+            self._until_available([], [])
         return total
 
     def _maintain(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -147,6 +147,10 @@ _QUEUE_RECHECK = (
 """Twins that crossed a usage boundary: the recommender looks at them again (once however often
 they are queued before it does)."""
 
+_RELAY = "INSERT INTO ack_relay (process, tickets) VALUES (%s, %s)"
+"""Tickets of messages another process of a cluster read: relayed back to it in the same
+transaction that commits what they produced (``flows.ack_relay``)."""
+
 _COPY_DEAD = "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
 
 _json = msgspec.json.Encoder().encode
@@ -198,11 +202,18 @@ class PgWriter:
         self._conn = None
 
     def write(
-        self, outputs: Sequence[TwinOutput], dead_letters: Sequence[DeadLetter] = ()
+        self,
+        outputs: Sequence[TwinOutput],
+        dead_letters: Sequence[DeadLetter] = (),
+        relay: Mapping[int, list[int]] | None = None,
     ) -> WriteResult:
+        """One transaction; ``relay``: tickets of other processes' messages, by process."""
         conn = self._connection()
         try:
             result = self._write(conn, outputs, dead_letters)
+            if relay:
+                with conn.cursor() as cur:
+                    cur.executemany(_RELAY, list(relay.items()))
             conn.commit()
             return result
         except pg_errors.CheckViolation as exc:
@@ -211,7 +222,7 @@ class PgWriter:
             if "no partition" not in str(exc):
                 raise StoreError(str(exc)) from exc
             self._days.clear()
-            return self.write(outputs, dead_letters)
+            return self.write(outputs, dead_letters, relay)
         except psycopg.OperationalError as exc:
             self.close()
             raise StoreUnavailable(f"PostgreSQL write failed: {exc}") from exc

@@ -117,6 +117,17 @@ mqtt_sessions = Table(
 """Persistent MQTT sessions the engine has used: one that is no longer in use and has not
 expired may still hold readings, and the engine drains it at start (``storage.sessions``)."""
 
+ack_relay = Table(
+    "ack_relay",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("process", Integer, nullable=False),
+    Column("tickets", ARRAY(BigInteger), nullable=False),
+    Index("ix_ack_relay_process", "process"),
+)
+"""In a cluster: tickets of messages committed by another process than the one that read them,
+written in the committing transaction, taken by the reader to acknowledge them."""
+
 dead_letters = Table(
     "dead_letters",
     metadata,

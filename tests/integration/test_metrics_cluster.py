@@ -84,6 +84,9 @@ def test_a_cluster_of_two_processes_adds_up(
                 engine.proc.send_signal(signal.SIGTERM)
         codes = [e.wait() for e in engines if e.proc is not None]
     assert codes == [0, 0]
+    # every message was acknowledged, also those committed by the other process (the relay)
+    for engine in engines:
+        assert not any("not yet committed" in line for line in engine.lines), engine.log
 
 
 def test_cluster_flags_that_cannot_work_get_one_line(engine_env: dict[str, str]):

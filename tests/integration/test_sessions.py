@@ -42,8 +42,15 @@ def test_readings_queued_for_an_old_client_id_are_drained(
     assert any(f"MQTT session {run}-a-0" in line and "draining" in line for line in second.lines)
     second.wait_for("is drained and ended", 30)
     assert wait_until(
-        lambda: q(database_url, "SELECT drained_at IS NOT NULL FROM mqtt_sessions "
-                  "WHERE client_id = %s", f"{run}-a-0") == [(True,)], 10  # fmt: skip
+        lambda: (
+            q(
+                database_url,
+                "SELECT drained_at IS NOT NULL FROM mqtt_sessions WHERE client_id = %s",
+                f"{run}-a-0",
+            )
+            == [(True,)]
+        ),
+        10,
     )
     assert not session_present(mqtt_url, f"{run}-a-0")  # the broker holds nothing for it
     assert second.stop() == 0

@@ -94,3 +94,17 @@ def test_sinks_on_other_threads_commit_while_the_source_collects():
         th.join()
     acked += window.acks()
     assert acked == [i % 65535 + 1 for i in range(20_000)]
+
+
+def test_tickets_of_other_processes_are_relayed_and_old_runs_acknowledge_nothing():
+    reader = CommitLedger(process=1, run=7)
+    window = AckWindow(reader)
+    ticket = window.take(42)
+    sink_side = CommitLedger(process=0, run=3)  # the process that owns the device
+    mine, foreign = sink_side.split([ticket, NO_TICKET])
+    assert mine == [] and foreign == {1: [ticket]}
+    reader.committed(foreign[1])  # what the relay hands back
+    assert window.acks() == [42]
+    stale = AckWindow(CommitLedger(process=1, run=6)).take(43)  # the reader's previous life
+    reader.committed([stale])
+    assert window.take(43) is not None and window.acks() == []
