@@ -190,6 +190,23 @@ def test_mosquitto_restarted_from_persistence_under_load(trial: Trial):
     assert figures["unmatched"] == 0  # the plain subscription was there the moment it was back
 
 
+def test_client_id_change_under_load_strands_nothing(trial: Trial):
+    """Readings queued for the old client id's session are drained by the new engine."""
+    run = trial.prefix.strip("/")
+    trial.engine.env = dict(trial.env, TWIN_MQTT_CLIENT_ID=f"{run}-old")
+    trial.start()
+    pub = trial.publisher()
+    pub.start(trial.size.seconds)
+    time.sleep(trial.size.seconds / 3)
+    trial.stop()  # the old session keeps queuing while no engine runs
+    time.sleep(trial.size.seconds / 6)
+    trial.engine.env = dict(trial.env, TWIN_MQTT_CLIENT_ID=f"{run}-new")
+    trial.start()
+    trial.finish(pub, [0, 0])
+    assert any(f"MQTT session {run}-old-0" in line and "draining" in line
+               for line in trial.engine.lines)  # fmt: skip
+
+
 def poison_messages(n: int, seed: int = 7) -> list[tuple[str, bytes, str]]:
     """``(topic, payload, reason)`` for every class of bad input, ``n`` in all."""
     rng = random.Random(seed)
