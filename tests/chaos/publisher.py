@@ -79,7 +79,7 @@ class ChaosPublisher:
     def publish_one(self, i: int) -> None:
         seq = self._seq[i]
         self._seq[i] += 1
-        ts = self.t0 + seq * 1000 + i
+        ts = self.t0 + int(seq * self.devices * 1000 / self.rate) + i  # in step with the clock
         values = {"temperature_c": 40.0 + (seq % 7), "load_pct": 50.0 + (seq % 11)}
         body = json.dumps({"ts": ts, "seq": seq, "values": values})
         topic = f"{self.prefix}devices/{self.device(i)}/telemetry"
