@@ -16,8 +16,10 @@ to a list that its partition swaps out, so sinks and sources never wait for each
 Redelivery inside one process is absorbed here: after a reconnect that resumes the session the
 broker sends again every message not yet acknowledged, with the same packet identifier, and a
 message whose identifier is still in the window is the same message, already in the dataflow;
-it is not taken twice. A redelivery (DUP set) of a message acknowledged on the connection that
-dropped (the PUBACK may not have reached the broker) is acknowledged again, not taken again.
+it is not taken twice. An identifier this window has acknowledged is taken as a new message even
+when DUP is set: the broker reuses an identifier once it has our PUBACK, and a message it sent
+under it that we never read (it was in the socket when the connection dropped) comes again with
+DUP set; were it the old message instead (our PUBACK lost on the way), it is stored once anyway.
 When the broker answers without the session (it lost it), the messages
 in the window can no longer be acknowledged; they are still stored, and their acknowledgements
 are dropped.
@@ -111,7 +113,6 @@ class AckWindow:
         self._next = 0
         self._pending: deque[tuple[int, int]] = deque()  # (seq, packet id or _NO_ACK)
         self._inflight: dict[int, int] = {}  # packet id -> seq, for redeliveries
-        self._acked: set[int] = set()  # packet ids acknowledged and not reused since
         self._done: set[int] = set()
         self.redelivered = 0
         """Redeliveries of messages still in the window, not taken again."""
@@ -119,18 +120,13 @@ class AckWindow:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def take(self, packet_id: int | None, dup: bool = False) -> int | None:
+    def take(self, packet_id: int | None) -> int | None:
         """A ticket for a new message, or None for a redelivery of one already taken."""
         if packet_id is None:  # QoS 0: nothing to acknowledge
             return NO_TICKET
         if packet_id in self._inflight:
             self.redelivered += 1
             return None
-        if dup and packet_id in self._acked:
-            self.redelivered += 1
-            self._done.add(self._push(packet_id))  # acknowledge it again, in its turn
-            return None
-        self._acked.discard(packet_id)
         return self._push(packet_id) << SEQ_SHIFT | self._origin
 
     def _push(self, packet_id: int) -> int:
@@ -158,7 +154,6 @@ class AckWindow:
             lost += packet_id != _NO_ACK
         self._pending = pending
         self._inflight.clear()
-        self._acked.clear()
         return lost
 
     def acks(self) -> list[int]:
@@ -179,7 +174,6 @@ class AckWindow:
             if packet_id != _NO_ACK:
                 del inflight[packet_id]
                 out.append(packet_id)
-        self._acked.update(out)
         return out
 
     @property

@@ -146,9 +146,9 @@ class _Drain:
         )
 
     def deliver(self, packet: Packet) -> None:
-        _, topic, payload, packet_id, dup, _ = packet
+        _, topic, payload, packet_id, _, _ = packet
         self.last = time.monotonic()
-        ticket = self.window.take(packet_id, dup)
+        ticket = self.window.take(packet_id)
         if ticket is not None:
             self._partition._taken.append(
                 RawMessage(topic, payload, time.time_ns() // 1_000_000, ticket)
@@ -284,7 +284,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
     # -- messages ------------------------------------------------------------------------
 
     def _deliver(self, packet: Packet) -> None:
-        _, topic, payload, packet_id, dup, sub_ids = packet
+        _, topic, payload, packet_id, _, sub_ids = packet
         window = self._window
         if (
             self._shared
@@ -294,7 +294,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         ):
             window.take_done(packet_id)  # the plain attributes subscription delivers it too
             return
-        ticket = window.take(packet_id, dup)
+        ticket = window.take(packet_id)
         if ticket is None:
             return  # a redelivery of a message still in the flow
         self._taken.append(RawMessage(topic, payload, time.time_ns() // 1_000_000, ticket))

@@ -191,8 +191,9 @@ def _count(result: WriteResult, outputs: Sequence[TwinOutput], dead: Sequence[De
         if o.snapshot is not None:
             metrics.SNAPSHOT_BYTES.observe(len(o.snapshot.state))
             metrics.SNAPSHOT_SECONDS.observe(o.snapshot.encode_ns / 1e9)
-    if result.duplicates:
-        metrics.DUPLICATES.inc(result.duplicates)
+    repeats = result.duplicates + sum(o.repeats for o in outputs)
+    if repeats:
+        metrics.DUPLICATES.inc(repeats)
     if result.dead_letters:
         metrics.ROWS.labels("dead_letters").inc(result.dead_letters)
         for d in dead:

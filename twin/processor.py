@@ -135,13 +135,18 @@ class TwinProcessor:
         alerts = self.alerts
         attributes: dict[str, object] | None = None
         positioned = False
+        repeats = 0
         for item in inbox.items:
             if type(item) is Reading:
+                if state.seen_before(item):  # the same reading again: stored once, counted once
+                    repeats += 1
+                    continue
                 bad = _out_of_range(item, ranges)
                 if bad is not None:
                     dead.append(_range_dead_letter(item, bad, profile, self.settings.topic_prefix))
                     continue
                 state.apply(item, profile)
+                state.remember(item)
                 accepted.append(item)
                 if detectors is not None:  # scored before anything learns from it
                     obs = detectors.observe(
@@ -224,6 +229,7 @@ class TwinProcessor:
             recheck=recheck,
             kind=state.kind,
             tickets=inbox.tickets,
+            repeats=repeats,
         )
         return state, output
 

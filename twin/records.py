@@ -161,6 +161,8 @@ class TwinOutput(msgspec.Struct, frozen=True, gc=False):
     kind: str = ""
     tickets: list[int] = msgspec.field(default_factory=list)
     """The messages this output holds everything of: acknowledged once it is committed."""
+    repeats: int = 0
+    """Readings the twin had just applied, delivered again: neither stored nor counted."""
 
 
 class CatchUp(msgspec.Struct, frozen=True, gc=False):

@@ -28,6 +28,16 @@ MAX_RUN_GAP_MS = 10 * 60 * 1000
 """A machine silent longer than this is not assumed to have run through the gap."""
 
 
+RECENT_READINGS = 16
+"""How many reading identities a twin keeps to recognise a reading delivered twice."""
+
+
+def reading_identity(reading: Reading) -> int:
+    """The store's identity of a reading, ``(ts, seq or -1)``, as one int (ints and tuples of
+    ints hash the same in every process)."""
+    return hash((reading.ts_ms, -1 if reading.seq is None else reading.seq))
+
+
 class TwinState(msgspec.Struct, kw_only=True):
     """Everything a twin remembers about its device; a few hundred bytes encoded."""
 
@@ -62,6 +72,9 @@ class TwinState(msgspec.Struct, kw_only=True):
     health: int = 100
     alerts: AlertState = msgspec.field(default_factory=AlertState)
     # bookkeeping
+    recent: list[int] = msgspec.field(default_factory=list)
+    """Identities of the newest readings (see :func:`reading_identity`): a reading delivered
+    twice close together (a publisher's resend, two sessions during a drain) counts once."""
     snapshot_ms: int = 0
     recs_mark: str = ""
     """The usage boundary at which maintenance recommendations were last asked for."""
@@ -94,6 +107,20 @@ class TwinState(msgspec.Struct, kw_only=True):
         return now_ms - self.last_arrival_ms <= silence_ms
 
     # -- updates -------------------------------------------------------------------------
+
+    def seen_before(self, reading: Reading) -> bool:
+        """True for a reading this twin has just applied: same ``ts`` and ``seq``.
+
+        Only a reading no newer than the newest one seen can be a repeat, so the common case
+        (a reading newer than everything) costs one comparison.
+        """
+        return reading.ts_ms <= self.last_seen_ms and reading_identity(reading) in self.recent
+
+    def remember(self, reading: Reading) -> None:
+        recent = self.recent
+        recent.append(reading_identity(reading))
+        if len(recent) > RECENT_READINGS:
+            del recent[0]
 
     def apply(self, reading: Reading, profile: DeviceProfile) -> None:
         """Fold one valid reading into the state."""

@@ -26,6 +26,8 @@ from tests.chaos.publisher import ChaosPublisher
 from tests.conftest import EngineProcess
 from tests.integration.helpers import now_ms, wait_until
 
+pytestmark = pytest.mark.timeout(1800)  # a full-size scenario runs for minutes
+
 
 class Trial:
     """One engine against the private stack, and the checks every scenario ends with."""
@@ -75,6 +77,15 @@ class Trial:
         with psycopg.connect(psycopg_url(self.stack.postgres.url)) as conn:
             return conn.execute(sql, args).fetchall()
 
+    def evidence(self) -> str:
+        """What to read when a scenario fails: dead letters by reason, the engine's warnings."""
+        try:
+            dead = self.q("SELECT reason, count(*) FROM dead_letters GROUP BY 1")
+        except psycopg.Error as exc:
+            dead = [("unreadable", str(exc))]
+        notable = [line for line in self.engine.lines if " INFO " not in line]
+        return f"dead letters {dead}\n" + "\n".join(notable[-60:])
+
     def finish(self, pub: ChaosPublisher, expect_codes: list[int]) -> dict[str, int]:
         """Let everything land, stop cleanly and check the promise; returns figures."""
         pub.join()
@@ -85,7 +96,7 @@ class Trial:
         stored = set(rows)
         lost = acked - stored
         assert not lost, (f"{len(lost)} acknowledged readings lost, e.g. {sorted(lost)[:5]}",
-                          self.engine.log[-3000:])  # fmt: skip
+                          self.evidence())  # fmt: skip
         assert missing
         assert len(rows) == len(stored), "a reading stored twice"
         per_device = Counter(d for d, _, _ in rows)
@@ -97,7 +108,7 @@ class Trial:
 
         assert wait_until(lambda: counters() == dict(per_device), 30), (
             {d: (c, per_device[d]) for d, c in counters().items() if c != per_device[d]},
-            self.engine.log[-3000:],
+            self.evidence(),
         )
         self.stop()
         snapshots = dict(
@@ -114,7 +125,7 @@ class Trial:
             "WHERE ended_at IS NULL GROUP BY device_id, detector, metric HAVING count(*) > 1"
         )
         assert twice == []
-        assert self.codes == expect_codes, (self.codes, self.engine.log[-3000:])
+        assert self.codes == expect_codes, (self.codes, self.evidence())
         figures = {
             "published": pub.result.sent,
             "acknowledged": len(acked),

@@ -224,3 +224,18 @@ def test_state_stays_small():
         state, _ = run(p, state, "car-000001", reading("car-000001", T0 + i * 1000, **values))
     assert len(encode_state(state)) < 2048
     assert state.readings == 100
+
+
+def test_a_reading_delivered_twice_counts_once_and_late_new_ones_still_count():
+    p = TwinProcessor()
+    first = reading("m1", T0 + 1000, seq=1, temperature_c=50.0)
+    state, _ = run(p, None, "m1", first, reading("m1", T0 + 2000, seq=2, temperature_c=51.0))
+    state, out = run(p, state, "m1", first)  # the same (ts, seq) again: a resend
+    assert state.readings == 2 and out.readings == [] and out.repeats == 1
+    late = reading("m1", T0 + 500, seq=0, temperature_c=49.0)  # older, but never seen
+    same_ts_other_seq = reading("m1", T0 + 1000, seq=7, temperature_c=50.5)
+    state, out = run(p, state, "m1", late, same_ts_other_seq)
+    assert state.readings == 4 and len(out.readings) == 2 and out.repeats == 0
+    restored = decode_state(encode_state(state))  # the memory survives a snapshot
+    _, again = run(p, restored, "m1", late)
+    assert again.repeats == 1
