@@ -13,6 +13,7 @@ once per batch with everything its device sent, not once per reading.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -83,8 +84,15 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
     deep copies); the engine's own persistence is the periodic snapshot in the output.
     """
 
-    def __init__(self, processor: TwinProcessor, resume: bytes | None) -> None:
+    def __init__(
+        self,
+        processor: TwinProcessor,
+        resume: bytes | None,
+        draining: threading.Event | None = None,
+    ) -> None:
         self._processor = processor
+        self._draining = draining
+        self._drain_seen: set[tuple[int, int]] = set()
         self._state: TwinState | None = decode_state(resume) if resume is not None else None
         self._started = resume is not None
         self._seen: frozenset[tuple[int, int]] = frozenset()
@@ -113,7 +121,16 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
                 continue
             if self._seen:
                 inbox = self._without_seen(inbox, now)
+            draining = self._draining is not None and self._draining.is_set()
+            if draining:
+                inbox = self._without_drained(inbox)
+            elif self._drain_seen:
+                self._drain_seen = set()
             state, output = process(state, inbox.device_id, inbox, now)
+            if draining:
+                self._drain_seen.update(
+                    (r.ts_ms, -1 if r.seq is None else r.seq) for r in output.readings
+                )
             outputs.append(output)
         if outputs:
             metrics.PRESENCE.heard(outputs[-1].device_id, now)
@@ -122,6 +139,22 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
                 metrics.latency("twin", outputs, now)
         self._state = state
         return outputs, StatefulBatchLogic.RETAIN
+
+    def _without_drained(self, inbox: DeviceInbox) -> DeviceInbox:
+        """While an orphaned session drains, a reading may come through it and the live session
+        both: the second copy is not counted."""
+        seen = self._drain_seen
+        if not seen:
+            return inbox
+        items = [
+            i
+            for i in inbox.items
+            if type(i) is not Reading or (i.ts_ms, -1 if i.seq is None else i.seq) not in seen
+        ]
+        if len(items) == len(inbox.items):
+            return inbox
+        metrics.REDELIVERED.inc(len(inbox.items) - len(items))
+        return msgspec.structs.replace(inbox, items=items)
 
     def _without_seen(self, inbox: DeviceInbox, now: int) -> DeviceInbox:
         """Drop readings stored before a crash that the broker delivers again."""
@@ -199,6 +232,7 @@ def build_flow(
     live_sink: Sink[TwinOutput] | None,
     flow_id: str = "twinstream",
     wake: Source[tuple[str, DeviceInbox]] | None = None,
+    draining: threading.Event | None = None,
 ) -> Dataflow:
     flow = Dataflow(flow_id)
     raw = op.input("mqtt", flow, source)
@@ -207,7 +241,9 @@ def build_flow(
     inboxes = split.trues
     if wake is not None:
         inboxes = op.merge("inboxes", inboxes, op.input("wake", flow, wake))
-    twins = op.stateful_batch("twin", inboxes, lambda resume: TwinLogic(processor, resume))
+    twins = op.stateful_batch(
+        "twin", inboxes, lambda resume: TwinLogic(processor, resume, draining)
+    )
     outputs = op.map("unkey", twins, lambda kv: kv[1])
     to_pg = op.merge("to_pg", outputs, split.falses)
     op.output("postgres", to_pg, pg_sink)

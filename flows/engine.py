@@ -263,7 +263,8 @@ def build(  # type: ignore[no-untyped-def]
         log.info("restoring %d twins seen in the last %g h to watch them", len(woken),
                  settings.wake_horizon_h)  # fmt: skip
         wake = WakeSource(woken)
-    return build_flow(source, processor, parser, pg, live, wake=wake), source
+    flow = build_flow(source, processor, parser, pg, live, wake=wake, draining=source.draining)
+    return flow, source
 
 
 def metrics_port(base: int, process_id: int | None) -> int:

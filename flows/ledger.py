@@ -16,13 +16,14 @@ to a list that its partition swaps out, so sinks and sources never wait for each
 Redelivery inside one process is absorbed here: after a reconnect that resumes the session the
 broker sends again every message not yet acknowledged, with the same packet identifier, and a
 message whose identifier is still in the window is the same message, already in the dataflow;
-it is not taken twice. An identifier this window has acknowledged is taken as a new message even
-when DUP is set: the broker reuses an identifier once it has our PUBACK, and a message it sent
-under it that we never read (it was in the socket when the connection dropped) comes again with
-DUP set; were it the old message instead (our PUBACK lost on the way), it is stored once anyway.
-When the broker answers without the session (it lost it), the messages
-in the window can no longer be acknowledged; they are still stored, and their acknowledgements
-are dropped.
+it is not taken twice. Committed messages are acknowledged only while connected, so a message
+committed while the connection is down stays in the window and its redelivery is recognised
+the same way. A redelivery (DUP) under an identifier acknowledged just before the connection
+dropped is the same message only if topic and payload are the same (our PUBACK was lost on the
+way): it is acknowledged again, not taken; otherwise the broker had our PUBACK and reused the
+identifier for a message we never read, and it is taken. When the broker answers without the
+session (it lost it), the messages in the window can no longer be acknowledged; they are still
+stored, and their acknowledgements are dropped.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class AckWindow:
         self._next = 0
         self._pending: deque[tuple[int, int]] = deque()  # (seq, packet id or _NO_ACK)
         self._inflight: dict[int, int] = {}  # packet id -> seq, for redeliveries
+        self._digests: dict[int, int] = {}  # seq -> digest of topic and payload
+        self._acked: dict[int, int] = {}  # packet id -> digest, acknowledged, not reused since
         self._done: set[int] = set()
         self.redelivered = 0
         """Redeliveries of messages still in the window, not taken again."""
@@ -120,20 +123,31 @@ class AckWindow:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def take(self, packet_id: int | None) -> int | None:
-        """A ticket for a new message, or None for a redelivery of one already taken."""
+    def take(self, packet_id: int | None, dup: bool = False, digest: int = 0) -> int | None:
+        """A ticket for a new message, or None for a redelivery of one already taken.
+
+        ``digest``: a hash of the message's topic and payload, to recognise a redelivery of a
+        message whose acknowledgement the broker may not have received.
+        """
         if packet_id is None:  # QoS 0: nothing to acknowledge
             return NO_TICKET
         if packet_id in self._inflight:
             self.redelivered += 1
             return None
-        return self._push(packet_id) << SEQ_SHIFT | self._origin
+        acked = self._acked.pop(packet_id, None)
+        if dup and acked is not None and acked == digest:
+            self.redelivered += 1
+            self._done.add(self._push(packet_id, digest))  # acknowledge it again, in its turn
+            return None
+        return self._push(packet_id, digest) << SEQ_SHIFT | self._origin
 
-    def _push(self, packet_id: int) -> int:
+    def _push(self, packet_id: int, digest: int = 0) -> int:
         seq = self._next
         self._next = seq + 1
         self._pending.append((seq, packet_id))
         self._inflight[packet_id] = seq
+        if digest:
+            self._digests[seq] = digest
         return seq
 
     def take_done(self, packet_id: int | None) -> None:
@@ -154,26 +168,33 @@ class AckWindow:
             lost += packet_id != _NO_ACK
         self._pending = pending
         self._inflight.clear()
+        self._acked.clear()
         return lost
 
     def acks(self) -> list[int]:
-        """Packet identifiers to acknowledge now: the committed run at the head, in order."""
+        """Packet identifiers to acknowledge now: the committed run at the head, in order.
+
+        Call it only while connected: what it returns is out of the window.
+        """
         done = self._done
         done.update(self._ledger.collect(self._slot))
         pending = self._pending
         out: list[int] = []
         if not done:
             return out
-        inflight = self._inflight
+        inflight, digests, acked = self._inflight, self._digests, self._acked
         while pending:
             seq, packet_id = pending[0]
             if seq not in done:
                 break
             pending.popleft()
             done.discard(seq)
+            digest = digests.pop(seq, 0)
             if packet_id != _NO_ACK:
                 del inflight[packet_id]
                 out.append(packet_id)
+                if digest:
+                    acked[packet_id] = digest
         return out
 
     @property

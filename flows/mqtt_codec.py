@@ -45,6 +45,8 @@ class Codec(Protocol):
 
     def subscribe(self, packet_id: int, pattern: str, subscription_id: int | None) -> bytes: ...
 
+    def unsubscribe(self, packet_id: int, patterns: list[str]) -> bytes: ...
+
     def puback(self, packet_ids: list[int]) -> bytes: ...
 
     def pingreq(self) -> bytes: ...
@@ -101,6 +103,9 @@ class V5Codec:
             ],
             subscription_id=subscription_id,
         ).write()
+
+    def unsubscribe(self, packet_id: int, patterns: list[str]) -> bytes:
+        return mqtt5.UnsubscribePacket(packet_id, patterns).write()
 
     def puback(self, packet_ids: list[int]) -> bytes:
         ack = self._puback
@@ -256,6 +261,10 @@ class V311Codec:
 
     def subscribe(self, packet_id: int, pattern: str, subscription_id: int | None) -> bytes:
         return _fixed(0x82, struct.pack("!H", packet_id) + _string(pattern) + b"\x01")
+
+    def unsubscribe(self, packet_id: int, patterns: list[str]) -> bytes:
+        body = struct.pack("!H", packet_id) + b"".join(_string(p) for p in patterns)
+        return _fixed(0xA2, body)
 
     def puback(self, packet_ids: list[int]) -> bytes:
         return b"".join([b"\x40\x02" + struct.pack("!H", p) for p in packet_ids])

@@ -133,8 +133,19 @@ class _Drain:
                 session_expiry_s=source.session_expiry_s,
             ),
             tls=tls_context(endpoint),
+            greeting=self._unsubscribe,
             on_connack=self._connected,
         )
+
+    def _unsubscribe(self) -> bytes:
+        """Stop new messages for the orphan at once (the live session subscribed first, so
+        nothing published meanwhile is lost); what it queued is still delivered."""
+        source = self._partition._source
+        topic = f"{source.prefix}devices/#"
+        groups = {g for g in (source.group, "twinstream") if g}
+        patterns = [topic, f"{source.prefix}devices/+/attributes"]
+        patterns += [f"$share/{g}/{topic}" for g in sorted(groups)]
+        return self._partition._codec.unsubscribe(1, patterns)
 
     def _connected(self, present: bool) -> None:
         self.present = present
@@ -146,9 +157,9 @@ class _Drain:
         )
 
     def deliver(self, packet: Packet) -> None:
-        _, topic, payload, packet_id, _, _ = packet
+        _, topic, payload, packet_id, dup, _ = packet
         self.last = time.monotonic()
-        ticket = self.window.take(packet_id)
+        ticket = self.window.take(packet_id, dup, hash((topic, payload)))
         if ticket is not None:
             self._partition._taken.append(
                 RawMessage(topic, payload, time.time_ns() // 1_000_000, ticket)
@@ -156,9 +167,10 @@ class _Drain:
 
     def poll(self, want: int) -> None:
         conn = self.conn
-        acks = self.window.acks()
-        if acks and conn.up:
-            conn.send(self._partition._codec.puback(acks))
+        if conn.up:
+            acks = self.window.acks()
+            if acks:
+                conn.send(self._partition._codec.puback(acks))
         conn.poll(self.deliver, want)
         idle = time.monotonic() - self.last > DRAIN_IDLE_S
         if self.present is not None and idle and not len(self.window):
@@ -232,6 +244,8 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         self._drains = [_Drain(self, c) for c in source.orphans] if worker_index == 0 else []
         for drain in self._drains:
             source.windows.append(drain.window)
+        if self._drains:
+            source.draining.set()
 
     # -- connection events ---------------------------------------------------------------
 
@@ -284,7 +298,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
     # -- messages ------------------------------------------------------------------------
 
     def _deliver(self, packet: Packet) -> None:
-        _, topic, payload, packet_id, _, sub_ids = packet
+        _, topic, payload, packet_id, dup, sub_ids = packet
         window = self._window
         if (
             self._shared
@@ -294,7 +308,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         ):
             window.take_done(packet_id)  # the plain attributes subscription delivers it too
             return
-        ticket = window.take(packet_id)
+        ticket = window.take(packet_id, dup, hash((topic, payload)))
         if ticket is None:
             return  # a redelivery of a message still in the flow
         self._taken.append(RawMessage(topic, payload, time.time_ns() // 1_000_000, ticket))
@@ -316,8 +330,8 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         if not self._stopping and source.stop.is_set():
             self._stopping = True
             self._drain_deadline = time.monotonic() + source.drain_timeout_s
-        acks = self._window.acks()
-        if acks and conn.up:
+        acks = self._window.acks() if conn.up else []  # kept in the window until connected
+        if acks:
             conn.send(self._codec.puback(acks))
         if self._stopping:
             conn.poll(self._discard, 1 << 30)  # keep-alive and acknowledgements only
@@ -358,12 +372,16 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         return []
 
     def _poll_drains(self, batch_size: int) -> None:
+        if not self._source.subscribed.is_set():
+            return  # the orphans unsubscribe only once the live session is subscribed
         for drain in self._drains:
             want = batch_size - len(self._taken)
             if want <= 0:
                 break
             drain.poll(want)
         self._drains = [d for d in self._drains if not d.done]
+        if not self._drains:
+            self._source.draining.clear()
 
     def _finish(self, conn: WireConnection) -> None:
         for drain in self._drains:  # not drained yet: the next start drains them again
@@ -433,6 +451,10 @@ class MqttSource(DynamicSource[RawMessage]):
         self.on_batch = on_batch or (lambda taken: None)
         self._notify_state = on_state or (lambda state: None)
         self.connections: list[WireConnection] = []
+        self.draining = threading.Event()
+        """Set while orphaned sessions are drained: a reading may then come through both the
+        live session and an orphan (published between the one's SUBSCRIBE and the other's
+        UNSUBSCRIBE), and the twins watch for it (``flows.dataflow.TwinLogic``)."""
         self.subscribed = threading.Event()
         """Set while the broker has confirmed every subscription of this process."""
         self.windows: list[AckWindow] = []

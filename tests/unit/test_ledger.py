@@ -111,3 +111,15 @@ def test_tickets_of_other_processes_are_relayed_and_old_runs_acknowledge_nothing
     stale = AckWindow(CommitLedger(process=1, run=6)).take(43)  # the reader's previous life
     reader.committed([stale])
     assert window.take(43) is not None and window.acks() == []
+
+
+def test_an_acknowledgement_lost_with_the_connection_is_sent_again_not_taken():
+    """Same identifier, DUP, same topic and payload: our PUBACK never reached the broker."""
+    ledger = CommitLedger()
+    window = AckWindow(ledger)
+    ledger.committed([window.take(9, False, hash(("t", b"x")))])
+    assert window.acks() == [9]
+    assert window.take(9, True, hash(("t", b"x"))) is None
+    assert window.acks() == [9]  # acknowledged again, in its turn
+    other = window.take(9, True, hash(("t", b"y")))  # reused for another message
+    assert other is not None
