@@ -239,10 +239,18 @@ def poison_messages(n: int, seed: int = 7) -> list[tuple[str, bytes, str]]:
         ("devices/p1/telemetry",
          lambda: json.dumps({"ts": old, "values": {"rpm": 1}}).encode(), "expired"),
     ]  # fmt: skip
-    return [
-        (topic, make(), reason)
-        for topic, make, reason in (classes[i % len(classes)] for i in range(n))
-    ]
+    made: dict[int, bytes] = {}  # each payload is built once (the random bytes every time)
+    out = []
+    for i in range(n):
+        k = i % len(classes)
+        topic, make, reason = classes[k]
+        if k == 0:
+            out.append((topic, make(), reason))
+            continue
+        if k not in made:
+            made[k] = make()
+        out.append((topic, made[k], reason))
+    return out
 
 
 def test_poison_flood_beside_valid_traffic(trial: Trial):
