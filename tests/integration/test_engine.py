@@ -15,6 +15,7 @@ from tests.conftest import EngineProcess
 from tests.integration.helpers import Publisher, count_rows, now_ms, q, wait_until
 
 
+@pytest.mark.parametrize("group", ["shared", "plain"])
 def test_readings_of_every_form_reach_postgres_and_redis(
     engine: EngineProcess,
     database_url: str,
@@ -22,8 +23,12 @@ def test_readings_of_every_form_reach_postgres_and_redis(
     redis_prefix: str,
     mqtt_url: str,
     topic_prefix: str,
+    group: str,
 ):
+    if group == "plain":  # TWIN_MQTT_GROUP="": one plain subscription, attributes included
+        engine.env["TWIN_MQTT_GROUP"] = ""
     engine.start()
+    assert ("plain subscription" in engine.log) == (group == "plain")
     run = topic_prefix.strip("/")
     car, pump = f"{run}-car", f"{run}-pump"
     pub = Publisher(mqtt_url, topic_prefix)
