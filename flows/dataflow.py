@@ -127,10 +127,6 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
             elif self._drain_seen:
                 self._drain_seen = set()
             state, output = process(state, inbox.device_id, inbox, now)
-            if draining:
-                self._drain_seen.update(
-                    (r.ts_ms, -1 if r.seq is None else r.seq) for r in output.readings
-                )
             outputs.append(output)
         if outputs:
             metrics.PRESENCE.heard(outputs[-1].device_id, now)
@@ -144,13 +140,14 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
         """While an orphaned session drains, a reading may come through it and the live session
         both: the second copy is not counted."""
         seen = self._drain_seen
-        if not seen:
-            return inbox
-        items = [
-            i
-            for i in inbox.items
-            if type(i) is not Reading or (i.ts_ms, -1 if i.seq is None else i.seq) not in seen
-        ]
+        items = []
+        for item in inbox.items:  # one inbox may hold both copies, far apart
+            if type(item) is Reading:
+                key = (item.ts_ms, -1 if item.seq is None else item.seq)
+                if key in seen:
+                    continue
+                seen.add(key)
+            items.append(item)
         if len(items) == len(inbox.items):
             return inbox
         metrics.REDELIVERED.inc(len(inbox.items) - len(items))

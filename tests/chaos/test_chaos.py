@@ -45,6 +45,7 @@ class Trial:
         del self.env["TWIN_MQTT_GROUP"]  # one engine alone: a plain subscription
         self.engine = EngineProcess(self.env)
         self.codes: list[int] = []
+        self.logs: list[str] = []
 
     def start(self) -> None:
         self.engine.start(timeout_s=90)
@@ -56,6 +57,7 @@ class Trial:
 
     def stop(self) -> None:
         self.codes.append(self.engine.stop(timeout_s=180))
+        self.logs += ["---- engine stopped ----", *self.engine.lines]
 
     def publisher(self) -> ChaosPublisher:
         size = self.size
@@ -83,7 +85,7 @@ class Trial:
             dead = self.q("SELECT reason, count(*) FROM dead_letters GROUP BY 1")
         except psycopg.Error as exc:
             dead = [("unreadable", str(exc))]
-        notable = [line for line in self.engine.lines if " INFO " not in line]
+        notable = [line for line in self.logs + self.engine.lines if " INFO " not in line]
         return f"dead letters {dead}\n" + "\n".join(notable[-60:])
 
     def finish(self, pub: ChaosPublisher, expect_codes: list[int]) -> dict[str, int]:
