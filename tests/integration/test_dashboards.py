@@ -10,9 +10,9 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import pytest
@@ -28,8 +28,6 @@ GRAFANA = ROOT / "monitoring" / "grafana"
 DASHBOARDS = {"twin-engine", "twin-fleet", "twin-device", "twin-maintenance"}
 DEVICE = "dash-veh-1"
 METRICS = ("engine_temp", "speed")
-NOW = datetime.now(UTC).replace(microsecond=0)
-FROM, TO = NOW - timedelta(hours=6), NOW + timedelta(minutes=1)
 
 
 def dashboards() -> dict[str, dict[str, Any]]:
@@ -157,9 +155,11 @@ def test_every_dashboard_expression_parses(tmp_path: Path):
     assert f"SUCCESS: {len(rules)} rules found" in done.stdout
 
 
-def expand(sql: str) -> str:
-    """Grafana's PostgreSQL macros and this board's variables, as Grafana expands them."""
+def expand(sql: str, now: datetime) -> str:
+    """Grafana's PostgreSQL macros and this board's variables, as Grafana expands them, for a
+    dashboard time range of the six hours before ``now``."""
     stamp = "'{}'".format
+    start, end = now - timedelta(hours=6), now + timedelta(minutes=1)
     sql = re.sub(
         r"\$__timeGroupAlias\(([^,]+),\s*\$__interval\)",
         r'floor(extract(epoch from \1)/60)*60 AS "time"',
@@ -167,22 +167,31 @@ def expand(sql: str) -> str:
     )
     sql = re.sub(
         r"\$__timeFilter\(([^)]+)\)",
-        lambda m: f"{m[1]} BETWEEN {stamp(FROM.isoformat())} AND {stamp(TO.isoformat())}",
+        lambda m: f"{m[1]} BETWEEN {stamp(start.isoformat())} AND {stamp(end.isoformat())}",
         sql,
     )
-    sql = sql.replace("$__timeFrom()", stamp(FROM.isoformat()))
-    sql = sql.replace("$__timeTo()", stamp(TO.isoformat()))
+    sql = sql.replace("$__timeFrom()", stamp(start.isoformat()))
+    sql = sql.replace("$__timeTo()", stamp(end.isoformat()))
     sql = sql.replace("$device", DEVICE).replace("$metric", ",".join(map(stamp, METRICS)))
     assert "$" not in sql, f"a macro or variable this test does not know: {sql}"
     return sql
 
 
+class Seeded(NamedTuple):
+    url: str
+    now: datetime
+    """The database's clock when the rows were seeded: the queries' ``now()`` and the dashboard
+    time range both count from it, so the test does not depend on when it runs."""
+
+
 @pytest.fixture(scope="module")
-def seeded(pg_admin_url: str) -> Iterator[str]:
+def seeded(pg_admin_url: str) -> Iterator[Seeded]:
     """A migrated database holding one of everything the dashboards show, for one device."""
     with fresh_database(pg_admin_url) as url:
         migrate(url)
-        arrival = int(NOW.timestamp() * 1000)
+        with psycopg.connect(psycopg_url(url)) as conn:
+            now = conn.execute("SELECT date_trunc('second', now())").fetchone()[0]
+        arrival = int(now.timestamp() * 1000)
         readings = [
             Reading(DEVICE, arrival - (60 - i) * 60_000,
                     {"engine_temp": 85.0 + i % 7, "speed": 40.0 + i}, arrival, seq=i)
@@ -191,12 +200,12 @@ def seeded(pg_admin_url: str) -> Iterator[str]:
         PgWriter(url).write(
             [TwinOutput(device_id=DEVICE, readings=readings, dead_letters=[], events=[], live=None)]
         )
-        hour, recent = NOW - timedelta(hours=2), NOW - timedelta(minutes=30)
+        hour, recent = now - timedelta(hours=2), now - timedelta(minutes=30)
         with psycopg.connect(psycopg_url(url)) as conn:
             statements = [
                 ("INSERT INTO devices (device_id, kind, profile, first_seen, last_seen) "
                  "VALUES (%s, 'vehicle', 'passenger_car', %s, %s)",
-                 (DEVICE, hour, NOW - timedelta(minutes=10))),
+                 (DEVICE, hour, now - timedelta(minutes=10))),
                 ("INSERT INTO device_events (device_id, ts, type, body, received_at) "
                  "VALUES (%s, %s, 'service', '{\"parts\": [\"BRK-PAD-F\"]}', %s)",
                  (DEVICE, recent, recent)),
@@ -219,7 +228,7 @@ def seeded(pg_admin_url: str) -> Iterator[str]:
             ]  # fmt: skip
             for sql, args in statements:
                 conn.execute(sql, args)
-            today = NOW.date()
+            today = now.date()
             recommended = [("BRK-PAD-F", "open", today - timedelta(days=2)),
                            ("OIL-ENG", "accepted", today + timedelta(days=9))]  # fmt: skip
             for part, status, due in recommended:
@@ -240,19 +249,19 @@ def seeded(pg_admin_url: str) -> Iterator[str]:
                         (rec[0], DEVICE, part, recent),
                     )
             conn.commit()
-        yield url
+        yield Seeded(url, now)
 
 
-def test_every_sql_query_runs_and_finds_its_rows(seeded: str):
+def test_every_sql_query_runs_and_finds_its_rows(seeded: Seeded):
     checked = 0
-    with psycopg.connect(psycopg_url(seeded)) as conn:
+    with psycopg.connect(psycopg_url(seeded.url)) as conn:
         conn.execute("SET statement_timeout = '10s'")
         for uid, board in dashboards().items():
             for where, sql, fmt in queries(board, "postgres"):
                 with conn.transaction(force_rollback=True):
                     conn.execute("SET TRANSACTION READ ONLY")
                     try:
-                        cursor = conn.execute(expand(sql))  # type: ignore[call-overload]
+                        cursor = conn.execute(expand(sql, seeded.now))  # type: ignore[call-overload]
                     except psycopg.Error as exc:
                         pytest.fail(f"{uid} / {where}: {exc}\n{sql}")
                     columns = [c.name for c in cursor.description or []]
@@ -265,9 +274,9 @@ def test_every_sql_query_runs_and_finds_its_rows(seeded: str):
     assert checked >= 40
 
 
-def test_metric_variable_offers_the_devices_metrics(seeded: str):
+def test_metric_variable_offers_the_devices_metrics(seeded: Seeded):
     board = dashboards()["twin-device"]
     (query,) = [q for w, q, _ in queries(board, "postgres") if w == "$metric"]
-    with psycopg.connect(psycopg_url(seeded)) as conn:
-        found = [r[0] for r in conn.execute(expand(query)).fetchall()]  # type: ignore[call-overload]
+    with psycopg.connect(psycopg_url(seeded.url)) as conn:
+        found = [r[0] for r in conn.execute(expand(query, seeded.now)).fetchall()]  # type: ignore[call-overload]
     assert found == sorted(METRICS)

@@ -21,10 +21,13 @@ from tests.conftest import ROOT, fresh_database
 from tests.integration.helpers import q
 from twin.records import Reading, TwinOutput
 
-NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
-"""Half past the hour before this one: the tests' clock. Every hour they write to has ended by
-half an hour or more in real time too (the writer marks late readings by the real clock), and
-no test depends on the minute it runs at."""
+
+@pytest.fixture
+def now() -> datetime:
+    """The tests' clock: half past the hour before this one, read when the test runs. Every
+    hour a test writes to has ended half an hour or more before (the writer marks late readings
+    by the real clock), whatever the minute it runs at."""
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(minutes=30)
 
 
 @pytest.fixture
@@ -39,8 +42,7 @@ def ms(moment: datetime) -> int:
 
 
 def write(url: str, device: str, readings: list[tuple[datetime, dict[str, float]]], seq0: int = 0):
-    arrival = ms(NOW)
-    rows = [Reading(device, ms(t), v, arrival, seq=seq0 + i) for i, (t, v) in enumerate(readings)]
+    rows = [Reading(device, ms(t), v, ms(t), seq=seq0 + i) for i, (t, v) in enumerate(readings)]
     out = TwinOutput(device_id=device, readings=rows, dead_letters=[], events=[], live=None)
     PgWriter(url).write([out])
 
@@ -61,9 +63,9 @@ def hourly_matches_raw(url: str) -> None:
     assert q(url, TIER.format("telemetry_hourly")) == q(url, RAW_HOURLY)
 
 
-def test_late_out_of_order_and_repeated_readings_correct_their_hours(db: str):
+def test_late_out_of_order_and_repeated_readings_correct_their_hours(db: str, now: datetime):
     rng = random.Random(3)
-    base = floor_hour(NOW) - timedelta(hours=4)
+    base = floor_hour(now) - timedelta(hours=4)
 
     def value() -> dict[str, float]:
         return {"temperature_c": round(rng.uniform(40, 90), 2), "load_pct": rng.uniform(0, 100)}
@@ -73,14 +75,14 @@ def test_late_out_of_order_and_repeated_readings_correct_their_hours(db: str):
     write(db, "pump-1", readings[:200])
     write(db, "pump-1", readings[:50])  # redelivered: stored once, must not count twice
     with connect(db) as conn:
-        rollups.set_watermark(conn, floor_hour(NOW))  # the hours are past: only marks roll them
+        rollups.set_watermark(conn, floor_hour(now))  # the hours are past: only marks roll them
         conn.commit()
-        first = run_once(conn, NOW)
+        first = run_once(conn, now)
     assert first.late_hours == 3 and first.hours == 0
     hourly_matches_raw(db)
     write(db, "pump-1", readings[200:], seq0=200)  # the rest arrives even later
     with connect(db) as conn:
-        run_once(conn, NOW)
+        run_once(conn, now)
     hourly_matches_raw(db)
     assert (
         sum(n for (n,) in q(db, "SELECT n FROM telemetry_hourly WHERE metric = 'load_pct'")) == 300
@@ -88,8 +90,8 @@ def test_late_out_of_order_and_repeated_readings_correct_their_hours(db: str):
     assert q(db, "SELECT count(*) FROM rollup_dirty") == [(0,)]
 
 
-def test_hours_that_end_are_rolled_up_from_the_raw_rows(db: str):
-    start = floor_hour(NOW) - timedelta(hours=3)
+def test_hours_that_end_are_rolled_up_from_the_raw_rows(db: str, now: datetime):
+    start = floor_hour(now) - timedelta(hours=3)
     with psycopg.connect(psycopg_url(db), autocommit=True) as conn:
         partitions.ensure(conn, {start.date(), (start + timedelta(hours=3)).date()})
         conn.execute(  # rows that came in on time (no late marks): the watermark covers them
@@ -102,21 +104,21 @@ def test_hours_that_end_are_rolled_up_from_the_raw_rows(db: str):
     with connect(db) as conn:
         rollups.set_watermark(conn, start)
         conn.commit()
-        done = run_once(conn, NOW)
-        assert done.hours == 3 and run_once(conn, NOW).hours == 0  # nothing twice
+        done = run_once(conn, now)
+        assert done.hours == 3 and run_once(conn, now).hours == 0  # nothing twice
     hourly_matches_raw(db)
-    assert q(db, "SELECT done_until FROM rollup_state") == [(floor_hour(NOW),)]
+    assert q(db, "SELECT done_until FROM rollup_state") == [(floor_hour(now),)]
 
 
-def test_days_equal_the_raw_rows_once_they_end(db: str):
-    day = (floor_hour(NOW) - timedelta(days=2)).replace(hour=0)
+def test_days_equal_the_raw_rows_once_they_end(db: str, now: datetime):
+    day = (floor_hour(now) - timedelta(days=2)).replace(hour=0)
     readings = [(day + timedelta(minutes=7 * i), {"vibration_mm_s": float(i % 13)})
                 for i in range(200)]  # fmt: skip
     write(db, "conv-1", readings)
     with connect(db) as conn:
-        rollups.set_watermark(conn, floor_hour(NOW))
+        rollups.set_watermark(conn, floor_hour(now))
         conn.commit()
-        run_once(conn, NOW)
+        run_once(conn, now)
     raw = q(db, "SELECT count(*), round(avg((values->>'vibration_mm_s')::float8)::numeric, 9), "
             "min((values->>'vibration_mm_s')::float8), max((values->>'vibration_mm_s')::float8) "
             "FROM telemetry WHERE ts >= %s AND ts < %s", day, day + timedelta(days=1))  # fmt: skip
@@ -125,8 +127,8 @@ def test_days_equal_the_raw_rows_once_they_end(db: str):
     assert daily == raw and daily[0][0] > 0
 
 
-def test_fifteen_minute_windows_count_uptime_averages_and_anomalies(db: str):
-    window = floor_hour(NOW) - timedelta(hours=2) + timedelta(minutes=15)
+def test_fifteen_minute_windows_count_uptime_averages_and_anomalies(db: str, now: datetime):
+    window = floor_hour(now) - timedelta(hours=2) + timedelta(minutes=15)
     readings = [
         (window + timedelta(minutes=9), {"load_pct": 0.0, "temperature_c": 30.0}),
         (window + timedelta(minutes=1), {"load_pct": 60.0, "temperature_c": 70.0}),
@@ -142,9 +144,9 @@ def test_fifteen_minute_windows_count_uptime_averages_and_anomalies(db: str):
             (window + timedelta(minutes=14),),
         )
     with connect(db) as conn:
-        rollups.set_watermark(conn, floor_hour(NOW))
+        rollups.set_watermark(conn, floor_hour(now))
         conn.commit()
-        run_once(conn, NOW)
+        run_once(conn, now)
     rows = q(db, "SELECT window_end - window_start, readings, average_load, average_temperature, "
              "uptime_pct, anomaly_count, efficiency_rating FROM performance_metrics "
              "WHERE device_id = 'pump-2' AND window_start = %s", window)  # fmt: skip
@@ -156,8 +158,8 @@ def test_fifteen_minute_windows_count_uptime_averages_and_anomalies(db: str):
     }
 
 
-def test_window_length_is_configurable(db: str):
-    hour = floor_hour(NOW) - timedelta(hours=2)
+def test_window_length_is_configurable(db: str, now: datetime):
+    hour = floor_hour(now) - timedelta(hours=2)
     write(db, "pump-3", [(hour + timedelta(minutes=m), {"load_pct": 50.0}) for m in (1, 16, 29)])
     with connect(db) as conn:
         backfill(conn, hour, hour + timedelta(hours=1), window_minutes=30)
@@ -166,8 +168,8 @@ def test_window_length_is_configurable(db: str):
     assert rows == [(hour, timedelta(minutes=30), 3)]
 
 
-def test_backfill_and_retention(db: str):
-    start = floor_hour(NOW) - timedelta(hours=5)
+def test_backfill_and_retention(db: str, now: datetime):
+    start = floor_hour(now) - timedelta(hours=5)
     write(
         db,
         "old-1",
@@ -177,7 +179,7 @@ def test_backfill_and_retention(db: str):
         conn.execute("DELETE FROM telemetry_hourly")
         conn.execute("DELETE FROM rollup_dirty")
     with connect(db) as conn:
-        done = backfill(conn, start, floor_hour(NOW))
+        done = backfill(conn, start, floor_hour(now))
     assert done.hours == 5
     hourly_matches_raw(db)
     with psycopg.connect(psycopg_url(db), autocommit=True) as conn:
@@ -187,8 +189,8 @@ def test_backfill_and_retention(db: str):
     assert q(db, "SELECT count(*) FROM telemetry_hourly") == [(0,)]
 
 
-def test_daily_report_per_device_and_fleet(db: str):
-    day = (floor_hour(NOW) - timedelta(days=1)).replace(hour=0)
+def test_daily_report_per_device_and_fleet(db: str, now: datetime):
+    day = (floor_hour(now) - timedelta(days=1)).replace(hour=0)
     write(db, "pump-9", [(day + timedelta(minutes=10 * i), {"load_pct": 50.0 + i % 3,
                           "temperature_c": 60.0}) for i in range(36)])  # fmt: skip
     write(db, "car-9", [(day + timedelta(hours=2, minutes=i), {"speed_kmh": 0.0})
@@ -208,9 +210,9 @@ def test_daily_report_per_device_and_fleet(db: str):
             (day + timedelta(hours=4), day + timedelta(hours=5)),
         )
     with connect(db) as conn:
-        rollups.set_watermark(conn, floor_hour(NOW))
+        rollups.set_watermark(conn, floor_hour(now))
         conn.commit()
-        run_once(conn, NOW)  # the day has ended: its tier and (here, by hand) its reports
+        run_once(conn, now)  # the day has ended: its tier and (here, by hand) its reports
         fleet = reports.generate_daily(conn, day.date())
         pump = reports.load(conn, day.date(), "pump-9")
         car = reports.load(conn, day.date(), "car-9")
@@ -225,8 +227,8 @@ def test_daily_report_per_device_and_fleet(db: str):
     assert q(db, "SELECT count(*) FROM maintenance_reports WHERE day = %s", day.date()) == [(3,)]
 
 
-def test_report_command(db: str):
-    day = (floor_hour(NOW) - timedelta(days=1)).replace(hour=0)
+def test_report_command(db: str, now: datetime):
+    day = (floor_hour(now) - timedelta(days=1)).replace(hour=0)
     write(db, "pump-8", [(day + timedelta(minutes=30 * i), {"load_pct": 40.0}) for i in range(4)])
     env = {"TWIN_DATABASE_URL": db, "PATH": "/usr/bin:/bin"}
 
