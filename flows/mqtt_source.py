@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import mqtt5
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
@@ -120,21 +121,9 @@ class _Drain:
         self.present: bool | None = None
         self.last = time.monotonic()
         self.done = False
-        endpoint = source.endpoint
         self._partition = partition
-        self.conn = WireConnection(
-            endpoint.host,
-            endpoint.port,
-            partition._codec,
-            Credentials(
-                client_id=client_id,
-                username=endpoint.username,
-                password=endpoint.password,
-                session_expiry_s=source.session_expiry_s,
-            ),
-            tls=tls_context(endpoint),
-            greeting=self._unsubscribe,
-            on_connack=self._connected,
+        self.conn = source.connection(
+            client_id, partition._codec, greeting=self._unsubscribe, on_connack=self._connected
         )
 
     def _unsubscribe(self) -> bytes:
@@ -221,18 +210,9 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         self._window = AckWindow(source.ledger)
         self._subs = source.subscriptions(self._v5)
         self._shared = any(sid == SHARED_SUBSCRIPTION for _, sid in self._subs)
-        endpoint = source.endpoint
-        self._conn = WireConnection(
-            endpoint.host,
-            endpoint.port,
+        self._conn = source.connection(
+            source.client_id,
             self._codec,
-            Credentials(
-                client_id=source.client_id,
-                username=endpoint.username,
-                password=endpoint.password,
-                session_expiry_s=source.session_expiry_s,
-            ),
-            tls=tls_context(endpoint),
             greeting=self._subscribe_packets,
             on_connack=self._connected,
             on_refused=self._refused,
@@ -474,6 +454,19 @@ class MqttSource(DynamicSource[RawMessage]):
     @property
     def redelivered(self) -> int:
         return sum(w.redelivered for w in self.windows)
+
+    def connection(self, client_id: str, codec: Codec, **events: Any) -> WireConnection:
+        """A connection to this source's broker as ``client_id`` (the live one, or an orphan's)."""
+        endpoint = self.endpoint
+        credentials = Credentials(
+            client_id=client_id,
+            username=endpoint.username,
+            password=endpoint.password,
+            session_expiry_s=self.session_expiry_s,
+        )
+        return WireConnection(
+            endpoint.host, endpoint.port, codec, credentials, tls=tls_context(endpoint), **events
+        )
 
     def subscriptions(self, v5: bool) -> list[tuple[str, int]]:
         """``(filter, subscription id)`` pairs for this process."""
