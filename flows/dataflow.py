@@ -26,7 +26,7 @@ from bytewax.inputs import DynamicSource, Source, StatelessSourcePartition
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
-from flows import metrics
+from flows.runtime import metrics
 from twin.parsing import Parser
 from twin.processor import TwinProcessor
 from twin.records import DeadLetter, DeviceInbox, Inbound, RawMessage, Reading, TwinOutput

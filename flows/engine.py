@@ -20,13 +20,13 @@ from types import FrameType
 import msgspec
 from bytewax.run import cli_main
 
-from flows import metrics
-from flows.alert_rules import RuleReloader, load_book
+from flows.connectors.ledger import CommitLedger
+from flows.connectors.mqtt_source import MqttSource
+from flows.connectors.sinks import PgSink, RedisSink
 from flows.dataflow import WakeSource, build_flow
-from flows.ledger import CommitLedger
-from flows.mqtt_source import MqttSource
-from flows.settings import Settings
-from flows.sinks import PgSink, RedisSink
+from flows.jobs.alert_rules import RuleReloader, load_book
+from flows.runtime import metrics
+from flows.runtime.settings import Settings
 from storage import registry, sessions
 from storage.catalog import (
     load_catch_up,
@@ -295,21 +295,21 @@ def run(
     log.info("MQTT: %s", f"shared subscription, group {group!r}" if group else
              "one plain subscription")  # fmt: skip
     if settings.notify == "on":
-        from flows import notifier
+        from flows.jobs import notifier
 
         notifier.from_settings(settings, control.stop).start()
     if settings.rollups == "on":
-        from flows.rollups import Rollups
+        from flows.jobs.rollups import Rollups
 
         Rollups(
             settings.database_url or "", control.stop, window_minutes=settings.window_minutes
         ).start()
     if settings.recommend == "on":
-        from flows import recommender
+        from flows.jobs import recommender
 
         recommender.from_settings(settings, profiles, control.stop).start()
     if settings.metrics_port:
-        from flows import health
+        from flows.runtime import health
 
         readiness = health.Readiness(
             {
@@ -324,7 +324,7 @@ def run(
         log.info("metrics on :%d/metrics, health on /healthz and /readyz", port)
     relay_stop = threading.Event()
     if processes > 1:  # messages committed by another process are acknowledged through here
-        from flows.ack_relay import AckRelay
+        from flows.connectors.ack_relay import AckRelay
         from storage import ack_relay
 
         with connect(settings.database_url or "") as conn:

@@ -1,4 +1,4 @@
-"""The cluster's acknowledgement relay in PostgreSQL (see ``flows.ack_relay``)."""
+"""The cluster's acknowledgement relay in PostgreSQL (see ``flows.connectors.ack_relay``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Notification routes and the outbox: claim what is due, record each attempt, add reminders.
 
 The engine fills the outbox in the same transaction as the alert it announces
-(``storage.pg_writer``), one row per matching route; dispatchers (``flows.notifier``) deliver
+(``storage.pg_writer``), one row per matching route; dispatchers (``flows.jobs.notifier``) deliver
 from it. Claims use ``FOR UPDATE SKIP LOCKED`` and a lease (the row's next attempt moves past
 the time its delivery can take), so several dispatchers can share the outbox and a dispatcher
 that dies leaves its rows to be tried again when the lease runs out.

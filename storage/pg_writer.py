@@ -137,7 +137,7 @@ _ENQUEUE = (
 )
 """Notifications go to the outbox in the same transaction as the alert they announce: none is
 lost and none is sent for an alert that was not stored, nor for one a person already closed.
-A dispatcher (``flows.notifier``) delivers them."""
+A dispatcher (``flows.jobs.notifier``) delivers them."""
 NOTIFIED = ("opened", "escalated", "resolved")
 
 _QUEUE_RECHECK = (
@@ -149,7 +149,7 @@ they are queued before it does)."""
 
 _RELAY = "INSERT INTO ack_relay (process, tickets) VALUES (%s, %s)"
 """Tickets of messages another process of a cluster read: relayed back to it in the same
-transaction that commits what they produced (``flows.ack_relay``)."""
+transaction that commits what they produced (``flows.connectors.ack_relay``)."""
 
 _COPY_DEAD = "COPY dead_letters (received_at, topic, device_id, reason, detail, payload) FROM STDIN"
 

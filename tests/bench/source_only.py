@@ -13,9 +13,9 @@ import sys
 import threading
 import time
 
-from flows.ledger import CommitLedger
-from flows.mqtt_source import MqttSource
-from flows.settings import MqttEndpoint
+from flows.connectors.ledger import CommitLedger
+from flows.connectors.mqtt_source import MqttSource
+from flows.runtime.settings import MqttEndpoint
 
 
 def main() -> None:

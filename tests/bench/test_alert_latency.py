@@ -26,8 +26,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from flows.settings import Settings
-from flows.simulate import publisher_config
+from flows.cli.simulate import publisher_config
+from flows.runtime.settings import Settings
 from simulators import scenario as scenarios
 from simulators.publisher import Publisher
 from simulators.traffic import TrafficConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from flows.metrics import Presence
+from flows.runtime.metrics import Presence
 
 
 def test_online_counts_only_devices_heard_within_the_window():

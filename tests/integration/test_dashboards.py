@@ -57,7 +57,7 @@ def queries(board: dict[str, Any], kind: str) -> Iterator[tuple[str, str, str]]:
 
 def exported_names() -> set[str]:
     """Every series name the engine and the simulators can export, sampled yet or not."""
-    import flows.metrics  # noqa: F401  (registers the engine's metrics)
+    import flows.runtime.metrics  # noqa: F401  (registers the engine's metrics)
     from simulators.metrics import PublishMetrics
 
     text = generate_latest(REGISTRY).decode()

@@ -24,11 +24,11 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
-from flows.maintenance import maintain
-from flows.notifier import Notifier
+from flows.jobs.notifier import Notifier
 from storage import outbox
 from storage.alert_store import act
 from storage.database import connect, migrate, psycopg_url
+from storage.maintenance import maintain
 from storage.pg_writer import PgWriter
 from tests.conftest import ROOT, fresh_database, reachable
 from tests.integration.helpers import Receiver, q

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from flows.maintenance import maintain
-from flows.rollups import backfill, floor_hour, run_once
+from flows.jobs.rollups import backfill, floor_hour, run_once
 from storage import partitions, reports, rollups
 from storage.database import connect, migrate, psycopg_url
+from storage.maintenance import maintain
 from storage.pg_writer import PgWriter
 from tests.conftest import ROOT, fresh_database
 from tests.integration.helpers import q

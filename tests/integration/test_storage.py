@@ -133,7 +133,7 @@ def test_live_store_holds_latest_state_while_redis_is_away():
 def test_sink_isolates_a_refused_device_and_keeps_the_rest(database_url: str):
     """jsonb refuses \\u0000: that device's event and attributes become dead letters on the
     topics they came from (prefix included), its neighbour lands."""
-    from flows.sinks import PgSink
+    from flows.connectors.sinks import PgSink
     from twin.records import DeviceEvent, DeviceRecord
 
     good, bad = f"ok-{uuid.uuid4().hex[:8]}", f"nul-{uuid.uuid4().hex[:8]}"

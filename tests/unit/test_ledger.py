@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from flows.ledger import AckWindow, CommitLedger
+from flows.connectors.ledger import AckWindow, CommitLedger
 from twin.records import NO_TICKET
 
 

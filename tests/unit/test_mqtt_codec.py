@@ -5,7 +5,7 @@ from __future__ import annotations
 import mqtt5
 import pytest
 
-from flows.mqtt_codec import (
+from flows.connectors.mqtt_codec import (
     CONNACK,
     PINGRESP,
     PUBLISH,

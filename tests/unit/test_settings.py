@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.settings import Settings, mask_url
+from flows.runtime.settings import Settings, mask_url
 from twin.errors import ConfigurationError
 
 

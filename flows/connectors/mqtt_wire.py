@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flows.mqtt_codec import (
+from flows.connectors.mqtt_codec import (
     CONNACK,
     DISCONNECT,
     PINGRESP,

@@ -6,8 +6,8 @@ import argparse
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flows.recommender import evaluate
-from flows.settings import Settings
+from flows.jobs.recommender import evaluate
+from flows.runtime.settings import Settings
 from storage import recommendations as recs
 from storage import reports
 from storage.catalog import load_profiles
@@ -172,7 +172,7 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_rollup(args: argparse.Namespace, settings: Settings) -> int:
-    from flows import rollups
+    from flows.jobs import rollups
 
     if args.until and not args.since:
         raise ConfigurationError("--until goes with --since")
@@ -218,7 +218,7 @@ def _print_report(report: dict[str, Any]) -> None:
 
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
-    from flows import rollups
+    from flows.jobs import rollups
 
     try:
         day = date.fromisoformat(args.date) if args.date else datetime.now(UTC).date()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flows.settings import Settings
+from flows.runtime.settings import Settings
 from simulators import scenario as scenarios
 from simulators.metrics import PublishMetrics
 from simulators.publisher import Publisher, PublisherConfig, PublishReport

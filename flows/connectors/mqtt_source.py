@@ -7,7 +7,7 @@
   broker) get MQTT 3.1.1, and the log says so.
 * QoS 1 and a persistent session (clean start off, session expiry), so messages published
   while the engine is down wait at the broker. A message is acknowledged only once everything
-  it produced is committed in PostgreSQL (``flows.ledger``): a crash, a kill or a lost
+  it produced is committed in PostgreSQL (``flows.connectors.ledger``): a crash, a kill or a lost
   connection leaves it unacknowledged, and the broker delivers it again.
 * Subscriptions: a plain ``{prefix}devices/#`` for a process that reads alone, which survives a
   broker restart (Mosquitto restores it from its persistence file at once); with a group (a
@@ -40,8 +40,8 @@ from typing import Any
 import mqtt5
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
-from flows.ledger import AckWindow, CommitLedger
-from flows.mqtt_codec import (
+from flows.connectors.ledger import AckWindow, CommitLedger
+from flows.connectors.mqtt_codec import (
     UNSUPPORTED_PROTOCOL_V5,
     UNSUPPORTED_PROTOCOL_V311,
     Codec,
@@ -49,8 +49,8 @@ from flows.mqtt_codec import (
     V5Codec,
     V311Codec,
 )
-from flows.mqtt_wire import Credentials, WireConnection
-from flows.settings import MqttEndpoint
+from flows.connectors.mqtt_wire import Credentials, WireConnection
+from flows.runtime.settings import MqttEndpoint
 from twin.records import RawMessage
 
 log = logging.getLogger(__name__)

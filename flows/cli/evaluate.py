@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from flows.settings import Settings
+from flows.runtime.settings import Settings
 from simulators import scenario as scenarios
 from simulators.evaluation import (
     Counts,

@@ -323,10 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from flows.settings import Settings
+        from flows.runtime.settings import Settings
 
         settings = Settings.from_env(log_level=args.log_level)
-        from flows import logs
+        from flows.runtime import logs
 
         logs.configure(settings.log_level, settings.log_format)
         return _dispatch(args, settings)
@@ -369,7 +369,7 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         print(f"schema at revision {migrate(settings.database_url)}")
         return 0
     if args.command == "maintain":
-        from flows.maintenance import maintain
+        from storage.maintenance import maintain
 
         if not settings.database_url:
             raise ConfigurationError("TWIN_DATABASE_URL is not set")
@@ -387,7 +387,7 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         )
         return 0
     if args.command == "demo":
-        from flows.demo import DemoOptions, inspect, run_demo
+        from flows.cli.demo import DemoOptions, inspect, run_demo
 
         options = DemoOptions(
             duration_s=args.duration,
@@ -400,12 +400,12 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         )
         return inspect(settings, options) if args.inspect else run_demo(settings, options)
     if args.command == "simulate":
-        from flows.simulate import run_simulate
+        from flows.cli.simulate import run_simulate
 
         return run_simulate(args, settings)
     if args.command == "notify":
-        from flows import notifier
         from flows.engine import StopControl
+        from flows.jobs import notifier
         from storage.database import migrate
 
         if not settings.database_url:
@@ -418,34 +418,34 @@ def _dispatch(args: argparse.Namespace, settings):  # type: ignore[no-untyped-de
         dispatcher.join()
         return 0
     if args.command == "report":
-        from flows.maintenance_cli import run_report
+        from flows.cli.maintenance import run_report
 
         return run_report(args, settings)
     if args.command == "rollup":
-        from flows.maintenance_cli import run_rollup
+        from flows.cli.maintenance import run_rollup
 
         return run_rollup(args, settings)
     if args.command in ("catalog", "service", "recommendations"):
-        from flows import maintenance_cli as m
+        from flows.cli import maintenance as m
 
         run = {"catalog": m.run_catalog, "service": m.run_service}.get(
             args.command, m.run_recommendations
         )
         return run(args, settings)
     if args.command == "alerts":
-        from flows.alerts_cli import run_alerts
+        from flows.cli.alerts import run_alerts
 
         return run_alerts(args, settings)
     if args.command == "evaluate":
-        from flows.evaluate import run_evaluate
+        from flows.cli.evaluate import run_evaluate
 
         return run_evaluate(args, settings)
     if args.command == "replay":
-        from flows.simulate import run_replay
+        from flows.cli.simulate import run_replay
 
         return run_replay(args, settings)
     if args.command == "loadtest":
-        from flows.simulate import run_loadtest
+        from flows.cli.simulate import run_loadtest
 
         return run_loadtest(args, settings)
     raise AssertionError(args.command)

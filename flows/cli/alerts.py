@@ -10,8 +10,8 @@ from typing import Any
 
 import psycopg
 
-from flows import channels
-from flows.settings import Settings
+from flows.jobs import channels
+from flows.runtime.settings import Settings
 from storage import outbox
 from storage.alert_store import (
     act,

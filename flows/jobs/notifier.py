@@ -21,9 +21,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import psycopg
 
-from flows import channels, metrics
-from flows.background import RoundThread
-from flows.settings import Settings
+from flows.jobs import channels
+from flows.jobs.background import RoundThread
+from flows.runtime import metrics
+from flows.runtime.settings import Settings
 from storage import outbox
 from storage.database import connect
 from twin.errors import DeliveryError

@@ -11,7 +11,7 @@
 * ``log``: a WARNING line in the engine's log (useful as a catch-all and in the demo).
 
 Each ``send`` returns the receiver's answer or raises ``DeliveryError``; retries, backoff and
-bookkeeping belong to the dispatcher (``flows.notifier``).
+bookkeeping belong to the dispatcher (``flows.jobs.notifier``).
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from flows.background import RoundThread
-from flows.ledger import CommitLedger
+from flows.connectors.ledger import CommitLedger
+from flows.jobs.background import RoundThread
 from storage import ack_relay
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ import msgspec
 import psycopg
 import redis
 
-from flows import metrics
-from flows.background import RoundThread
-from flows.settings import Settings
+from flows.jobs.background import RoundThread
+from flows.runtime import metrics
+from flows.runtime.settings import Settings
 from storage import recommendations as store
 from storage import registry
 from storage.reference import load_catalog

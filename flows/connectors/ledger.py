@@ -51,9 +51,9 @@ class CommitLedger:
     step's key exchange carries a message to whichever process owns its device, so the sink
     that commits it may be in another process than the source that read it: such tickets are
     ``foreign`` and travel back through PostgreSQL, in the transaction that commits them
-    (``ack_relay``; see :class:`flows.ack_relay.AckRelay`). ``run`` tells this process's tickets
-    from those of its previous life, so a relayed ticket from before a restart acknowledges
-    nothing.
+    (``ack_relay``; see :class:`flows.connectors.ack_relay.AckRelay`). ``run`` tells this
+    process's tickets from those of its previous life, so a relayed ticket from before a
+    restart acknowledges nothing.
     """
 
     def __init__(self, process: int = 0, run: int = 0) -> None:

@@ -21,11 +21,11 @@ from pathlib import Path
 from bytewax.run import cli_main
 from prometheus_client import REGISTRY
 
-from flows import notifier, recommender
+from flows.cli.simulate import publisher_config
 from flows.engine import StopControl, build, prepare
-from flows.rollups import backfill, floor_day
-from flows.settings import Settings, mask_url
-from flows.simulate import publisher_config
+from flows.jobs import notifier, recommender
+from flows.jobs.rollups import backfill, floor_day
+from flows.runtime.settings import Settings, mask_url
 from simulators import scenario as scenarios
 from simulators.publisher import Publisher, PublishReport
 from simulators.traffic import TrafficConfig

@@ -1,11 +1,11 @@
 """Bytewax sinks over the stores: PostgreSQL (retried, never dropped) and Redis (coalesced).
 
 PostgreSQL gets everything that must not be lost, and only once a batch has committed are its
-messages reported to the ledger (``flows.ledger``) and acknowledged to the broker. While it is
-unreachable the sink retries with exponential backoff, holding the worker, so the MQTT source
-stops reading and the broker keeps the backlog; a batch the server refuses for its *content*
-is split per device and what still fails becomes dead letters (``store_rejected``). A second
-stop signal abandons retrying, and the batch stays unacknowledged.
+messages reported to the ledger (``flows.connectors.ledger``) and acknowledged to the broker.
+While it is unreachable the sink retries with exponential backoff, holding the worker, so the
+MQTT source stops reading and the broker keeps the backlog; a batch the server refuses for its
+*content* is split per device and what still fails becomes dead letters (``store_rejected``). A
+second stop signal abandons retrying, and the batch stays unacknowledged.
 
 Redis gets the live state, which the next update replaces, so that sink never holds the flow
 (see :class:`storage.live_store.LiveStore`).
@@ -21,10 +21,10 @@ from collections.abc import Sequence
 import msgspec
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from flows import metrics
-from flows.ledger import CommitLedger
-from flows.maintenance import maintain
+from flows.connectors.ledger import CommitLedger
+from flows.runtime import metrics
 from storage.live_store import LiveStore
+from storage.maintenance import maintain
 from storage.pg_writer import PgWriter, WriteResult
 from twin.errors import StoreError, StoreUnavailable
 from twin.records import DeadLetter, Reason, TwinOutput

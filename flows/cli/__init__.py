@@ -1,0 +1,1 @@
+"""The ``twin`` command line: one module per room of commands, assembled in ``main``."""

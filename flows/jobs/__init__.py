@@ -1,0 +1,1 @@
+"""Work beside the dataflow, in rounds: rollups, recommendations, rule reloads, notifications."""
