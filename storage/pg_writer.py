@@ -6,7 +6,7 @@ or replayed reading is never a second row. Everything else a batch carries (regi
 events, snapshots, dead letters) is pipelined in the same transaction: one commit per batch.
 
 Connection problems surface as :class:`~twin.errors.StoreUnavailable` (retry later); a batch
-the server refuses for its content surfaces as :class:`~twin.errors.StoreError`.
+the server refuses for its content surfaces as :class:`~twin.errors.StoreRejected`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from storage.outbox import ROUTE_MATCH
 from storage.reference import INSERT_SERVICE, service_row
 from storage.rollups import MARK_LATE, late_cutoff_ms
 from twin.clock import MS_PER_DAY, MS_PER_HOUR, ms_to_datetime
-from twin.errors import StoreError, StoreUnavailable
+from twin.errors import StoreRejected, StoreUnavailable
 from twin.maintenance.service import service_from_event
 from twin.records import DeadLetter, TwinOutput
 
@@ -220,7 +220,7 @@ class PgWriter:
             # a partition vanished under us (retention elsewhere): forget what we knew, retry once
             self._rollback()
             if "no partition" not in str(exc):
-                raise StoreError(str(exc)) from exc
+                raise StoreRejected(str(exc)) from exc
             self._days.clear()
             return self.write(outputs, dead_letters, relay)
         except psycopg.OperationalError as exc:
@@ -228,7 +228,7 @@ class PgWriter:
             raise StoreUnavailable(f"PostgreSQL write failed: {exc}") from exc
         except psycopg.Error as exc:
             self._rollback()
-            raise StoreError(f"PostgreSQL refused the batch: {exc}") from exc
+            raise StoreRejected(f"PostgreSQL refused the batch: {exc}") from exc
 
     def _rollback(self) -> None:
         try:

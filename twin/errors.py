@@ -6,8 +6,9 @@ stream. Exceptions are kept for bugs and for configuration that cannot work::
     TwinstreamError
      ├── ConfigurationError      a setting, URL or flag that cannot work
      │    └── ProfileError        a device profile that contradicts itself
-     ├── StoreError               a store refused or lost a write that retrying cannot fix
-     │    └── StoreUnavailable    a store could not be reached (retried with backoff)
+     ├── StoreError               a store did not take a write
+     │    ├── StoreUnavailable    it could not be reached (retried with backoff)
+     │    └── StoreRejected       it refused the content (retrying will not change that)
      ├── AlertActionError        an unknown alert, or a change its status does not allow
      └── DeliveryError           a notification receiver did not take a notification (retried)
 """
@@ -28,11 +29,15 @@ class ProfileError(ConfigurationError):
 
 
 class StoreError(TwinstreamError):
-    """A store rejected a write for a reason that retrying will not change."""
+    """A store did not take a write: see the two kinds below, which callers treat apart."""
 
 
 class StoreUnavailable(StoreError):
     """A store could not be reached; the caller retries with backoff."""
+
+
+class StoreRejected(StoreError):
+    """A store refused a write for its content; retrying will not change that."""
 
 
 class AlertActionError(TwinstreamError):

@@ -13,7 +13,8 @@ from collections.abc import MutableMapping
 
 import msgspec
 
-from twin.alerts.lifecycle import AlertEngine, AlertTransition
+from twin.alerts.lifecycle import AlertEngine
+from twin.alerts.records import AlertTransition
 from twin.anomaly.detectors import AnomalyDetectors
 from twin.anomaly.records import Anomaly
 from twin.clock import MS_PER_DAY

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from twin.alerts.lifecycle import AlertTransition
+from twin.alerts.records import AlertTransition
 from twin.anomaly.records import Anomaly
 
 

@@ -9,6 +9,7 @@ of what reached PostgreSQL and Redis. Embedded data stays in ``--data-dir`` for
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import threading
@@ -294,3 +295,16 @@ def inspect(settings: Settings, options: DemoOptions) -> int:
         _print_summary(summary, None, 0.0)
         _say(f"\nPostgreSQL of the demo: {mask_url(settings.database_url or '')}")
     return 0
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    options = DemoOptions(
+        duration_s=args.duration,
+        devices=args.devices,
+        rate=args.rate,
+        bad_fraction=args.bad_fraction,
+        data_dir=args.data_dir,
+        keep=args.keep,
+        scenario=args.scenario,
+    )
+    return inspect(settings, options) if args.inspect else run_demo(settings, options)

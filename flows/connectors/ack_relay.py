@@ -15,7 +15,7 @@ import logging
 import threading
 
 from flows.connectors.ledger import CommitLedger
-from flows.jobs.background import RoundThread
+from flows.runtime.rounds import RoundThread
 from storage import ack_relay
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from flows.runtime import metrics
 from storage.live_store import LiveStore
 from storage.maintenance import maintain
 from storage.pg_writer import PgWriter, WriteResult
-from twin.errors import StoreError, StoreUnavailable
+from twin.errors import StoreRejected, StoreUnavailable
 from twin.records import DeadLetter, Reason, TwinOutput
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         try:
             try:
                 result = self._until_available(outputs, dead)
-            except StoreError as exc:
+            except StoreRejected as exc:
                 metrics.SINK_ERRORS.labels("postgres").inc()
                 log.error("%s; writing the batch device by device", exc)
                 result = self._isolate(outputs, dead)
@@ -104,7 +104,7 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
     def _until_available(self, outputs: list[TwinOutput], dead: list[DeadLetter]) -> WriteResult:
         """Write, retrying with backoff while PostgreSQL is unreachable.
 
-        Raises StoreError when the server refuses the content, and _Abandoned when a second
+        Raises StoreRejected when the server refuses the content, and _Abandoned when a second
         stop signal gives up retrying.
         """
         backoff = Backoff(self._sink.retry_initial_s, self._sink.retry_max_s)
@@ -134,12 +134,12 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         for outs, dls in groups:
             try:
                 _merge(total, self._until_available(outs, dls))
-            except StoreError as exc:
+            except StoreRejected as exc:
                 refused.extend(_refused(outs, dls, str(exc), self._sink.topic_prefix))
         if refused:
             try:
                 _merge(total, self._until_available([], refused))
-            except StoreError as exc:
+            except StoreRejected as exc:
                 log.error("PostgreSQL refused %d dead letters as well: %s", len(refused), exc)
         if relay:
             self._relay = relay

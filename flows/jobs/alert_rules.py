@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from flows.jobs.background import RoundThread
+from flows.runtime.rounds import RoundThread
 from storage.alert_store import load_rules, rules_fingerprint, sync_builtin_rules
 from storage.database import connect
 from twin.alerts.defaults import BUILTIN_RULES

@@ -22,8 +22,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import psycopg
 
 from flows.jobs import channels
-from flows.jobs.background import RoundThread
 from flows.runtime import metrics
+from flows.runtime.rounds import RoundThread
 from flows.runtime.settings import Settings
 from storage import outbox
 from storage.database import connect

@@ -23,8 +23,8 @@ import msgspec
 import psycopg
 import redis
 
-from flows.jobs.background import RoundThread
 from flows.runtime import metrics
+from flows.runtime.rounds import RoundThread
 from flows.runtime.settings import Settings
 from storage import recommendations as store
 from storage import registry

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from flows.jobs.background import RoundThread
+from flows.runtime.rounds import RoundThread
 from storage import reports, rollups
 
 log = logging.getLogger(__name__)

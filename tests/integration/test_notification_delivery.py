@@ -32,7 +32,7 @@ from storage.maintenance import maintain
 from storage.pg_writer import PgWriter
 from tests.conftest import ROOT, fresh_database, reachable
 from tests.integration.helpers import Receiver, q
-from twin.alerts.lifecycle import AlertTransition
+from twin.alerts.records import AlertTransition
 from twin.records import DeviceRecord, TwinOutput
 
 T0 = 1_790_000_000_000

@@ -189,7 +189,7 @@ def test_kept_connection_is_reused_ends_rounds_idle_and_reopens_after_a_failure(
 def test_one_open_alert_per_rule_and_one_open_episode_per_metric(database_url: str):
     """A restarted engine that forgot an open alert or episode cannot open a second one: the
     writer skips it and the database itself refuses it."""
-    from twin.alerts.lifecycle import AlertTransition
+    from twin.alerts.records import AlertTransition
     from twin.anomaly.records import Anomaly
 
     dev = f"uq-{uuid.uuid4().hex[:8]}"

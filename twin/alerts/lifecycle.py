@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
+from twin.alerts.records import AlertTransition
 from twin.alerts.rules import (
     Rule,
     Verdict,
@@ -55,24 +56,6 @@ class AlertState(msgspec.Struct, kw_only=True, gc=False):
     anomaly_times: list[int] = msgspec.field(default_factory=list)
     book_version: int = -1
     """The rule book's version when the tracks were last checked against it."""
-
-
-class AlertTransition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """One change of one alert, as the engine saw it (also the alert's current picture)."""
-
-    alert_id: str
-    device_id: str
-    rule_id: str
-    rule_type: str
-    transition: str  # opened, escalated, retriggered, resolved
-    severity: str
-    peak_severity: str
-    occurrences: int
-    first_seen_ms: int
-    last_seen_ms: int
-    at_ms: int
-    observed: float | None = None
-    detail: str = ""
 
 
 class _Rules(msgspec.Struct, frozen=True):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from flows.jobs.background import RoundThread
+from flows.runtime.rounds import RoundThread
 
 
 class Scripted(RoundThread):
@@ -38,7 +38,7 @@ class Scripted(RoundThread):
 def test_an_outage_is_logged_once_each_way(caplog: pytest.LogCaptureFixture):
     down = psycopg.OperationalError("connection refused")
     work = Scripted([down, down, down])
-    with caplog.at_level(logging.INFO, logger="flows.jobs.background"):
+    with caplog.at_level(logging.INFO, logger="flows.runtime.rounds"):
         for _ in range(5):
             work.attempt()
     messages = [r.getMessage() for r in caplog.records]
@@ -53,7 +53,7 @@ def test_a_failing_round_is_logged_with_its_traceback_and_the_next_one_runs(
     caplog: pytest.LogCaptureFixture,
 ):
     work = Scripted([RuntimeError("a bug"), psycopg.OperationalError("gone"), RuntimeError("b")])
-    with caplog.at_level(logging.INFO, logger="flows.jobs.background"):
+    with caplog.at_level(logging.INFO, logger="flows.runtime.rounds"):
         work.attempt()
         work.attempt()
         work.attempt()  # still failing: no "resumed" while the outage lasts
