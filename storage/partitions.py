@@ -84,3 +84,18 @@ def drop_expired(conn: psycopg.Connection, today: date, retention_days: int) -> 
             conn.execute(f"DROP TABLE IF EXISTS {partition_name(day)}")
             dropped.append(day)
     return dropped
+
+
+def is_partition(table: str | None) -> bool:
+    return bool(table and _NAME_RE.match(table))
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's filter: the daily partitions (and their indexes) are made at run time, not by
+    migrations, so autogenerate must neither drop nor create them."""
+    if type_ == "table":
+        return not is_partition(name)
+    table = getattr(obj, "table", None)
+    return not is_partition(getattr(table, "name", None))
