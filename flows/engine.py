@@ -44,6 +44,7 @@ from twin.parsing import ParseLimits, Parser
 from twin.processor import TwinProcessor, TwinSettings
 from twin.profiles import BUILTIN_PROFILES, ProfileBook
 from twin.records import CatchUp
+from twin.topics import TopicRouter
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,9 @@ def run(
             ack_relay.clear(conn, process_id or 0)
         AckRelay(settings.database_url or "", source.ledger, relay_stop).start()
     log.info(
-        "engine running: %d worker(s), topics %sdevices/#", settings.workers, settings.topic_prefix
+        "engine running: %d worker(s), topics %s",
+        settings.workers,
+        TopicRouter(settings.topic_prefix).subscription(),
     )
     cli_main(
         flow,

@@ -20,9 +20,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from simulators.latency import LiveLatencySampler
 from simulators.metrics import PublishMetrics
 from simulators.publisher import Publisher, PublisherConfig, PublishReport
-from storage.queries import LiveLatencySampler, delivery
+from storage.queries import delivery
 
 SAMPLED_DEVICES = 200
 

@@ -26,6 +26,7 @@ import msgspec
 
 from simulators.traffic import Outgoing
 from twin.errors import ConfigurationError
+from twin.topics import TopicRouter
 
 _json = msgspec.json.Encoder().encode
 TIME_COLUMNS = ("datetime", "timestamp", "time", "ts", "date")
@@ -158,7 +159,7 @@ class ReplayTraffic:
         self.faults: list[object] = []
 
     def topic(self, channel: str = "telemetry") -> str:
-        return f"{self.prefix}devices/{self.device_id}/{channel}"
+        return TopicRouter(self.prefix).topic(self.device_id, channel)
 
     def attributes(self) -> list[Outgoing]:
         if not self._attributes:

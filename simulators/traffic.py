@@ -18,6 +18,7 @@ import msgspec
 
 from simulators.faults import Fault, FaultInjector
 from simulators.fleet import BAD_PAYLOADS, Device, make_fleet
+from twin.topics import TopicRouter
 
 _json = msgspec.json.Encoder().encode
 
@@ -66,6 +67,7 @@ class TrafficSource(Protocol):
 class Traffic:
     def __init__(self, config: TrafficConfig, start_ms: int, faults: Sequence[Fault] = ()) -> None:
         self.config = config
+        self._topics = TopicRouter(config.prefix)
         self.start_ms = start_ms
         self.fleet: list[Device] = make_fleet(
             config.devices, config.seed, config.vehicle_share, config.season, config.id_prefix
@@ -88,7 +90,7 @@ class Traffic:
         )
 
     def topic(self, device_id: str, channel: str = "telemetry") -> str:
-        return f"{self.config.prefix}devices/{device_id}/{channel}"
+        return self._topics.topic(device_id, channel)
 
     def attributes(self) -> list[Outgoing]:
         """Each device's metadata, retained, sent once before its telemetry."""

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import redis
 
+from storage.live_keys import LiveKeys
+from twin import defaults
 from twin.records import TwinOutput
 
 log = logging.getLogger(__name__)
@@ -49,14 +51,14 @@ class LiveWriteResult:
 
 
 class LiveStore:
-    """Key layout: ``{prefix}twin:{id}`` hash (TTL = silence), ``{prefix}twin:geo`` GEO set."""
+    """Writes the live view under :class:`~storage.live_keys.LiveKeys`."""
 
     def __init__(
         self,
         url: str,
         *,
         prefix: str = "",
-        ttl_s: int = 300,
+        ttl_s: int = defaults.TWIN_TTL_S,
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -64,6 +66,7 @@ class LiveStore:
     ) -> None:
         self._url = url
         self.prefix = prefix
+        self.keys = LiveKeys(prefix)
         self.ttl_s = ttl_s
         self._client: redis.Redis | None = None
         self._pending: dict[str, dict[str, str | int | float]] = {}
@@ -78,15 +81,15 @@ class LiveStore:
         self.failures = 0
 
     def key(self, device_id: str) -> str:
-        return f"{self.prefix}twin:{device_id}"
+        return self.keys.twin(device_id)
 
     @property
     def geo_key(self) -> str:
-        return f"{self.prefix}twin:geo"
+        return self.keys.geo
 
     @property
     def alert_stream(self) -> str:
-        return f"{self.prefix}alerts"
+        return self.keys.alerts
 
     def _redis(self) -> redis.Redis:
         if self._client is None:
@@ -187,3 +190,34 @@ class LiveStore:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+SET_IF_ONLINE = """
+for k = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    redis.call('HSET', KEYS[k], 'recs_open', ARGV[2 * k - 1], 'recs_top', ARGV[2 * k])
+  end
+end
+return #KEYS
+"""
+"""An offline device's hash has expired: it is not brought back without its TTL."""
+
+
+class RecommendationSummaries:
+    """``recs_open`` and ``recs_top`` of the twins that are live, after each ranking."""
+
+    def __init__(self, url: str, prefix: str = "") -> None:
+        self._client = redis.Redis.from_url(url, socket_timeout=5)
+        self.keys = LiveKeys(prefix)
+
+    def write(self, summary: dict[str, tuple[int, str]]) -> bool:
+        """``summary``: device id → (open recommendations, top part). False if Redis failed
+        (the next ranking writes them again)."""
+        keys = [self.keys.twin(d) for d in summary]
+        args = [v for pair in summary.values() for v in pair]
+        try:
+            self._client.eval(SET_IF_ONLINE, len(keys), *keys, *args)
+        except redis.RedisError as exc:
+            log.warning("recommendation summary not written to Redis: %s", exc)
+            return False
+        return True

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 from storage import outbox, partitions, rollups
 from storage.database import connect
+from twin import defaults
 
 
 @dataclass(frozen=True)
@@ -25,8 +26,8 @@ def maintain(
     *,
     ahead_days: int,
     retention_days: int,
-    hourly_retention_days: int = 365,
-    daily_retention_days: int = 0,
+    hourly_retention_days: int = defaults.HOURLY_RETENTION_DAYS,
+    daily_retention_days: int = defaults.DAILY_RETENTION_DAYS,
     today: date | None = None,
 ) -> MaintenanceReport:
     today = today or datetime.now(UTC).date()

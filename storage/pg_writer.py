@@ -26,6 +26,7 @@ from storage.database import connect
 from storage.outbox import ROUTE_MATCH
 from storage.reference import INSERT_SERVICE, service_row
 from storage.rollups import MARK_LATE, late_cutoff_ms
+from twin import defaults
 from twin.clock import MS_PER_DAY, MS_PER_HOUR, ms_to_datetime
 from twin.errors import StoreRejected, StoreUnavailable
 from twin.maintenance.service import service_from_event
@@ -178,7 +179,9 @@ class WriteResult:
 class PgWriter:
     """One connection, opened on first use and reopened after a failure."""
 
-    def __init__(self, url: str, *, partitions_ahead_days: int = 3) -> None:
+    def __init__(
+        self, url: str, *, partitions_ahead_days: int = defaults.PARTITIONS_AHEAD_DAYS
+    ) -> None:
         self._url = url
         self._ahead = partitions_ahead_days
         self._conn: psycopg.Connection | None = None

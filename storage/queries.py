@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +10,7 @@ import redis
 
 from storage import partitions
 from storage.database import connect
+from storage.live_keys import LiveKeys
 
 
 @dataclass
@@ -123,13 +122,13 @@ def summarize(database_url: str, redis_url: str | None, redis_prefix: str = "") 
     if redis_url:
         client = redis.Redis.from_url(redis_url)
         try:
-            geo_key = f"{redis_prefix}twin:geo"
+            keys = LiveKeys(redis_prefix)
             s.live_twins = sum(
                 1
-                for key in client.scan_iter(match=f"{redis_prefix}twin:*", count=1000)
-                if key.decode() != geo_key
+                for key in client.scan_iter(match=keys.twin_pattern, count=1000)
+                if keys.device_of(key.decode()) is not None
             )
-            s.positioned = int(client.zcard(geo_key))
+            s.positioned = int(client.zcard(keys.geo))
         finally:
             client.close()
     return s
@@ -182,60 +181,26 @@ def delivery(
     return Delivery(rows=int(rows), distinct_readings=int(distinct), latency_ms=latency)
 
 
-class LiveLatencySampler:
-    """Watches a sample of ``twin:{id}`` hashes and times when each new reading shows.
+class LastSeen:
+    """``last_seen_ms`` (the newest reading's device timestamp) of many twins, one round trip
+    per read: what a load test watches to time device → Redis."""
 
-    Every ``interval_s`` it reads ``last_seen_ms`` (the newest reading's device timestamp) of
-    each sampled device in one pipeline; when the value changes, now minus that timestamp is
-    one latency sample of device → Redis (resolution: the interval). Meant for devices that
-    are new when sampling starts (a load test's own fleet).
-    """
-
-    def __init__(
-        self,
-        redis_url: str,
-        device_ids: list[str],
-        prefix: str = "",
-        interval_s: float = 0.02,
-    ) -> None:
+    def __init__(self, redis_url: str, device_ids: list[str], prefix: str = "") -> None:
         self._client = redis.Redis.from_url(redis_url, socket_timeout=5)
-        self._keys = [f"{prefix}twin:{d}" for d in device_ids]
-        self._interval = interval_s
-        self._last: list[bytes | None] = [None] * len(self._keys)
-        self.samples: list[tuple[int, float]] = []
-        """(device timestamp, latency ms) of each new reading seen."""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="live-sampler", daemon=True)
-        self._since_ms = time.time_ns() // 1_000_000 - 60_000
-        """Older readings are not this run's (0: a twin that has only sent attributes)."""
+        self._keys = [LiveKeys(prefix).twin(d) for d in device_ids]
 
-    def start(self) -> LiveLatencySampler:
-        self._thread.start()
-        return self
+    def read(self) -> list[bytes | None] | None:
+        """One value per device (None: no hash yet); None when Redis did not answer."""
+        pipe = self._client.pipeline(transaction=False)
+        for key in self._keys:
+            pipe.hget(key, "last_seen_ms")
+        try:
+            return list(pipe.execute())
+        except redis.RedisError:
+            return None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            pipe = self._client.pipeline(transaction=False)
-            for key in self._keys:
-                pipe.hget(key, "last_seen_ms")
-            try:
-                values = pipe.execute()
-            except redis.RedisError:
-                continue
-            now_ms = time.time_ns() / 1e6
-            for i, value in enumerate(values):
-                if value is not None and value != self._last[i]:
-                    self._last[i] = value
-                    seen = int(value)
-                    if seen >= self._since_ms:
-                        self.samples.append((seen, now_ms - seen))
-
-    def stop(self, since_ms: int = 0) -> dict[str, float]:
-        """Stop; p50, p95, p99 and max (ms) of readings taken from ``since_ms`` on."""
-        self._stop.set()
-        self._thread.join(5)
+    def close(self) -> None:
         self._client.close()
-        return percentiles([lat for seen, lat in self.samples if seen >= since_ms])
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

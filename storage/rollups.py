@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from twin import defaults
 from twin.clock import MS_PER_HOUR
 
 GRACE_MS = 2 * 60 * 1000
@@ -118,14 +119,19 @@ _DAILY = (
 
 
 def roll_hours(
-    conn: psycopg.Connection, start: datetime, end: datetime, window_minutes: int = 15
+    conn: psycopg.Connection,
+    start: datetime,
+    end: datetime,
+    window_minutes: int = defaults.WINDOW_MINUTES,
 ) -> None:
     """Every device's hours in [start, end): hourly tier and performance windows."""
     _roll(conn, _RANGE, {"a": start, "b": end}, window_minutes)
 
 
 def roll_pairs(
-    conn: psycopg.Connection, pairs: Sequence[tuple[str, datetime]], window_minutes: int = 15
+    conn: psycopg.Connection,
+    pairs: Sequence[tuple[str, datetime]],
+    window_minutes: int = defaults.WINDOW_MINUTES,
 ) -> None:
     """Some devices' hours again (late readings)."""
     if not pairs:

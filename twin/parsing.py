@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from twin import defaults
 from twin.profiles import KINDS
 from twin.records import (
     Attributes,
@@ -36,8 +37,8 @@ from twin.records import (
     Reading,
     Reason,
 )
+from twin.topics import TopicRouter
 
-DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 METRIC_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 RESERVED_NAMES = frozenset(
     {
@@ -63,11 +64,11 @@ _NUL_ESCAPE = b"\\u0000"
 class ParseLimits(msgspec.Struct, frozen=True):
     """Bounds on what one message may carry."""
 
-    max_payload_bytes: int = 256 * 1024
+    max_payload_bytes: int = defaults.MAX_PAYLOAD_BYTES
     max_readings_per_message: int = 10_000
     max_metrics_per_reading: int = 256
     max_attributes: int = 256
-    max_future_skew_ms: int = 5 * 60 * 1000
+    max_future_skew_ms: int = defaults.MAX_FUTURE_SKEW_S * 1000
     min_ts_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
     max_depth: int = 32
     """Nesting of arrays and objects; a reading needs 3 (batch, reading, values)."""
@@ -78,46 +79,6 @@ class ParseLimits(msgspec.Struct, frozen=True):
     retention_days: int = 0
     """Raw retention: a reading in a day that retention has already dropped is refused as
     ``expired`` (it would be deleted by the next maintenance). 0 = no limit."""
-
-
-class TopicRouter:
-    """Map ``{prefix}devices/{device_id}/{channel}`` to its device and channel."""
-
-    CACHE_LIMIT = 500_000
-
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
-        self._channels = {c.value: c for c in Channel}
-        self._cache: dict[str, tuple[str, Channel]] = {}
-
-    def subscription(self) -> str:
-        """The topic filter that receives every device topic, including malformed ones."""
-        return f"{self.prefix}devices/#"
-
-    def topic(self, device_id: str, channel: Channel) -> str:
-        return f"{self.prefix}devices/{device_id}/{channel.value}"
-
-    def route(self, topic: str) -> tuple[str, Channel] | None:
-        hit = self._cache.get(topic)
-        if hit is not None:
-            return hit
-        route = self._route(topic)
-        if route is not None:
-            if len(self._cache) >= self.CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[topic] = route
-        return route
-
-    def _route(self, topic: str) -> tuple[str, Channel] | None:
-        if not topic.startswith(self.prefix):
-            return None
-        parts = topic[len(self.prefix) :].split("/")
-        if len(parts) != 3 or parts[0] != "devices":
-            return None
-        channel = self._channels.get(parts[2])
-        if channel is None or DEVICE_ID_RE.fullmatch(parts[1]) is None:
-            return None
-        return parts[1], channel
 
 
 class _Bad(Exception):

@@ -22,6 +22,7 @@ from twin.profiles import GENERIC, METRIC_CATALOG, DeviceProfile, ProfileBook
 from twin.records import (
     Attributes,
     CatchUp,
+    Channel,
     DeadLetter,
     DeviceEvent,
     DeviceInbox,
@@ -32,6 +33,7 @@ from twin.records import (
     TwinOutput,
 )
 from twin.state import TwinState, decode_state, encode_state
+from twin.topics import TopicRouter
 
 _encode = msgspec.json.Encoder().encode
 
@@ -343,7 +345,7 @@ def _range_dead_letter(
     value = reading.values[metric]
     return DeadLetter(
         received_ms=reading.received_ms,
-        topic=f"{prefix}devices/{reading.device_id}/telemetry",
+        topic=TopicRouter(prefix).topic(reading.device_id, Channel.TELEMETRY),
         reason=Reason.OUT_OF_RANGE,
         detail=(
             f"{metric}={value} outside the valid range [{spec.valid_min}, {spec.valid_max}] "

@@ -51,7 +51,9 @@ from flows.connectors.mqtt_codec import (
 )
 from flows.connectors.mqtt_wire import Credentials, WireConnection
 from flows.runtime.settings import MqttEndpoint
+from twin import defaults
 from twin.records import RawMessage
+from twin.topics import TopicRouter
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +132,10 @@ class _Drain:
         """Stop new messages for the orphan at once (the live session subscribed first, so
         nothing published meanwhile is lost); what it queued is still delivered."""
         source = self._partition._source
-        topic = f"{source.prefix}devices/#"
+        topics = TopicRouter(source.prefix)
         groups = {g for g in (source.group, "twinstream") if g}
-        patterns = [topic, f"{source.prefix}devices/+/attributes"]
-        patterns += [f"$share/{g}/{topic}" for g in sorted(groups)]
+        patterns = [topics.subscription(), topics.attributes_subscription()]
+        patterns += [topics.shared_subscription(g) for g in sorted(groups)]
         return self._partition._codec.unsubscribe(1, patterns)
 
     def _connected(self, present: bool) -> None:
@@ -398,10 +400,10 @@ class MqttSource(DynamicSource[RawMessage]):
         client_id: str = "twinstream",
         reads_attributes: bool = True,
         workers_per_process: int = 1,
-        batch_size: int = 5000,
-        linger_ms: int = 5,
+        batch_size: int = defaults.BATCH_SIZE,
+        linger_ms: int = defaults.LINGER_MS,
         idle_poll_ms: int = 20,
-        session_expiry_s: int = 3600,
+        session_expiry_s: int = defaults.MQTT_SESSION_EXPIRY_S,
         drain_timeout_s: float = 30.0,
         on_batch: Callable[[int], None] | None = None,
         on_state: Callable[[str], None] | None = None,
@@ -470,13 +472,13 @@ class MqttSource(DynamicSource[RawMessage]):
 
     def subscriptions(self, v5: bool) -> list[tuple[str, int]]:
         """``(filter, subscription id)`` pairs for this process."""
-        topic = f"{self.prefix}devices/#"
+        topics = TopicRouter(self.prefix)
         if v5 and self.group:
-            subs = [(f"$share/{self.group}/{topic}", SHARED_SUBSCRIPTION)]
+            subs = [(topics.shared_subscription(self.group), SHARED_SUBSCRIPTION)]
             if self.reads_attributes:
-                subs.append((f"{self.prefix}devices/+/attributes", ATTRIBUTES_SUBSCRIPTION))
+                subs.append((topics.attributes_subscription(), ATTRIBUTES_SUBSCRIPTION))
             return subs
-        return [(topic, PLAIN_SUBSCRIPTION)]
+        return [(topics.subscription(), PLAIN_SUBSCRIPTION)]
 
     def on_state(self, state: str) -> None:
         """The connection's state changed (connected, disconnected, refused)."""

@@ -33,6 +33,7 @@ from flows.connectors.mqtt_codec import (
     MalformedPacket,
     Packet,
 )
+from twin import defaults
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class Credentials:
     username: str | None = None
     password: str | None = None
     clean_start: bool = False
-    session_expiry_s: int = 3600
+    session_expiry_s: int = defaults.MQTT_SESSION_EXPIRY_S
     keep_alive_s: int = 30
 
 

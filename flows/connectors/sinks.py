@@ -26,8 +26,10 @@ from flows.runtime import metrics
 from storage.live_store import LiveStore
 from storage.maintenance import maintain
 from storage.pg_writer import PgWriter, WriteResult
+from twin import defaults
 from twin.errors import StoreRejected, StoreUnavailable
-from twin.records import DeadLetter, Reason, TwinOutput
+from twin.records import Channel, DeadLetter, Reason, TwinOutput
+from twin.topics import TopicRouter
 
 log = logging.getLogger(__name__)
 
@@ -235,13 +237,14 @@ def _refused(
 ) -> list[DeadLetter]:
     """Everything a refused batch carried, as dead letters on the topics it came from."""
     detail = f"refused by PostgreSQL: {error[:500]}"
+    topics = TopicRouter(prefix)
     out: list[DeadLetter] = []
     for o in outs:
         for r in o.readings:
             out.append(
                 DeadLetter(
                     received_ms=r.received_ms,
-                    topic=f"{prefix}devices/{o.device_id}/telemetry",
+                    topic=topics.topic(o.device_id, Channel.TELEMETRY),
                     reason=Reason.STORE_REJECTED,
                     detail=detail,
                     payload=_json({"ts": r.ts_ms, "seq": r.seq, "values": r.values}),
@@ -252,7 +255,7 @@ def _refused(
             out.append(
                 DeadLetter(
                     received_ms=e.received_ms,
-                    topic=f"{prefix}devices/{o.device_id}/events",
+                    topic=topics.topic(o.device_id, Channel.EVENTS),
                     reason=Reason.STORE_REJECTED,
                     detail=detail,
                     payload=_json({"ts": e.ts_ms, "type": e.type, **e.body}),
@@ -264,7 +267,7 @@ def _refused(
             out.append(
                 DeadLetter(
                     received_ms=reg.last_seen_ms,
-                    topic=f"{prefix}devices/{o.device_id}/attributes",
+                    topic=topics.topic(o.device_id, Channel.ATTRIBUTES),
                     reason=Reason.STORE_REJECTED,
                     detail=detail,
                     payload=_json(
@@ -298,10 +301,10 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         ledger: CommitLedger | None = None,
         topic_prefix: str = "",
         abandon: threading.Event | None = None,
-        retention_days: int = 30,
-        partitions_ahead_days: int = 3,
-        hourly_retention_days: int = 365,
-        daily_retention_days: int = 0,
+        retention_days: int = defaults.RETENTION_DAYS,
+        partitions_ahead_days: int = defaults.PARTITIONS_AHEAD_DAYS,
+        hourly_retention_days: int = defaults.HOURLY_RETENTION_DAYS,
+        daily_retention_days: int = defaults.DAILY_RETENTION_DAYS,
         maintenance_interval_s: float = 3600.0,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
@@ -346,7 +349,7 @@ class _RedisPartition(StatelessSinkPartition[TwinOutput]):
 class RedisSink(DynamicSink[TwinOutput]):
     """``twin:{id}`` hashes and the GEO set, coalesced per batch."""
 
-    def __init__(self, url: str, *, prefix: str = "", ttl_s: int = 300) -> None:
+    def __init__(self, url: str, *, prefix: str = "", ttl_s: int = defaults.TWIN_TTL_S) -> None:
         self.url, self.prefix, self.ttl_s = url, prefix, ttl_s
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisPartition:

@@ -21,29 +21,19 @@ from datetime import UTC, datetime
 
 import msgspec
 import psycopg
-import redis
 
 from flows.runtime import metrics
 from flows.runtime.rounds import RoundThread
 from flows.runtime.settings import Settings
 from storage import recommendations as store
 from storage import registry
+from storage.live_store import RecommendationSummaries
 from storage.reference import load_catalog
 from twin.maintenance.catalog import Catalog
 from twin.maintenance.recommend import RecommenderConfig, recommend
 from twin.profiles import ProfileBook
 
 log = logging.getLogger(__name__)
-
-SET_IF_ONLINE = """
-for k = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[k]) == 1 then
-    redis.call('HSET', KEYS[k], 'recs_open', ARGV[2 * k - 1], 'recs_top', ARGV[2 * k])
-  end
-end
-return #KEYS
-"""
-"""An offline device's hash has expired: it is not brought back without its TTL."""
 
 
 @dataclass
@@ -63,8 +53,7 @@ def evaluate(
     *,
     config: RecommenderConfig | None = None,
     now: datetime | None = None,
-    live: redis.Redis | None = None,
-    redis_prefix: str = "",
+    live: RecommendationSummaries | None = None,
 ) -> Evaluation:
     """Rank and save the recommendations of ``device_ids`` (one transaction)."""
     now = now or datetime.now(UTC)
@@ -83,12 +72,7 @@ def evaluate(
         summary[device_id] = (len(recs), recs[0].part if recs else "")
     conn.commit()
     if live is not None and summary:
-        keys = [f"{redis_prefix}twin:{d}" for d in summary]
-        args = [v for pair in summary.values() for v in pair]
-        try:
-            live.eval(SET_IF_ONLINE, len(keys), *keys, *args)
-        except redis.RedisError as exc:  # the next evaluation writes them again
-            log.warning("recommendation summary not written to Redis: %s", exc)
+        live.write(summary)
     metrics.RECOMMENDATIONS.labels("opened").inc(done.opened)
     metrics.RECOMMENDATIONS.labels("updated").inc(done.updated)
     metrics.RECOMMENDATIONS.labels("cleared").inc(done.cleared)
@@ -118,8 +102,7 @@ class Recommender(RoundThread):
         self._rest = (1 - duty) / duty
         """Seconds of rest per second of work: ranking shares the process (and its GIL) with
         the dataflow, so a burst (an engine start, a fleet's first sight) must not starve it."""
-        self._redis_prefix = redis_prefix
-        self._live = redis.Redis.from_url(redis_url, socket_timeout=5) if redis_url else None
+        self._live = RecommendationSummaries(redis_url, redis_prefix) if redis_url else None
         self._catalog: tuple[float, Catalog] | None = None
 
     def catalog(self, conn: psycopg.Connection) -> Catalog:
@@ -154,7 +137,6 @@ class Recommender(RoundThread):
                     self._profiles,
                     self.catalog(conn),
                     live=self._live,
-                    redis_prefix=self._redis_prefix,
                 )
             except Exception:
                 conn.rollback()

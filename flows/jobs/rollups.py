@@ -17,6 +17,7 @@ import psycopg
 
 from flows.runtime.rounds import RoundThread
 from storage import reports, rollups
+from twin import defaults
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ class RollupResult:
 
 
 def run_once(
-    conn: psycopg.Connection, now: datetime | None = None, window_minutes: int = 15
+    conn: psycopg.Connection,
+    now: datetime | None = None,
+    window_minutes: int = defaults.WINDOW_MINUTES,
 ) -> RollupResult:
     """Roll up what is due at ``now``; one transaction per hour, so progress is kept."""
     now = now or datetime.now(UTC)
@@ -83,7 +86,10 @@ def run_once(
 
 
 def backfill(
-    conn: psycopg.Connection, since: datetime, until: datetime, window_minutes: int = 15
+    conn: psycopg.Connection,
+    since: datetime,
+    until: datetime,
+    window_minutes: int = defaults.WINDOW_MINUTES,
 ) -> RollupResult:
     """Roll up [since, until) from scratch (data stored before rollups ran, or a repair)."""
     done = RollupResult()
@@ -107,7 +113,7 @@ class Rollups(RoundThread):
         database_url: str,
         stop: threading.Event,
         poll_s: float = 30.0,
-        window_minutes: int = 15,
+        window_minutes: int = defaults.WINDOW_MINUTES,
     ) -> None:
         super().__init__("rollups", database_url, stop, poll_s)
         self._window = window_minutes

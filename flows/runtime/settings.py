@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from twin import defaults
 from twin.errors import ConfigurationError
 
 
@@ -118,17 +119,17 @@ class Settings:
     mqtt_group: str | None = None  # shared-subscription group; "" = plain; unset = plain alone,
     # "twinstream" in a cluster
     mqtt_client_id: str = "twinstream"
-    mqtt_session_expiry_s: int = 3600
+    mqtt_session_expiry_s: int = defaults.MQTT_SESSION_EXPIRY_S
     mqtt_drain: str = ""  # client ids of old sessions to drain at start, comma-separated
-    batch_size: int = 5000
-    linger_ms: int = 5
+    batch_size: int = defaults.BATCH_SIZE
+    linger_ms: int = defaults.LINGER_MS
     redis_prefix: str = ""
-    twin_ttl_s: int = 300
-    snapshot_interval_s: float = 30.0
-    retention_days: int = 30
-    partitions_ahead_days: int = 3
-    max_payload_bytes: int = 256 * 1024
-    max_future_skew_s: int = 300
+    twin_ttl_s: int = defaults.TWIN_TTL_S
+    snapshot_interval_s: float = defaults.SNAPSHOT_INTERVAL_S
+    retention_days: int = defaults.RETENTION_DAYS
+    partitions_ahead_days: int = defaults.PARTITIONS_AHEAD_DAYS
+    max_payload_bytes: int = defaults.MAX_PAYLOAD_BYTES
+    max_future_skew_s: int = defaults.MAX_FUTURE_SKEW_S
     epoch_interval_s: float = 10.0
     detectors: str = "on"  # "off": no anomaly detection (for comparison)
     detector_warmup: int = 120  # readings per device and metric that only learn
@@ -137,9 +138,9 @@ class Settings:
     notify: str = "on"  # "off": this engine delivers no notifications (run `twin notify`)
     recommend: str = "on"  # "off": this engine keeps no maintenance recommendations current
     rollups: str = "on"  # "off": this engine computes no hourly / daily tiers and windows
-    window_minutes: int = 15  # performance_metrics window (5, 10, 15, 20, 30 or 60)
-    hourly_retention_days: int = 365  # hourly tier and 15-minute windows (0 = forever)
-    daily_retention_days: int = 0  # daily tier (0 = forever)
+    window_minutes: int = defaults.WINDOW_MINUTES
+    hourly_retention_days: int = defaults.HOURLY_RETENTION_DAYS
+    daily_retention_days: int = defaults.DAILY_RETENTION_DAYS
     notify_backoff_s: float = 2.0  # first retry delay; doubles per failed attempt
     notify_timeout_s: float = 5.0  # per delivery attempt
     notify_max_attempts: int = 6  # then the notification is given up (and logged as such)

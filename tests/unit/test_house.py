@@ -22,6 +22,7 @@ FUNCTION_LINES = 60
 DECLARATIVE = {
     # tables of data, not logic: a reader scans them, never holds them whole
     "storage/schema.py": "the SQLAlchemy tables, one declaration per table",
+    "flows/cli/commands.py": "the command tables of twin, one entry per command and flag",
 }
 
 
@@ -215,3 +216,45 @@ def test_every_import_is_declared_and_every_declaration_is_imported() -> None:
     )
     assert tests <= everything, tests - everything
     assert not (everything - used), f"declared but never imported: {sorted(everything - used)}"
+
+
+# ---- defaults: written once, in twin/defaults.py ---------------------------------------------
+
+SETTING_NAMES = {
+    "batch_size", "linger_ms", "session_expiry_s", "mqtt_session_expiry_s", "ttl_s",
+    "twin_ttl_s", "snapshot_interval_s", "retention_days", "partitions_ahead_days",
+    "hourly_retention_days", "daily_retention_days", "window_minutes", "max_payload_bytes",
+    "max_future_skew_s", "max_future_skew_ms",
+}  # fmt: skip
+
+
+def _literal_defaults() -> list[str]:
+    """Parameters and fields named like a setting whose default is a number written in place."""
+    found = []
+    for path in _sources(*PRODUCT):
+        if path.name == "defaults.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            pairs: list[tuple[str, ast.expr | None]] = []
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                a = node.args
+                positional = a.posonlyargs + a.args
+                pairs += zip(
+                    [p.arg for p in positional[len(positional) - len(a.defaults) :]],
+                    a.defaults,
+                    strict=True,
+                )
+                pairs += [(p.arg, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                pairs.append((node.target.id, node.value))
+            for name, default in pairs:
+                if name in SETTING_NAMES and default is not None:
+                    numbers = [n for n in ast.walk(default) if isinstance(n, ast.Constant)]
+                    if any(isinstance(n.value, int | float) and n.value != 1000 for n in numbers):
+                        found.append(f"{path.relative_to(ROOT)}:{default.lineno} {name}")
+    return found
+
+
+def test_every_default_is_written_once() -> None:
+    """A default repeated in the class that takes it drifts from the setting's default."""
+    assert not _literal_defaults(), "\n".join(_literal_defaults())

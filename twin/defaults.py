@@ -1,0 +1,26 @@
+"""Every default the engine ships with, written once: the settings, the parser's limits, the
+writers and the jobs all take their default from here (a ``TWIN_*`` variable overrides it)."""
+
+from __future__ import annotations
+
+BATCH_SIZE = 5000
+"""Messages one source batch may hold."""
+LINGER_MS = 5
+"""How long a source batch waits to fill."""
+MQTT_SESSION_EXPIRY_S = 3600
+"""How long the broker keeps the engine's session (and its queued messages) while it is away."""
+TWIN_TTL_S = 300
+"""A twin's live hash expires after this much silence."""
+SNAPSHOT_INTERVAL_S = 30.0
+RETENTION_DAYS = 30
+"""Raw telemetry (and finished notification records) are kept this many days."""
+PARTITIONS_AHEAD_DAYS = 3
+HOURLY_RETENTION_DAYS = 365
+"""The hourly tier and the performance windows (0 = forever)."""
+DAILY_RETENTION_DAYS = 0
+"""The daily tier (0 = forever)."""
+WINDOW_MINUTES = 15
+"""Length of a performance window (5, 10, 15, 20, 30 or 60)."""
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_FUTURE_SKEW_S = 300
+"""A reading may be this far ahead of its arrival (device clocks drift)."""
