@@ -25,13 +25,7 @@ from typing import Any
 import psycopg
 
 from twin import defaults
-from twin.clock import MS_PER_HOUR
 
-GRACE_MS = 2 * 60 * 1000
-"""How long after an hour ends it is rolled up (in-flight readings land first)."""
-MARK_MS = GRACE_MS // 2
-"""A writer marks a reading as late once its hour ended this long ago: well before the roll-up,
-so no reading can slip between the two."""
 WINDOW_MINUTES = (5, 10, 15, 20, 30, 60)
 """Window lengths that tile an hour, so an hour's recompute covers whole windows."""
 RUNNING = (
@@ -39,11 +33,6 @@ RUNNING = (
     " OR coalesce((values->>'speed_kmh')::float8, 0) > 0)"
 )
 """A reading of a device at work: a machine under load, an engine turning, a vehicle moving."""
-
-
-def late_cutoff_ms(now_ms: int) -> int:
-    """Readings older than this belong to an hour already (about to be) rolled up."""
-    return (now_ms - MARK_MS) // MS_PER_HOUR * MS_PER_HOUR
 
 
 MARK_LATE = (

@@ -59,7 +59,7 @@ class Backoff:
 class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
     def __init__(self, sink: PgSink, worker_index: int) -> None:
         self._sink = sink
-        self._writer = PgWriter(sink.url, partitions_ahead_days=sink.partitions_ahead_days)
+        self._writer = PgWriter(sink.url)
         self._maintains = worker_index == 0
         self._next_maintenance = 0.0
         self._snapshots = 0

@@ -18,12 +18,13 @@ import psycopg
 from flows.runtime.rounds import RoundThread
 from storage import reports, rollups
 from twin import defaults
+from twin.rollup_schedule import GRACE_MS
 
 log = logging.getLogger(__name__)
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-GRACE = timedelta(milliseconds=rollups.GRACE_MS)
+GRACE = timedelta(milliseconds=GRACE_MS)
 
 
 def floor_hour(moment: datetime) -> datetime:
