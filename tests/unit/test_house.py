@@ -250,7 +250,10 @@ def _literal_defaults() -> list[str]:
             for name, default in pairs:
                 if name in SETTING_NAMES and default is not None:
                     numbers = [n for n in ast.walk(default) if isinstance(n, ast.Constant)]
-                    if any(isinstance(n.value, int | float) and n.value != 1000 for n in numbers):
+                    if any(
+                        isinstance(n.value, int | float) and n.value not in (0, 1000)
+                        for n in numbers
+                    ):  # 0: "off"; 1000: ms per second
                         found.append(f"{path.relative_to(ROOT)}:{default.lineno} {name}")
     return found
 

@@ -1,0 +1,101 @@
+"""Anomaly episodes of one twin while one reading is judged: opened, extended, released after
+a hold, closed; each change becomes an :class:`~twin.anomaly.records.Anomaly` event."""
+
+from __future__ import annotations
+
+from twin.anomaly.records import Anomaly, Severity
+from twin.anomaly.state import DetectorState, Episode
+
+
+def score(z: float, hi: float) -> float:
+    """0 at the baseline, 0.5 at the threshold, towards 1 far beyond it."""
+    return z / (z + hi) if z > 0 else 0.0
+
+
+class Episodes:
+    """``critical_z``: per detector, the deviation past which an extended episode turns
+    critical (detectors not named use ``"*"``)."""
+
+    def __init__(
+        self,
+        st: DetectorState,
+        device_id: str,
+        *,
+        hold: int,
+        version: str,
+        critical_z: dict[str, float],
+    ) -> None:
+        self.st = st
+        self.device_id = device_id
+        self.events: list[Anomaly] = []
+        self._hold = hold
+        self._version = version
+        self._critical_z = critical_z
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.st.open
+
+    def get(self, key: str) -> Episode | None:
+        return self.st.open.get(key)
+
+    def anomaly(self, ep: Episode, ended_ms: int | None) -> Anomaly:
+        return Anomaly(
+            device_id=self.device_id,
+            detector=ep.detector,
+            kind=ep.kind,
+            metric=ep.metric,
+            severity=ep.severity,
+            score=round(ep.score, 4),
+            started_ms=ep.started_ms,
+            ended_ms=ended_ms,
+            expected=None if ep.expected is None else round(ep.expected, 6),
+            observed=None if ep.observed is None else round(ep.observed, 6),
+            model_version=self._version,
+        )
+
+    def open(
+        self,
+        key: str,
+        detector: str,
+        kind: str,
+        metric: str,
+        severity: str,
+        value: float,
+        ts_ms: int,
+        expected: float | None,
+        observed: float | None,
+        quiet: bool,
+    ) -> None:
+        """``value``: the episode's score; ``quiet``: warming up, so nothing is raised."""
+        if quiet:
+            return
+        ep = Episode(detector, kind, metric, str(severity), value, ts_ms, expected, observed,
+                     self._hold)  # fmt: skip
+        self.st.open[key] = ep
+        self.st.raised += 1
+        self.events.append(self.anomaly(ep, None))
+
+    def extend(self, key: str, value: float, expected: float, observed: float, z: float) -> None:
+        ep = self.st.open[key]
+        ep.hold = self._hold
+        if value > ep.score:
+            ep.score, ep.expected, ep.observed = value, expected, observed
+            if z > self._critical_z.get(ep.detector, self._critical_z["*"]):
+                ep.severity = Severity.CRITICAL
+
+    def release(self, key: str, ts_ms: int) -> None:
+        """The condition cleared: close after ``hold`` further clear readings."""
+        ep = self.st.open[key]
+        if ep.hold > 0:
+            ep.hold -= 1
+            return
+        self.close(key, ts_ms)
+
+    def close(self, key: str, ts_ms: int) -> None:
+        ep = self.st.open.pop(key)
+        self.events.append(self.anomaly(ep, ts_ms))
+
+    def escalate(self, key: str, severity: str, value: float, expected: float, x: float) -> None:
+        ep = self.st.open[key]
+        ep.severity, ep.score, ep.expected, ep.observed = severity, value, expected, x
+        self.events.append(self.anomaly(ep, None))

@@ -1,0 +1,351 @@
+"""The detector layers that judge one metric of one reading.
+
+The contract, in the spirit of river's ``anomaly`` base: a layer is built from its
+hyperparameters and holds no device state; :meth:`score` judges the reading against the state
+in the metric's :class:`~twin.anomaly.state.Track` (raising, extending or releasing episodes)
+*before* :meth:`learn` lets the state learn from it, and learning skips what raised something,
+so a fault that lasts is reported for as long as it lasts. What one layer works out for a
+reading and another needs travels in the :class:`Sample`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+from twin.anomaly.config import DetectorConfig
+from twin.anomaly.episodes import Episodes, score
+from twin.anomaly.records import Detector, Severity
+from twin.anomaly.state import Track
+
+POSITION = ("lat", "lon", "heading_deg")
+COUNTERS = ("odometer_km",)
+"""Metrics whose level only ever grows: judged by their rate alone."""
+
+
+class Sample:
+    """One metric of one reading, as the layers see it."""
+
+    __slots__ = (
+        "drift_key",
+        "dx",
+        "expected",
+        "feed",
+        "flat_key",
+        "judged",
+        "level_key",
+        "metric",
+        "quiet",
+        "rate",
+        "rate_key",
+        "rate_suspect",
+        "steady",
+        "ts_ms",
+        "warm",
+        "watch",
+        "x",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        metric: str,
+        x: float,
+        dx: float | None,
+        watch: str,
+        steady: bool,
+        ts_ms: int,
+        warm: bool,
+        quiet: bool,
+    ) -> None:
+        self.metric = metric
+        self.x = x
+        self.dx = dx
+        """The driver metric's value in the same reading (None: no driver, or this is it)."""
+        self.watch = watch
+        """"all", "falling", "rising" or "rules": what the profile watches for."""
+        self.steady = steady
+        """The operating point held still: rates of change mean something."""
+        self.ts_ms = ts_ms
+        self.warm = warm
+        self.quiet = quiet
+        self.level_key = "level:" + metric
+        self.rate_key = "rate:" + metric
+        self.drift_key = "drift:" + metric
+        self.flat_key = "flatline:" + metric
+        """The metric's episode keys, one per layer."""
+        self.expected = 0.0
+        self.judged = False
+        self.feed: tuple[float, float, float] | None = None
+        """(deviation, observed, expected) for the drift layer, set by level or rate."""
+        self.rate: float | None = None
+        self.rate_suspect = False
+
+
+class MetricLayer(Protocol):
+    def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
+        """Judge the reading (before anything learns from it); its score in 0..1."""
+
+    def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
+        """Learn from the reading, unless what it raised says not to."""
+
+
+def _floor(cfg_abs: float, cfg_rel: float, scale: float, res: float) -> float:
+    return max(cfg_abs, cfg_rel * abs(scale), res)
+
+
+class Level:
+    """The value's distance from the metric's own baseline (exponentially weighted mean and
+    spread), at the current operating point when the profile names a driver metric."""
+
+    def __init__(
+        self,
+        *,
+        hi: float,
+        lo: float,
+        instant: float,
+        persist: int,
+        alpha: float,
+        warmup: int,
+        abs_floor: float,
+        rel_floor: float,
+        drift: bool,
+    ) -> None:
+        self.hi, self.lo, self.instant, self.persist = hi, lo, instant, persist
+        self.alpha, self.warmup = alpha, warmup
+        self.abs_floor, self.rel_floor = abs_floor, rel_floor
+        self.drift = drift
+        """Feed the level's deviations to the drift layer."""
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig) -> Level:
+        return cls(
+            hi=cfg.level_hi,
+            lo=cfg.level_lo,
+            instant=cfg.level_instant,
+            persist=cfg.level_persist,
+            alpha=cfg.alpha,
+            warmup=cfg.warmup_readings,
+            abs_floor=cfg.abs_floor,
+            rel_floor=cfg.rel_floor,
+            drift=cfg.level_drift,
+        )
+
+    def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
+        floor = _floor(self.abs_floor, self.rel_floor, tr.mean, tr.res)
+        expected = tr.mean
+        if s.dx is not None and tr.vx > 0:
+            expected = tr.mean + tr.cxy / tr.vx * (s.dx - tr.mx)
+            sd = math.sqrt(tr.rv) + floor
+        else:
+            sd = math.sqrt(tr.var) + floor
+        s.expected = expected
+        z = (s.x - expected) / sd if tr.n else 0.0
+        s.judged = (
+            s.warm
+            and s.steady
+            and s.watch == "all"
+            and s.metric not in POSITION
+            and s.metric not in COUNTERS
+        )
+        if not s.judged:
+            return 0.0
+        if self.drift:
+            s.feed = (z, s.x, expected)
+        az = abs(z)
+        key = s.level_key
+        if key in eps:
+            if az > self.lo:
+                eps.extend(key, score(az, self.hi), expected, s.x, az)
+            else:
+                eps.release(key, s.ts_ms)
+            return score(az, self.hi)
+        tr.level_run = tr.level_run + 1 if az > self.hi else 0
+        if az > self.instant or tr.level_run >= self.persist:
+            kind = "high" if z > 0 else "low"
+            sev = Severity.CRITICAL if az > 2 * self.hi else Severity.WARNING
+            eps.open(key, Detector.LEVEL, kind, s.metric, sev, score(az, self.hi), s.ts_ms,
+                     expected, s.x, s.quiet)  # fmt: skip
+        return score(az, self.hi)
+
+    def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
+        if s.level_key in eps or s.flat_key in eps:
+            return
+        if s.watch == "all" and s.drift_key in eps:
+            return
+        tr.n += 1
+        # exact running moments while warming up, exponentially weighted afterwards
+        a = 1.0 / tr.n if tr.n <= self.warmup else self.alpha
+        d = s.x - tr.mean
+        resid = s.x - s.expected
+        tr.mean += a * d
+        tr.var = (1 - a) * (tr.var + a * d * d)
+        if s.dx is not None:
+            e = s.dx - tr.mx
+            tr.mx += a * e
+            tr.vx = (1 - a) * (tr.vx + a * e * e)
+            tr.cxy = (1 - a) * (tr.cxy + a * e * d)
+            tr.rv = (1 - a) * (tr.rv + a * resid * resid)
+
+
+class Rate:
+    """The rate of change per second against its own baseline: leaks, fast wear, runaway
+    temperatures. Metrics watched for a falling (or rising) trend feed it to the drift layer."""
+
+    def __init__(
+        self,
+        *,
+        hi: float,
+        lo: float,
+        instant: float,
+        persist: int,
+        alpha: float,
+        warmup: int,
+        abs_floor: float,
+        rel_floor: float,
+        drift_h: float,
+    ) -> None:
+        self.hi, self.lo, self.instant, self.persist = hi, lo, instant, persist
+        self.alpha, self.warmup = alpha, warmup
+        self.abs_floor, self.rel_floor = abs_floor, rel_floor
+        self.drift_h = drift_h
+        """A drift half-way to being reported already keeps the rate from learning."""
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig) -> Rate:
+        return cls(
+            hi=cfg.rate_hi,
+            lo=cfg.rate_lo,
+            instant=cfg.rate_instant,
+            persist=cfg.rate_persist,
+            alpha=cfg.rate_alpha,
+            warmup=cfg.warmup_readings,
+            abs_floor=cfg.abs_floor,
+            rel_floor=cfg.rel_floor,
+            drift_h=cfg.drift_h,
+        )
+
+    def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
+        s.feed = None
+        if not tr.n:
+            return 0.0
+        step = abs(s.x - tr.last)
+        if step > 0 and (tr.res == 0 or step < tr.res):
+            tr.res = step
+        dt = (s.ts_ms - tr.last_ts) / 1000.0
+        if dt <= 0 or not (s.steady or s.watch != "all"):
+            return 0.0
+        r = (s.x - tr.last) / dt
+        floor = _floor(self.abs_floor, self.rel_floor, tr.rmean, tr.res / dt)
+        rz = (r - tr.rmean) / (math.sqrt(tr.rvar) + floor) if tr.rn else 0.0
+        ready = tr.rn >= self.warmup
+        s.rate, s.rate_suspect = r, ready and abs(rz) > self.hi
+        if s.watch == "falling":
+            rz = min(rz, 0.0)  # rising (a refill, new pads) is normal, not usual
+        if ready and s.metric not in POSITION:
+            self._judge(tr, s, eps, r, rz)
+        if s.watch != "all" and ready:
+            s.feed = (rz, r, tr.rmean)
+        return 0.0
+
+    def _judge(self, tr: Track, s: Sample, eps: Episodes, r: float, rz: float) -> None:
+        arz = abs(rz)
+        key = s.rate_key
+        if key in eps:
+            if arz > self.lo:
+                eps.extend(key, score(arz, self.hi), tr.rmean, r, arz)
+            else:
+                eps.release(key, s.ts_ms)
+            return
+        tr.rate_run = tr.rate_run + 1 if arz > self.hi else 0
+        if arz > self.instant or tr.rate_run >= self.persist:
+            kind = "rising" if rz > 0 else "falling"
+            sev = Severity.CRITICAL if arz > 2 * self.hi else Severity.WARNING
+            eps.open(key, Detector.RATE, kind, s.metric, sev, score(arz, self.hi), s.ts_ms,
+                     tr.rmean, r, s.quiet)  # fmt: skip
+
+    def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
+        if s.rate is None:
+            return
+        suspect = s.rate_suspect or max(tr.up, tr.down) > self.drift_h / 2  # a drift building
+        if s.rate_key in eps or s.drift_key in eps or suspect:
+            return
+        tr.rn += 1
+        a = 1.0 / tr.rn if tr.rn <= self.warmup else self.alpha
+        d = s.rate - tr.rmean
+        tr.rmean += a * d
+        tr.rvar = (1 - a) * (tr.rvar + a * d * d)
+
+
+class Drift:
+    """Two-sided CUSUM of a standardised deviation (the level's or the rate's): small shifts
+    that add up, such as wear and slow leaks."""
+
+    def __init__(self, *, k: float, h: float) -> None:
+        self.k = k
+        """Slack, in spreads: deviations smaller than this never add up."""
+        self.h = h
+        """Decision level: a drift is reported once the sum passes it."""
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig) -> Drift:
+        return cls(k=cfg.drift_k, h=cfg.drift_h)
+
+    def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
+        if s.feed is None:
+            return 0.0
+        z, observed, expected = s.feed
+        tr.up = max(0.0, tr.up + z - self.k)
+        tr.down = max(0.0, tr.down - z - self.k)
+        key = s.drift_key
+        worst = max(tr.up, tr.down)
+        if key in eps:
+            if worst == 0.0:
+                eps.close(key, s.ts_ms)
+        elif worst > self.h:
+            kind = "rising" if tr.up >= tr.down else "falling"
+            eps.open(key, Detector.DRIFT, kind, s.metric, Severity.WARNING,
+                     score(worst, self.h), s.ts_ms, expected, observed, s.quiet)  # fmt: skip
+        return 0.0
+
+    def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
+        """The sums are the state: :meth:`score` has updated them."""
+
+
+class Flatline:
+    """A metric that usually changes at every reading repeats one value: a stuck sensor.
+
+    How often the metric changes is learnt from the reading before it is judged (while not
+    stuck), so a sensor that was always this still is never called stuck."""
+
+    def __init__(self, *, readings: int, change_share: float) -> None:
+        self.readings = readings
+        self.change_share = change_share
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig) -> Flatline:
+        return cls(readings=cfg.flat_readings, change_share=cfg.flat_change_share)
+
+    def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
+        if not tr.n:
+            return 0.0
+        same = s.x == tr.last
+        tr.same = tr.same + 1 if same else 0
+        if tr.same < self.readings:
+            tr.changed += ((0.0 if same else 1.0) - tr.changed) / min(tr.n + 1, 200)
+        key = s.flat_key
+        if key in eps:
+            if not same:
+                eps.close(key, s.ts_ms)
+        elif (
+            s.warm
+            and s.watch == "all"
+            and s.dx != 0  # a stopped machine reads zero everywhere, and rightly so
+            and tr.same >= self.readings
+            and tr.changed >= self.change_share
+        ):
+            eps.open(key, Detector.FLATLINE, "stuck", s.metric, Severity.WARNING, 0.75,
+                     s.ts_ms, None, s.x, s.quiet)  # fmt: skip
+        return 0.0
+
+    def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
+        """Learnt in :meth:`score` (see the class docstring)."""
