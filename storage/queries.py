@@ -49,89 +49,102 @@ class StoreSummary:
         return sum(self.dead_letters_by_reason.values())
 
 
+_NUMBERS = {  # StoreSummary field: a query of one number
+    "telemetry_rows": "SELECT count(*) FROM telemetry",
+    "snapshots": "SELECT count(*) FROM twin_snapshots",
+    "events": "SELECT count(*) FROM device_events",
+    "hourly_rows": "SELECT count(*) FROM telemetry_hourly",
+    "performance_windows": "SELECT count(*) FROM performance_metrics",
+}
+_COUNTS = {  # StoreSummary field: a query of (key, count) pairs
+    "devices_by_kind": "SELECT kind, count(*) FROM devices GROUP BY kind ORDER BY kind",
+    "dead_letters_by_reason": (
+        "SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason"
+    ),
+    "anomalies_by_detector": (
+        "SELECT detector, count(*) FROM anomalies GROUP BY detector ORDER BY 2 DESC"
+    ),
+    "notifications_by_status": (
+        "SELECT status, count(*) FROM notification_log GROUP BY status ORDER BY status"
+    ),
+}
+_ROWS = {  # StoreSummary field: a query of rows
+    "latest_alerts": (
+        "SELECT device_id, rule_id, peak_severity, detail FROM alerts "
+        "ORDER BY created_at DESC LIMIT 5"
+    ),
+    "top_recommendations": (
+        "SELECT device_id, part, name, final_confidence, due FROM part_recommendations "
+        "WHERE status = 'open' ORDER BY final_confidence DESC, due NULLS LAST LIMIT 5"
+    ),
+}
+_ALERTS_BY_RULE = (
+    "SELECT rule_id, count(*) FILTER (WHERE status <> 'resolved'), "
+    "count(*) FILTER (WHERE status = 'resolved') FROM alerts "
+    "GROUP BY rule_id ORDER BY count(*) DESC"
+)
+_OPEN_RECOMMENDATIONS = (
+    "SELECT count(*), count(DISTINCT device_id), count(*) FILTER (WHERE reorder) "
+    "FROM part_recommendations WHERE status = 'open'"
+)
+_NEWEST_REPORT = (
+    "SELECT day, (SELECT count(*) FROM maintenance_reports m WHERE m.day = r.day), "
+    "content FROM maintenance_reports r WHERE device_id IS NULL ORDER BY day DESC LIMIT 1"
+)
+_LATEST_ROWS = 'SELECT device_id, ts, "values"::text FROM telemetry ORDER BY ts DESC LIMIT 3'
+
+
 def summarize(database_url: str, redis_url: str | None, redis_prefix: str = "") -> StoreSummary:
     s = StoreSummary()
     with connect(database_url) as conn:
-        s.devices_by_kind = dict(
-            conn.execute(
-                "SELECT kind, count(*) FROM devices GROUP BY kind ORDER BY kind"
-            ).fetchall()
-        )
-        s.telemetry_rows = conn.execute("SELECT count(*) FROM telemetry").fetchone()[0]  # type: ignore[index]
+        for name, sql in _NUMBERS.items():
+            row = conn.execute(sql).fetchone()
+            setattr(s, name, int(row[0]) if row else 0)
+        for name, sql in _COUNTS.items():
+            setattr(s, name, dict(conn.execute(sql).fetchall()))
+        for name, sql in _ROWS.items():
+            setattr(s, name, conn.execute(sql).fetchall())
         s.partitions = len(partitions.existing_days(conn))
-        s.dead_letters_by_reason = dict(
-            conn.execute(
-                "SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason"
-            ).fetchall()
-        )
-        s.snapshots = conn.execute("SELECT count(*) FROM twin_snapshots").fetchone()[0]  # type: ignore[index]
-        s.events = conn.execute("SELECT count(*) FROM device_events").fetchone()[0]  # type: ignore[index]
-        s.anomalies_by_detector = dict(
-            conn.execute(
-                "SELECT detector, count(*) FROM anomalies GROUP BY detector ORDER BY 2 DESC"
-            ).fetchall()
-        )
         s.alerts_by_rule = {
             rule: (int(open_), int(resolved))
-            for rule, open_, resolved in conn.execute(
-                "SELECT rule_id, count(*) FILTER (WHERE status <> 'resolved'), "
-                "count(*) FILTER (WHERE status = 'resolved') FROM alerts "
-                "GROUP BY rule_id ORDER BY count(*) DESC"
-            ).fetchall()
+            for rule, open_, resolved in conn.execute(_ALERTS_BY_RULE).fetchall()
         }
-        s.notifications_by_status = dict(
-            conn.execute(
-                "SELECT status, count(*) FROM notification_log GROUP BY status ORDER BY status"
-            ).fetchall()
-        )
-        s.latest_alerts = conn.execute(
-            "SELECT device_id, rule_id, peak_severity, detail FROM alerts "
-            "ORDER BY created_at DESC LIMIT 5"
-        ).fetchall()
-        row = conn.execute(
-            "SELECT count(*), count(DISTINCT device_id), count(*) FILTER (WHERE reorder) "
-            "FROM part_recommendations WHERE status = 'open'"
-        ).fetchone()
+        row = conn.execute(_OPEN_RECOMMENDATIONS).fetchone()
         if row is not None:
             s.recommendations_open, s.recommended_devices, s.recommendations_reorder = row
-        s.hourly_rows = conn.execute("SELECT count(*) FROM telemetry_hourly").fetchone()[0]  # type: ignore[index]
-        s.performance_windows = conn.execute("SELECT count(*) FROM performance_metrics").fetchone()[
-            0
-        ]  # type: ignore[index]
-        report = conn.execute(
-            "SELECT day, (SELECT count(*) FROM maintenance_reports m WHERE m.day = r.day), "
-            "content FROM maintenance_reports r WHERE device_id IS NULL ORDER BY day DESC LIMIT 1"
-        ).fetchone()
-        if report is not None:
-            day, count, fleet = report
-            s.daily_report = (
-                f"{count} for {day} (fleet: {fleet['devices_reporting']} devices, uptime "
-                f"{fleet['uptime_pct']} %, {fleet['recommendations_open']} open "
-                "recommendations; twin report daily)"
-            )
-        s.top_recommendations = conn.execute(
-            "SELECT device_id, part, name, final_confidence, due FROM part_recommendations "
-            "WHERE status = 'open' ORDER BY final_confidence DESC, due NULLS LAST LIMIT 5"
-        ).fetchall()
+        s.daily_report = _report_line(conn.execute(_NEWEST_REPORT).fetchone())
         s.latest_rows = [
             (d, ts.isoformat(timespec="milliseconds"), str(v))
-            for d, ts, v in conn.execute(
-                'SELECT device_id, ts, "values"::text FROM telemetry ORDER BY ts DESC LIMIT 3'
-            ).fetchall()
+            for d, ts, v in conn.execute(_LATEST_ROWS).fetchall()
         ]
     if redis_url:
-        client = redis.Redis.from_url(redis_url)
-        try:
-            keys = LiveKeys(redis_prefix)
-            s.live_twins = sum(
-                1
-                for key in client.scan_iter(match=keys.twin_pattern, count=1000)
-                if keys.device_of(key.decode()) is not None
-            )
-            s.positioned = int(client.zcard(keys.geo))
-        finally:
-            client.close()
+        s.live_twins, s.positioned = _live_counts(redis_url, LiveKeys(redis_prefix))
     return s
+
+
+def _report_line(report: tuple[Any, ...] | None) -> str:
+    if report is None:
+        return ""
+    day, count, fleet = report
+    return (
+        f"{count} for {day} (fleet: {fleet['devices_reporting']} devices, uptime "
+        f"{fleet['uptime_pct']} %, {fleet['recommendations_open']} open "
+        "recommendations; twin report daily)"
+    )
+
+
+def _live_counts(redis_url: str, keys: LiveKeys) -> tuple[int, int]:
+    """Twin hashes in Redis, and positioned devices."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        twins = sum(
+            1
+            for key in client.scan_iter(match=keys.twin_pattern, count=1000)
+            if keys.device_of(key.decode()) is not None
+        )
+        return twins, int(client.zcard(keys.geo))
+    finally:
+        client.close()
 
 
 @dataclass

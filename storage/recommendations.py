@@ -21,7 +21,7 @@ from storage.reference import replacements
 from twin.clock import MS_PER_DAY
 from twin.errors import AlertActionError
 from twin.maintenance.recommend import DeviceFacts, Recommendation
-from twin.profiles import ProfileBook
+from twin.profiles import DeviceProfile, ProfileBook
 from twin.state import decode_state
 
 FEEDBACK = ("accepted", "rejected", "modified")
@@ -63,35 +63,10 @@ def facts_for(
         (list(device_ids),),
     ).fetchall()
     history = replacements(conn, device_ids)
-    evidence: dict[str, list[tuple[str, str, str]]] = {}
-    for device_id, detector, metric, kind in conn.execute(
-        "SELECT device_id, detector, metric, kind FROM anomalies WHERE device_id = ANY(%s) "
-        "AND (ended_at IS NULL OR ended_at > %s)",
-        (list(device_ids), now - timedelta(days=EVIDENCE_DAYS)),
-    ).fetchall():
-        evidence.setdefault(device_id, []).append((detector, metric, kind))
-    decided: dict[str, dict[str, datetime]] = {}
-    for device_id, part, at in conn.execute(
-        "SELECT device_id, part, max(at) FROM recommendation_feedback WHERE device_id = ANY(%s) "
-        "GROUP BY 1, 2",
-        (list(device_ids),),
-    ).fetchall():
-        decided.setdefault(device_id, {})[part] = at
+    evidence, decided = _evidence(conn, device_ids, now), _decided(conn, device_ids)
     out: dict[str, DeviceFacts] = {}
     for device_id, kind, profile_name, attributes, first_seen, state_text in rows:
         attrs: dict[str, Any] = attributes or {}
-        profile = profiles.get(profile_name)
-        odometer = km_per_day = hours = hours_per_day = None
-        usage = ""
-        if state_text is not None:
-            state = decode_state(state_text.encode())
-            odometer = state.odometer_km
-            km_per_day = state.km_per_day
-            usage = state.usage_category(profile) or ""
-            if state.operating_hours > 0:
-                hours = state.operating_hours
-                days = max(1.0, (state.last_seen_ms - state.first_seen_ms) / MS_PER_DAY)
-                hours_per_day = hours / days
         out[device_id] = DeviceFacts(
             device_id=device_id,
             kind=kind,
@@ -102,16 +77,55 @@ def facts_for(
             terrain=str(attrs.get("terrain_type", "")),
             season=str(attrs.get("season_code", "")),
             in_service_since=_in_service(attrs, first_seen),
-            odometer_km=odometer,
-            km_per_day=km_per_day,
-            usage_category=usage,
-            operating_hours=hours,
-            hours_per_day=hours_per_day,
             replacements=history.get(device_id, {}),
             anomalies=tuple(sorted(set(evidence.get(device_id, [])))),
             decided=decided.get(device_id, {}),
+            **_usage(state_text, profiles.get(profile_name)),
         )
     return out
+
+
+def _usage(state_text: str | None, profile: DeviceProfile) -> dict[str, Any]:
+    """Distance, operating hours and their pace from the twin's snapshot."""
+    if state_text is None:
+        return {}
+    state = decode_state(state_text.encode())
+    usage: dict[str, Any] = {
+        "odometer_km": state.odometer_km,
+        "km_per_day": state.km_per_day,
+        "usage_category": state.usage_category(profile) or "",
+    }
+    if state.operating_hours > 0:
+        days = max(1.0, (state.last_seen_ms - state.first_seen_ms) / MS_PER_DAY)
+        usage["operating_hours"] = state.operating_hours
+        usage["hours_per_day"] = state.operating_hours / days
+    return usage
+
+
+def _evidence(
+    conn: psycopg.Connection, device_ids: Sequence[str], now: datetime
+) -> dict[str, list[tuple[str, str, str]]]:
+    """Open or recent anomalies as (detector, metric, kind), per device."""
+    evidence: dict[str, list[tuple[str, str, str]]] = {}
+    for device_id, detector, metric, kind in conn.execute(
+        "SELECT device_id, detector, metric, kind FROM anomalies WHERE device_id = ANY(%s) "
+        "AND (ended_at IS NULL OR ended_at > %s)",
+        (list(device_ids), now - timedelta(days=EVIDENCE_DAYS)),
+    ).fetchall():
+        evidence.setdefault(device_id, []).append((detector, metric, kind))
+    return evidence
+
+
+def _decided(conn: psycopg.Connection, device_ids: Sequence[str]) -> dict[str, dict[str, datetime]]:
+    """When a person last decided on each part's recommendation, per device."""
+    decided: dict[str, dict[str, datetime]] = {}
+    for device_id, part, at in conn.execute(
+        "SELECT device_id, part, max(at) FROM recommendation_feedback WHERE device_id = ANY(%s) "
+        "GROUP BY 1, 2",
+        (list(device_ids),),
+    ).fetchall():
+        decided.setdefault(device_id, {})[part] = at
+    return decided
 
 
 def _in_service(attributes: dict[str, Any], first_seen: datetime) -> datetime:

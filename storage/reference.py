@@ -54,76 +54,53 @@ def _part_row(p: Part) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
+def _adjustment_rows(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    return (
+        (f"{n:03d}-{a.key}", a.key, a.factor, list(a.parts), list(a.categories), list(a.regions),
+         a.note)
+        for n, a in enumerate(items, 1)
+    )  # fmt: skip
+
+
+def _shipped() -> list[tuple[str, str, str, Iterable[Sequence[Any]]]]:
+    """(table, conflict key, columns, rows) of the shipped reference data, in load order."""
+    return [
+        ("parts", "code", _PART_COLUMNS, (_part_row(p) for p in defaults.PARTS)),
+        ("dealers", "code", "code, name, region, city, active",
+         ((d.code, d.name, d.region, d.city, d.active) for d in defaults.DEALERS)),
+        ("parts_inventory", "part, dealer", "part, dealer, on_hand, minimum, reorder_point",
+         ((s.part, s.dealer, s.on_hand, s.minimum, s.reorder_point) for s in defaults.STOCK)),
+        ("seasonal_config", "id", "id, season, factor, parts, categories, regions, note",
+         _adjustment_rows(defaults.SEASONS)),
+        ("terrain_config", "id", "id, terrain, factor, parts, categories, regions, note",
+         _adjustment_rows(defaults.TERRAINS)),
+        ("business_rules", "name",
+         "name, rule_condition, rule_action, priority, active, effective_from, effective_until",
+         ((r.name, Jsonb(dict(r.when)), Jsonb(dict(r.then)), r.priority, r.active,
+           r.effective_from, r.effective_until) for r in defaults.RULES)),
+        ("maintenance_schedules", "applies_to, part",
+         "applies_to, part, interval_km, interval_months, interval_hours",
+         ((s.applies_to, s.part, s.interval_km, s.interval_months, s.interval_hours)
+          for s in defaults.SCHEDULES)),
+    ]  # fmt: skip
+
+
 def load_defaults(conn: psycopg.Connection, *, replace: bool = False) -> dict[str, int]:
     """Store the shipped reference data; returns rows written per table."""
     written: dict[str, int] = {}
     with conn.cursor() as cur:
-
-        def run(table: str, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        for table, key, cols, rows in _shipped():
+            marks = ", ".join(["%s"] * len(cols.split(",")))
+            builtin = (", builtin", ", true") if table == "parts" else ("", "")
+            sql = (
+                f"INSERT INTO {table} ({cols}{builtin[0]}) VALUES ({marks}{builtin[1]}) "
+                f"{_upsert(replace, key, cols)}"
+            )
             count = 0
             for row in rows:
                 cur.execute(sql, row)
                 count += max(cur.rowcount, 0)
             written[table] = count
-
-        run(
-            "parts",
-            f"INSERT INTO parts ({_PART_COLUMNS}, builtin) VALUES "
-            f"({', '.join(['%s'] * 14)}, true) {_upsert(replace, 'code', _PART_COLUMNS)}",
-            (_part_row(p) for p in defaults.PARTS),
-        )
-        cols = "code, name, region, city, active"
-        run(
-            "dealers",
-            f"INSERT INTO dealers ({cols}) VALUES (%s, %s, %s, %s, %s) "
-            f"{_upsert(replace, 'code', cols)}",
-            ((d.code, d.name, d.region, d.city, d.active) for d in defaults.DEALERS),
-        )
-        cols = "part, dealer, on_hand, minimum, reorder_point"
-        run(
-            "parts_inventory",
-            f"INSERT INTO parts_inventory ({cols}) VALUES (%s, %s, %s, %s, %s) "
-            f"{_upsert(replace, 'part, dealer', cols)}",
-            ((s.part, s.dealer, s.on_hand, s.minimum, s.reorder_point) for s in defaults.STOCK),
-        )
-        for table, key, items in (
-            ("seasonal_config", "season", defaults.SEASONS),
-            ("terrain_config", "terrain", defaults.TERRAINS),
-        ):
-            cols = f"id, {key}, factor, parts, categories, regions, note"
-            run(
-                table,
-                f"INSERT INTO {table} ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                f"{_upsert(replace, 'id', cols)}",
-                (
-                    (f"{n:03d}-{a.key}", a.key, a.factor, list(a.parts), list(a.categories),
-                     list(a.regions), a.note)
-                    for n, a in enumerate(items, 1)
-                ),
-            )  # fmt: skip
-        cols = (
-            "name, rule_condition, rule_action, priority, active, effective_from, effective_until"
-        )
-        run(
-            "business_rules",
-            f"INSERT INTO business_rules ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-            f"{_upsert(replace, 'name', cols)}",
-            (
-                (r.name, Jsonb(dict(r.when)), Jsonb(dict(r.then)), r.priority, r.active,
-                 r.effective_from, r.effective_until)
-                for r in defaults.RULES
-            ),
-        )  # fmt: skip
-        cols = "applies_to, part, interval_km, interval_months, interval_hours"
-        run(
-            "maintenance_schedules",
-            f"INSERT INTO maintenance_schedules ({cols}) VALUES (%s, %s, %s, %s, %s) "
-            f"{_upsert(replace, 'applies_to, part', cols)}",
-            (
-                (s.applies_to, s.part, s.interval_km, s.interval_months, s.interval_hours)
-                for s in defaults.SCHEDULES
-            ),
-        )
     conn.commit()
     return written
 

@@ -14,6 +14,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from twin.maintenance.daily_report import DayFacts, device_report, fleet_report
+
 
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -27,8 +29,7 @@ def _by_device(rows: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
     return out
 
 
-def generate_daily(conn: psycopg.Connection, day: date) -> dict[str, Any]:
-    """Generate and store the day's reports; returns the fleet report's content."""
+def day_facts(conn: psycopg.Connection, day: date) -> DayFacts:
     start, end = _day_bounds(day)
     span = {"a": start, "b": end}
     metrics = _by_device(conn.execute(
@@ -59,76 +60,19 @@ def generate_daily(conn: psycopg.Connection, day: date) -> dict[str, Any]:
         "WHERE status = 'open' ORDER BY device_id, rank"
     ).fetchall())  # fmt: skip
     kinds: dict[str, str] = dict(conn.execute("SELECT device_id, kind FROM devices").fetchall())
+    return DayFacts(day, metrics, windows, anomalies, alerts, recs, kinds)
 
-    generated = datetime.now(UTC)
-    fleet: dict[str, Any] = {
-        "day": day.isoformat(),
-        "devices_reporting": len(metrics),
-        "readings": 0,
-        "by_kind": {},
-        "uptime_pct": None,
-        "anomalies": {},
-        "alerts": {},
-        "recommendations_open": sum(len(v) for v in recs.values()),
-        "reorders": sum(1 for v in recs.values() for r in v if r[4]),
-        "attention": [],
-    }
-    uptimes: list[float] = []
-    rows: list[tuple[str, str | None, dict[str, Any]]] = []
-    for device_id in sorted(metrics):
-        summary = {
-            m: {"n": int(n), "mean": round(mean, 3), "min": lo, "max": hi}
-            for m, n, mean, lo, hi in metrics[device_id]
-        }
-        readings = max((v["n"] for v in summary.values()), default=0)
-        window = windows.get(device_id)
-        device_anomalies = [
-            {"detector": det, "severity": sev, "count": int(n)}
-            for det, sev, n in anomalies.get(device_id, [])
-        ]
-        device_alerts = [
-            {"rule": rule, "severity": sev, "status": status, "count": int(n)}
-            for rule, sev, status, n in alerts.get(device_id, [])
-        ]
-        device_recs = [
-            {"part": part, "name": name, "confidence": conf,
-             "due": due.isoformat() if due else None, "reorder": reorder}
-            for part, name, conf, due, reorder in recs.get(device_id, [])[:5]
-        ]  # fmt: skip
-        uptime = round(window[1], 1) if window and window[1] is not None else None
-        if uptime is not None:
-            uptimes.append(uptime)
-        content: dict[str, Any] = {
-            "day": day.isoformat(),
-            "device_id": device_id,
-            "kind": kinds.get(device_id, ""),
-            "readings": readings,
-            "metrics": summary,
-            "uptime_pct": uptime,
-            "efficiency_rating": round(window[2], 1) if window and window[2] is not None else None,
-            "anomalies": device_anomalies,
-            "alerts": device_alerts,
-            "recommendations": device_recs,
-        }
-        rows.append((f"DAILY:{day.isoformat()}:{device_id}", device_id, content))
-        fleet["readings"] += readings
-        kind = content["kind"] or "unknown"
-        fleet["by_kind"][kind] = fleet["by_kind"].get(kind, 0) + 1
-        by_detector, by_severity = fleet["anomalies"], fleet["alerts"]
-        for a in device_anomalies:
-            by_detector[a["detector"]] = by_detector.get(a["detector"], 0) + a["count"]
-        for a in device_alerts:
-            by_severity[a["severity"]] = by_severity.get(a["severity"], 0) + a["count"]
-        found = sum(a["count"] for a in device_anomalies)
-        if device_alerts or found:
-            fleet["attention"].append(
-                {"device_id": device_id, "alerts": len(device_alerts), "anomalies": found}
-            )
-    fleet["uptime_pct"] = round(sum(uptimes) / len(uptimes), 1) if uptimes else None
-    fleet["attention"] = sorted(
-        fleet["attention"], key=lambda a: (-a["alerts"], -a["anomalies"], a["device_id"])
-    )[:10]
+
+def generate_daily(
+    conn: psycopg.Connection, day: date, now: datetime | None = None
+) -> dict[str, Any]:
+    """Generate and store the day's reports; returns the fleet report's content."""
+    facts = day_facts(conn, day)
+    devices = [device_report(facts, d) for d in sorted(facts.metrics)]
+    fleet = fleet_report(facts, devices)
+    rows = [(f"DAILY:{day.isoformat()}:{r['device_id']}", r["device_id"], r) for r in devices]
     rows.append((f"DAILY:{day.isoformat()}:fleet", None, fleet))
+    generated = now or datetime.now(UTC)
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO maintenance_reports (report_id, report_type, day, device_id, "

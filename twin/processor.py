@@ -46,6 +46,35 @@ class TwinSettings(msgspec.Struct, frozen=True):
     topic_prefix: str = ""
 
 
+class _Step:
+    """What one inbox has produced so far, while its items are applied in order."""
+
+    __slots__ = (
+        "accepted",
+        "anomalies",
+        "attributes",
+        "dead",
+        "events",
+        "positioned",
+        "profile",
+        "ranges",
+        "repeats",
+        "transitions",
+    )  # fmt: skip
+
+    def __init__(self, profile: DeviceProfile) -> None:
+        self.profile = profile
+        self.ranges: dict[str, tuple[float, float]] = {}
+        self.accepted: list[Reading] = []
+        self.dead: list[DeadLetter] = []
+        self.events: list[DeviceEvent] = []
+        self.anomalies: list[Anomaly] = []
+        self.transitions: list[AlertTransition] = []
+        self.attributes: dict[str, object] | None = None
+        self.positioned = False
+        self.repeats = 0
+
+
 class TwinProcessor:
     """Applies inboxes to twin states under a set of device profiles.
 
@@ -126,115 +155,131 @@ class TwinProcessor:
         is_new = False
         if state is None:
             state, is_new = self.start(device_id)
-        profile = self.profiles.get(state.profile)
-        ranges = self._valid_ranges(profile)
         state.messages += inbox.messages
-        accepted: list[Reading] = []
-        dead: list[DeadLetter] = []
-        events: list[DeviceEvent] = []
-        anomalies: list[Anomaly] = []
-        transitions: list[AlertTransition] = []
-        detectors = self.detectors
-        alerts = self.alerts
-        attributes: dict[str, object] | None = None
-        positioned = False
-        repeats = 0
+        step = _Step(self.profiles.get(state.profile))
+        step.ranges = self._valid_ranges(step.profile)
         for item in inbox.items:
             if type(item) is Reading:
-                if state.seen_before(item):  # the same reading again: stored once, counted once
-                    repeats += 1
-                    continue
-                bad = _out_of_range(item, ranges)
-                if bad is not None:
-                    dead.append(_range_dead_letter(item, bad, profile, self.settings.topic_prefix))
-                    continue
-                state.apply(item, profile)
-                state.remember(item)
-                accepted.append(item)
-                if detectors is not None:  # scored before anything learns from it
-                    obs = detectors.observe(
-                        state.detectors, device_id, profile, item.ts_ms, item.values
-                    )
-                    if obs.events:
-                        anomalies.extend(obs.events)
-                        if alerts is not None:
-                            transitions += alerts.on_anomalies(
-                                state.alerts, device_id, state.profile, item.ts_ms, obs.events
-                            )
-                if alerts is not None:
-                    transitions += alerts.on_reading(
-                        state.alerts, device_id, state.profile, item.ts_ms, item.values
-                    )
-                if not positioned and "lat" in item.values:
-                    positioned = True
+                self._reading(state, step, item)
             elif type(item) is Attributes:
-                attributes = {**(attributes or {}), **item.attributes}
-                if item.kind is not None:
-                    state.kind = item.kind
-                if item.profile is not None:
-                    state.profile = item.profile
-                    new_profile = self.profiles.get(item.profile)
-                    if state.kind == GENERIC:
-                        state.kind = new_profile.kind
-                    profile, ranges = new_profile, self._valid_ranges(new_profile)
-                state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
+                self._attributes(state, step, item)
             elif type(item) is DeviceEvent:
-                state.events += 1
-                state.last_event = item.type
-                if alerts is not None:
-                    code = item.body.get("code")
-                    transitions += alerts.on_event(
-                        state.alerts, device_id, state.profile, item.ts_ms, item.type,
-                        code if isinstance(code, str) else "",
-                    )  # fmt: skip
-                state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
-                events.append(item)
+                self._event(state, step, item)
             else:
                 assert type(item) is DeadLetter
-                dead.append(item)
-        state.rejected += len(dead)
+                step.dead.append(item)
+        state.rejected += len(step.dead)
+        return state, self._output(state, step, device_id, inbox, now_ms, is_new)
 
+    def _reading(self, state: TwinState, step: _Step, item: Reading) -> None:
+        if state.seen_before(item):  # the same reading again: stored once, counted once
+            step.repeats += 1
+            return
+        bad = _out_of_range(item, step.ranges)
+        if bad is not None:
+            prefix = self.settings.topic_prefix
+            step.dead.append(_range_dead_letter(item, bad, step.profile, prefix))
+            return
+        state.apply(item, step.profile)
+        state.remember(item)
+        step.accepted.append(item)
+        device_id, alerts = state.device_id, self.alerts
+        if self.detectors is not None:  # scored before anything learns from it
+            obs = self.detectors.observe(
+                state.detectors, device_id, step.profile, item.ts_ms, item.values
+            )
+            if obs.events:
+                step.anomalies.extend(obs.events)
+                if alerts is not None:
+                    step.transitions += alerts.on_anomalies(
+                        state.alerts, device_id, state.profile, item.ts_ms, obs.events
+                    )
+        if alerts is not None:
+            step.transitions += alerts.on_reading(
+                state.alerts, device_id, state.profile, item.ts_ms, item.values
+            )
+        if "lat" in item.values:
+            step.positioned = True
+
+    def _attributes(self, state: TwinState, step: _Step, item: Attributes) -> None:
+        step.attributes = {**(step.attributes or {}), **item.attributes}
+        if item.kind is not None:
+            state.kind = item.kind
+        if item.profile is not None:
+            state.profile = item.profile
+            new_profile = self.profiles.get(item.profile)
+            if state.kind == GENERIC:
+                state.kind = new_profile.kind
+            step.profile, step.ranges = new_profile, self._valid_ranges(new_profile)
+        state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
+
+    def _event(self, state: TwinState, step: _Step, item: DeviceEvent) -> None:
+        state.events += 1
+        state.last_event = item.type
+        if self.alerts is not None:
+            code = item.body.get("code")
+            step.transitions += self.alerts.on_event(
+                state.alerts, state.device_id, state.profile, item.ts_ms, item.type,
+                code if isinstance(code, str) else "",
+            )  # fmt: skip
+        state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
+        step.events.append(item)
+
+    def _output(
+        self,
+        state: TwinState,
+        step: _Step,
+        device_id: str,
+        inbox: DeviceInbox,
+        now_ms: int,
+        is_new: bool,
+    ) -> TwinOutput:
         registry = None
-        if is_new or attributes is not None:
+        if is_new or step.attributes is not None:
             registry = DeviceRecord(
                 device_id=device_id,
                 kind=state.kind,
                 profile=state.profile,
-                attributes=attributes or {},
+                attributes=step.attributes or {},
                 first_seen_ms=state.first_seen_ms or state.last_arrival_ms or now_ms,
                 last_seen_ms=state.last_seen_ms or now_ms,
             )
-        if detectors is not None and accepted:
-            state.health = detectors.health(state.detectors)
-        mark = recommendation_mark(state)
-        recheck = (
-            mark != state.recs_mark
-            or attributes is not None
-            or any(e.type == "service" for e in events)
-            or any(a.ended_ms is None for a in anomalies)
-        )
-        state.recs_mark = mark
+        if self.detectors is not None and step.accepted:
+            state.health = self.detectors.health(state.detectors)
+        recheck = self._recheck(state, step)
         snapshot = None
         if recheck or now_ms - state.snapshot_ms >= self.settings.snapshot_interval_ms:
             snapshot = self.snapshot(state, now_ms)  # the recommender reads it
-        live = state.live_view(profile, now_ms) if (accepted or attributes or events) else None
-        output = TwinOutput(
+        changed = step.accepted or step.attributes or step.events
+        return TwinOutput(
             device_id=device_id,
-            readings=accepted,
-            dead_letters=dead,
-            events=events,
-            live=live,
-            lat_lon=state.position() if positioned else None,
+            readings=step.accepted,
+            dead_letters=step.dead,
+            events=step.events,
+            live=state.live_view(step.profile, now_ms) if changed else None,
+            lat_lon=state.position() if step.positioned else None,
             registry=registry,
             snapshot=snapshot,
-            anomalies=anomalies,
-            alerts=transitions,
+            anomalies=step.anomalies,
+            alerts=step.transitions,
             recheck=recheck,
             kind=state.kind,
             tickets=inbox.tickets,
-            repeats=repeats,
+            repeats=step.repeats,
         )
-        return state, output
+
+    @staticmethod
+    def _recheck(state: TwinState, step: _Step) -> bool:
+        """The twin crossed something that may change its maintenance recommendations."""
+        mark = recommendation_mark(state)
+        recheck = (
+            mark != state.recs_mark
+            or step.attributes is not None
+            or any(e.type == "service" for e in step.events)
+            or any(a.ended_ms is None for a in step.anomalies)
+        )
+        state.recs_mark = mark
+        return recheck
 
     def silence_due_ms(self, state: TwinState) -> int | None:
         """Wall-clock time of this twin's next timer: a dropout, a no-data alert, or an alert
