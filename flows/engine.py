@@ -36,7 +36,7 @@ from storage.catalog import (
     sync_builtin_profiles,
 )
 from storage.database import connect, migrate
-from twin.alerts.lifecycle import AlertEngine
+from twin.alerts.lifecycle import AlertEngine, RuleBook
 from twin.anomaly.config import FLEET
 from twin.anomaly.detectors import AnomalyDetectors
 from twin.errors import ConfigurationError
@@ -190,30 +190,7 @@ def build(  # type: ignore[no-untyped-def]
     RuleReloader(
         settings.database_url, book, fingerprint, control.stop, settings.alert_rules_reload_s
     ).start()
-    catch_up: dict[str, CatchUp] = {}
-    if warm:
-        with connect(settings.database_url) as conn:
-            catch_up = load_catch_up(conn, settings.snapshot_interval_s)
-        behind = sum(len(c.readings) for c in catch_up.values())
-        if behind:
-            log.info(
-                "catching up %d twins on %d readings stored after their snapshots "
-                "(the engine stopped without its final snapshots)",
-                sum(1 for c in catch_up.values() if c.readings),
-                behind,
-            )
-    processor = TwinProcessor(
-        profiles,
-        TwinSettings(
-            snapshot_interval_ms=int(settings.snapshot_interval_s * 1000),
-            silence_ms=settings.twin_ttl_s * 1000,
-            topic_prefix=settings.topic_prefix,
-        ),
-        warm,
-        detectors(settings),
-        AlertEngine(book),
-        catch_up,
-    )
+    processor = _processor(settings, profiles, warm, book)
     parser = Parser(
         ParseLimits(
             max_payload_bytes=settings.max_payload_bytes,
@@ -223,26 +200,7 @@ def build(  # type: ignore[no-untyped-def]
         prefix=settings.topic_prefix,
     )
     ledger = CommitLedger(process=process_id, run=secrets.randbits(16))
-    client_id = f"{settings.mqtt_client_id}-{process_id}"
-    orphans, drained = mqtt_sessions(settings, process_id, processes)
-    source = MqttSource(
-        settings.mqtt,
-        stop=control.stop,
-        abandon=control.abandon,
-        ledger=ledger,
-        prefix=settings.topic_prefix,
-        group=subscription_group(settings, processes),
-        client_id=client_id,
-        orphans=orphans,
-        on_drained=drained,
-        reads_attributes=process_id == 0,
-        workers_per_process=settings.workers,
-        batch_size=settings.batch_size,
-        linger_ms=settings.linger_ms,
-        session_expiry_s=settings.mqtt_session_expiry_s,
-        on_batch=metrics.source_batch,
-        on_state=metrics.mqtt_state,
-    )
+    source = _source(settings, control, ledger, process_id, processes)
     pg = PgSink(
         settings.database_url,
         ledger=ledger,
@@ -256,16 +214,75 @@ def build(  # type: ignore[no-untyped-def]
     live = RedisSink(settings.redis_url, prefix=settings.redis_prefix, ttl_s=settings.twin_ttl_s)
     metrics.SOURCE_BUFFERED.set_function(lambda: source.buffered)
     metrics.PRESENCE.window_ms = settings.twin_ttl_s * 1000
-    wake = None
-    if settings.wake_horizon_h > 0 and warm:
-        since = datetime.now(UTC) - timedelta(hours=settings.wake_horizon_h)
-        with connect(settings.database_url) as conn:
-            woken = [d for d in recently_seen(conn, since) if d in warm]
-        log.info("restoring %d twins seen in the last %g h to watch them", len(woken),
-                 settings.wake_horizon_h)  # fmt: skip
-        wake = WakeSource(woken)
+    wake = _wake(settings, warm)
     flow = build_flow(source, processor, parser, pg, live, wake=wake, draining=source.draining)
     return flow, source
+
+
+def _processor(
+    settings: Settings, profiles: ProfileBook, warm: dict[str, bytes], book: RuleBook
+) -> TwinProcessor:
+    """The twin step, with what restored twins must catch up on after a crash."""
+    catch_up: dict[str, CatchUp] = {}
+    if warm:
+        with connect(settings.database_url or "") as conn:
+            catch_up = load_catch_up(conn, settings.snapshot_interval_s)
+        behind = sum(len(c.readings) for c in catch_up.values())
+        if behind:
+            log.info(
+                "catching up %d twins on %d readings stored after their snapshots "
+                "(the engine stopped without its final snapshots)",
+                sum(1 for c in catch_up.values() if c.readings),
+                behind,
+            )
+    return TwinProcessor(
+        profiles,
+        TwinSettings(
+            snapshot_interval_ms=int(settings.snapshot_interval_s * 1000),
+            silence_ms=settings.twin_ttl_s * 1000,
+            topic_prefix=settings.topic_prefix,
+        ),
+        warm,
+        detectors(settings),
+        AlertEngine(book),
+        catch_up,
+    )
+
+
+def _source(
+    settings: Settings, control: StopControl, ledger: CommitLedger, process_id: int, processes: int
+) -> MqttSource:
+    orphans, drained = mqtt_sessions(settings, process_id, processes)
+    return MqttSource(
+        settings.mqtt,
+        stop=control.stop,
+        abandon=control.abandon,
+        ledger=ledger,
+        prefix=settings.topic_prefix,
+        group=subscription_group(settings, processes),
+        client_id=f"{settings.mqtt_client_id}-{process_id}",
+        orphans=orphans,
+        on_drained=drained,
+        reads_attributes=process_id == 0,
+        workers_per_process=settings.workers,
+        batch_size=settings.batch_size,
+        linger_ms=settings.linger_ms,
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        on_batch=metrics.source_batch,
+        on_state=metrics.mqtt_state,
+    )
+
+
+def _wake(settings: Settings, warm: dict[str, bytes]) -> WakeSource | None:
+    """Twins seen recently, restored at start so their silence timers run."""
+    if settings.wake_horizon_h <= 0 or not warm:
+        return None
+    since = datetime.now(UTC) - timedelta(hours=settings.wake_horizon_h)
+    with connect(settings.database_url or "") as conn:
+        woken = [d for d in recently_seen(conn, since) if d in warm]
+    log.info("restoring %d twins seen in the last %g h to watch them", len(woken),
+             settings.wake_horizon_h)  # fmt: skip
+    return WakeSource(woken)
 
 
 def metrics_port(base: int, process_id: int | None) -> int:
@@ -295,42 +312,12 @@ def run(
     )
     log.info("MQTT: %s", f"shared subscription, group {group!r}" if group else
              "one plain subscription")  # fmt: skip
-    if settings.notify == "on":
-        from flows.jobs import notifier
-
-        notifier.from_settings(settings, control.stop).start()
-    if settings.rollups == "on":
-        from flows.jobs.rollups import Rollups
-
-        Rollups(
-            settings.database_url or "", control.stop, window_minutes=settings.window_minutes
-        ).start()
-    if settings.recommend == "on":
-        from flows.jobs import recommender
-
-        recommender.from_settings(settings, profiles, control.stop).start()
+    _start_jobs(settings, profiles, control)
     if settings.metrics_port:
-        from flows.runtime import health
-
-        readiness = health.Readiness(
-            {
-                "postgres": health.postgres_probe(settings.database_url or ""),
-                "redis": health.redis_probe(settings.redis_url or ""),
-            },
-            mqtt_state=lambda: source.state,
-            last_poll=lambda: source.polled,
-        )
-        port = metrics_port(settings.metrics_port, process_id)
-        health.serve(port, readiness)
-        log.info("metrics on :%d/metrics, health on /healthz and /readyz", port)
+        _serve_health(settings, source, process_id)
     relay_stop = threading.Event()
     if processes > 1:  # messages committed by another process are acknowledged through here
-        from flows.connectors.ack_relay import AckRelay
-        from storage import ack_relay
-
-        with connect(settings.database_url or "") as conn:
-            ack_relay.clear(conn, process_id or 0)
-        AckRelay(settings.database_url or "", source.ledger, relay_stop).start()
+        _start_relay(settings, source, process_id or 0, relay_stop)
     log.info(
         "engine running: %d worker(s), topics %s",
         settings.workers,
@@ -347,3 +334,48 @@ def run(
     if install_signals:
         control.uninstall()
     log.info("engine stopped")
+
+
+def _start_jobs(settings: Settings, profiles: ProfileBook, control: StopControl) -> None:
+    """The work beside the dataflow this engine does (each can be switched off)."""
+    if settings.notify == "on":
+        from flows.jobs import notifier
+
+        notifier.from_settings(settings, control.stop).start()
+    if settings.rollups == "on":
+        from flows.jobs.rollups import Rollups
+
+        Rollups(
+            settings.database_url or "", control.stop, window_minutes=settings.window_minutes
+        ).start()
+    if settings.recommend == "on":
+        from flows.jobs import recommender
+
+        recommender.from_settings(settings, profiles, control.stop).start()
+
+
+def _serve_health(settings: Settings, source: MqttSource, process_id: int | None) -> None:
+    from flows.runtime import health
+
+    readiness = health.Readiness(
+        {
+            "postgres": health.postgres_probe(settings.database_url or ""),
+            "redis": health.redis_probe(settings.redis_url or ""),
+        },
+        mqtt_state=lambda: source.state,
+        last_poll=lambda: source.polled,
+    )
+    port = metrics_port(settings.metrics_port, process_id)
+    health.serve(port, readiness)
+    log.info("metrics on :%d/metrics, health on /healthz and /readyz", port)
+
+
+def _start_relay(
+    settings: Settings, source: MqttSource, process_id: int, stop: threading.Event
+) -> None:
+    from flows.connectors.ack_relay import AckRelay
+    from storage import ack_relay
+
+    with connect(settings.database_url or "") as conn:
+        ack_relay.clear(conn, process_id)
+    AckRelay(settings.database_url or "", source.ledger, stop).start()

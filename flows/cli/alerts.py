@@ -103,23 +103,8 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
 
 def _route(conn: psycopg.Connection, args: argparse.Namespace, settings: Settings) -> int:
     if args.route_action == "list":
-        routes = outbox.list_routes(conn)
-        print(f"{'id':<20} {'channel':<8} {'min sev':<9} {'per h':>5} {'remind':>7} target")
-        for r in routes:
-            scope = ", ".join(
-                [*(f"profile {p}" for p in r.profiles)]
-                + ([f"group {r.device_group}"] if r.device_group else [])
-                + ([] if r.enabled else ["disabled"])
-            )
-            remind = f"{r.remind_every_s}s" if r.remind_every_s else "-"
-            print(
-                f"{r.id:<20} {r.channel:<8} {r.min_severity:<9} {r.max_per_device_hour:>5} "
-                f"{remind:>7} {r.target or '(log)'}" + (f"  [{scope}]" if scope else "")
-            )
-        waiting = ", ".join(f"{n} {status}" for status, n in sorted(outbox.counts(conn).items()))
-        print(f"{len(routes)} route(s); outbox: {waiting or 'empty'}")
-        return 0
-    if args.route_action == "add":
+        _list_routes(conn)
+    elif args.route_action == "add":
         outbox.save_route(
             conn,
             outbox.Route(
@@ -136,14 +121,36 @@ def _route(conn: psycopg.Connection, args: argparse.Namespace, settings: Setting
             ),
         )
         print(f"route {args.id}: saved")
-        return 0
-    if args.route_action == "remove":
+    elif args.route_action == "remove":
         outbox.remove_route(conn, args.id)
         print(f"route {args.id}: removed")
-        return 0
-    route = next((r for r in outbox.list_routes(conn) if r.id == args.id), None)
+    else:
+        _test_route(conn, args.id, settings)
+    return 0
+
+
+def _list_routes(conn: psycopg.Connection) -> None:
+    routes = outbox.list_routes(conn)
+    print(f"{'id':<20} {'channel':<8} {'min sev':<9} {'per h':>5} {'remind':>7} target")
+    for r in routes:
+        scope = ", ".join(
+            [*(f"profile {p}" for p in r.profiles)]
+            + ([f"group {r.device_group}"] if r.device_group else [])
+            + ([] if r.enabled else ["disabled"])
+        )
+        remind = f"{r.remind_every_s}s" if r.remind_every_s else "-"
+        print(
+            f"{r.id:<20} {r.channel:<8} {r.min_severity:<9} {r.max_per_device_hour:>5} "
+            f"{remind:>7} {r.target or '(log)'}" + (f"  [{scope}]" if scope else "")
+        )
+    waiting = ", ".join(f"{n} {status}" for status, n in sorted(outbox.counts(conn).items()))
+    print(f"{len(routes)} route(s); outbox: {waiting or 'empty'}")
+
+
+def _test_route(conn: psycopg.Connection, route_id: str, settings: Settings) -> None:
+    route = next((r for r in outbox.list_routes(conn) if r.id == route_id), None)
     if route is None:
-        raise AlertActionError(f"no route {args.id!r}")
+        raise AlertActionError(f"no route {route_id!r}")
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     sample = {
         "alert_id": f"test:{route.id}:{now_ms}",
@@ -162,7 +169,6 @@ def _route(conn: psycopg.Connection, args: argparse.Namespace, settings: Setting
         route.channel, route.target, route.secret, sample, settings.notify_timeout_s
     )
     print(f"route {route.id}: {answer}")
-    return 0
 
 
 def _rule_scope(definition: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bytewax.run import cli_main
 from prometheus_client import REGISTRY
@@ -113,77 +114,89 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         profiles, warm = prepare(settings)
         flow, source = build(settings, control, profiles, warm)
         if own_database:  # the demo's own database: reference data, and alerts to the log
-            with connect(settings.database_url or "") as conn:
-                load_defaults(conn)
-                route = outbox.Route(id="demo-log", channel="log", target="", min_severity="major")
-                outbox.save_route(conn, route)
+            _seed(settings)
         notifier.from_settings(settings, control.stop).start()
         recommender.from_settings(settings, profiles, control.stop).start()
-        traffic = TrafficConfig(
-            devices=options.devices,
-            rate=options.rate,
-            duration_s=options.duration_s,
-            prefix=settings.topic_prefix,
-            bad_fraction=options.bad_fraction,
-        )
-        config = publisher_config(settings, traffic, client_id="twin-demo-fleet")
-        start_ms = time.time_ns() // 1_000_000
-        publisher = Publisher(config, stop=control.stop, start_ms=start_ms)
-        faults = (
-            scenario.plan(publisher.fleet, traffic.seed, start_ms, traffic.duration_s)
-            if scenario
-            else []
-        )
-        if faults:
-            publisher = Publisher(config, stop=control.stop, faults=faults, start_ms=start_ms)
+        publisher, faults = _publisher(settings, options, control, scenario)
         report_box: list[PublishReport] = []
         started = time.monotonic()
+        note = f"; {len(faults)} injected faults ({scenario.name})" if scenario else ""
 
         def drive() -> None:
             source.subscribed.wait(30)
             _say(
                 f"publishing {options.devices} devices at {options.rate:.0f} readings/s "
-                f"for {options.duration_s:.0f}s (Ctrl-C stops early)"
-                + (f"; {len(faults)} injected faults ({scenario.name})" if scenario else "")
+                f"for {options.duration_s:.0f}s (Ctrl-C stops early){note}"
             )
             report_box.append(publisher.run())
             _wait_drained(report_box[0], control)
             control.stop.set()
 
-        def show() -> None:
-            last = (time.monotonic(), 0.0)
-            while not control.stop.wait(2.0):
-                now, done = time.monotonic(), _metric("twin_readings_accepted_total")
-                rate = (done - last[1]) / (now - last[0])
-                last = (now, done)
-                _say(
-                    f"  {now - started:5.0f}s  ingested {rate:7.0f} readings/s  "
-                    f"total {done:8.0f}  twins {_metric('twin_twins_active'):5.0f}  "
-                    f"dead letters {_family_total('twin_dead_letters'):5.0f}  "
-                    f"anomalies {_family_total('twin_anomalies'):4.0f}  "
-                    f"alerts {_family_total('twin_alert_transitions', transition='opened'):3.0f}"
-                )
-
-        threads = [
-            threading.Thread(target=drive, daemon=True),
-            threading.Thread(target=show, daemon=True),
-        ]
-        for t in threads:
-            t.start()
+        for target in (drive, lambda: _show(control, started)):
+            threading.Thread(target=target, daemon=True).start()
         cli_main(flow, epoch_interval=timedelta(seconds=settings.epoch_interval_s))
-        elapsed = time.monotonic() - started
-        now = datetime.now(UTC)
-        with connect(settings.database_url or "") as conn:  # the day so far, rolled up
-            backfill(conn, floor_day(now), now, settings.window_minutes)
-            generate_daily(conn, now.date())
-        summary = summarize(settings.database_url or "", settings.redis_url, settings.redis_prefix)
-        _print_summary(summary, report_box[0] if report_box else None, elapsed)
+        summary = _finish(settings)
+        _print_summary(summary, report_box[0] if report_box else None, time.monotonic() - started)
     _say(
         f"\nData is kept in {data}. Look at it again with: twin demo --inspect"
         + ("" if options.data_dir == ".twin-demo" else f" --data-dir {options.data_dir}")
     )
     ok = summary.telemetry_rows > 0 and summary.devices > 0 and summary.live_twins > 0
     return 0 if ok else 1
+
+
+def _seed(settings: Settings) -> None:
+    with connect(settings.database_url or "") as conn:
+        load_defaults(conn)
+        route = outbox.Route(id="demo-log", channel="log", target="", min_severity="major")
+        outbox.save_route(conn, route)
+
+
+def _publisher(
+    settings: Settings, options: DemoOptions, control: StopControl, scenario: Any
+) -> tuple[Publisher, list[Any]]:
+    """The simulated fleet, with the scenario's faults planned into it."""
+    traffic = TrafficConfig(
+        devices=options.devices,
+        rate=options.rate,
+        duration_s=options.duration_s,
+        prefix=settings.topic_prefix,
+        bad_fraction=options.bad_fraction,
+    )
+    config = publisher_config(settings, traffic, client_id="twin-demo-fleet")
+    start_ms = time.time_ns() // 1_000_000
+    publisher = Publisher(config, stop=control.stop, start_ms=start_ms)
+    if scenario is None:
+        return publisher, []
+    faults = scenario.plan(publisher.fleet, traffic.seed, start_ms, traffic.duration_s)
+    if faults:
+        publisher = Publisher(config, stop=control.stop, faults=faults, start_ms=start_ms)
+    return publisher, faults
+
+
+def _show(control: StopControl, started: float) -> None:
+    """A progress line every two seconds while the demo runs."""
+    last = (time.monotonic(), 0.0)
+    while not control.stop.wait(2.0):
+        now, done = time.monotonic(), _metric("twin_readings_accepted_total")
+        rate = (done - last[1]) / (now - last[0])
+        last = (now, done)
+        _say(
+            f"  {now - started:5.0f}s  ingested {rate:7.0f} readings/s  "
+            f"total {done:8.0f}  twins {_metric('twin_twins_active'):5.0f}  "
+            f"dead letters {_family_total('twin_dead_letters'):5.0f}  "
+            f"anomalies {_family_total('twin_anomalies'):4.0f}  "
+            f"alerts {_family_total('twin_alert_transitions', transition='opened'):3.0f}"
+        )
+
+
+def _finish(settings: Settings) -> StoreSummary:
+    """The day so far, rolled up and reported; what the stores hold."""
+    now = datetime.now(UTC)
+    with connect(settings.database_url or "") as conn:
+        backfill(conn, floor_day(now), now, settings.window_minutes)
+        generate_daily(conn, now.date())
+    return summarize(settings.database_url or "", settings.redis_url, settings.redis_prefix)
 
 
 def _wait_drained(report: PublishReport, control: StopControl, timeout_s: float = 30.0) -> None:
@@ -206,63 +219,44 @@ def _by(counts: dict[str, int]) -> str:
     return "(" + ", ".join(f"{k} {n}" for k, n in counts.items()) + ")" if counts else ""
 
 
-def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float) -> None:
+def _summary_rows(
+    s: StoreSummary, report: PublishReport | None, elapsed: float
+) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
     if report is not None:
+        published = f"{report.readings} in {report.messages} messages"
         rows += [
-            (
-                "readings published",
-                f"{report.readings} in {report.messages} messages ({report.achieved_rate:.0f}/s)",
-            ),
+            ("readings published", f"{published} ({report.achieved_rate:.0f}/s)"),
             ("malformed messages sent", str(report.bad_messages)),
         ]
+    alerts = ", ".join(
+        f"{rule} {o} open / {r} resolved" for rule, (o, r) in s.alerts_by_rule.items()
+    )
+    alert_count = sum(o + r for o, r in s.alerts_by_rule.values())
     rows += [
         ("devices registered", ", ".join(f"{n} {k}" for k, n in s.devices_by_kind.items()) or "0"),
         ("telemetry rows", f"{s.telemetry_rows} in {s.partitions} daily partitions"),
-        (
-            "dead letters",
-            f"{s.dead_letters} "
-            + (
-                "(" + ", ".join(f"{r} {n}" for r, n in s.dead_letters_by_reason.items()) + ")"
-                if s.dead_letters_by_reason
-                else ""
-            ),
-        ),
+        ("dead letters", f"{s.dead_letters} " + _by(s.dead_letters_by_reason)),
         ("twin snapshots", str(s.snapshots)),
-        (
-            "anomaly episodes",
-            f"{sum(s.anomalies_by_detector.values())} " + _by(s.anomalies_by_detector),
-        ),
-        (
-            "alerts",
-            f"{sum(o + r for o, r in s.alerts_by_rule.values())} "
-            + (
-                "("
-                + ", ".join(
-                    f"{rule} {o} open / {r} resolved" for rule, (o, r) in s.alerts_by_rule.items()
-                )
-                + ")"
-                if s.alerts_by_rule
-                else ""
-            ),
-        ),
-        (
-            "notifications",
-            f"{sum(s.notifications_by_status.values())} " + _by(s.notifications_by_status),
-        ),
-        (
-            "rollups",
-            f"{s.hourly_rows} hourly rows, {s.performance_windows} 15-minute performance windows",
-        ),
+        ("anomaly episodes",
+         f"{sum(s.anomalies_by_detector.values())} " + _by(s.anomalies_by_detector)),
+        ("alerts", f"{alert_count} " + (f"({alerts})" if alerts else "")),
+        ("notifications",
+         f"{sum(s.notifications_by_status.values())} " + _by(s.notifications_by_status)),
+        ("rollups",
+         f"{s.hourly_rows} hourly rows, {s.performance_windows} 15-minute performance windows"),
         ("daily reports", s.daily_report or "none"),
-        (
-            "recommendations",
-            f"{s.recommendations_open} open for {s.recommended_devices} devices "
-            f"({s.recommendations_reorder} needing a reorder at the dealer)",
-        ),
+        ("recommendations",
+         f"{s.recommendations_open} open for {s.recommended_devices} devices "
+         f"({s.recommendations_reorder} needing a reorder at the dealer)"),
         ("Redis twin hashes", f"{s.live_twins} ({s.positioned} positioned in twin:geo)"),
         ("run time", f"{elapsed:.1f}s"),
-    ]
+    ]  # fmt: skip
+    return rows
+
+
+def _print_summary(s: StoreSummary, report: PublishReport | None, elapsed: float) -> None:
+    rows = _summary_rows(s, report, elapsed)
     width = max(len(k) for k, _ in rows)
     _say("\nSummary")
     _say("-" * (width + 50))
