@@ -23,9 +23,8 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-import numpy as np
 
-from twin import defaults
+from twin.payload_limits import NUL_ESCAPE, ParseLimits, holds_nul, structure_problem
 from twin.profiles import KINDS
 from twin.records import (
     Attributes,
@@ -54,31 +53,6 @@ _NON_FINITE_HINT = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\s*[,}\]]")
 """Python's json module writes NaN / Infinity tokens, which are not JSON: say so precisely."""
 DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
 MS_PER_DAY = 86_400_000
-
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-"""A JSON string (escapes included): blanked before counting brackets and digits."""
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
-_NUL_ESCAPE = b"\\u0000"
-
-
-class ParseLimits(msgspec.Struct, frozen=True):
-    """Bounds on what one message may carry."""
-
-    max_payload_bytes: int = defaults.MAX_PAYLOAD_BYTES
-    max_readings_per_message: int = 10_000
-    max_metrics_per_reading: int = 256
-    max_attributes: int = 256
-    max_future_skew_ms: int = defaults.MAX_FUTURE_SKEW_S * 1000
-    min_ts_ms: int = 946_684_800_000  # 2000-01-01T00:00:00Z
-    max_depth: int = 32
-    """Nesting of arrays and objects; a reading needs 3 (batch, reading, values)."""
-    max_number_digits: int = 40
-    """Digits in one JSON number: more is never a measurement, and decoding it costs."""
-    max_keys: int = 256
-    """Keys of one event body (readings and attributes have their own limits)."""
-    retention_days: int = 0
-    """Raw retention: a reading in a day that retention has already dropped is refused as
-    ``expired`` (it would be deleted by the next maintenance). 0 = no limit."""
 
 
 class _Bad(Exception):
@@ -142,7 +116,7 @@ class Parser:
                     device_id,
                 )
             ]
-        refused = self._structure(msg.payload)
+        refused = structure_problem(msg.payload, self.limits)
         if refused is not None:
             return [_dead(msg, refused[0], refused[1], device_id)]
         try:
@@ -161,7 +135,7 @@ class Parser:
             return [_dead(msg, Reason.BAD_JSON, detail, device_id)]
         if channel is Channel.TELEMETRY:
             return self._telemetry(msg, device_id, doc)
-        if _NUL_ESCAPE in msg.payload and _holds_nul(doc):
+        if NUL_ESCAPE in msg.payload and holds_nul(doc):
             return [
                 _dead(
                     msg,
@@ -173,26 +147,6 @@ class Parser:
         if channel is Channel.ATTRIBUTES:
             return [self._attributes(msg, device_id, doc)]
         return self._events(msg, device_id, doc)
-
-    def _structure(self, payload: bytes) -> tuple[Reason, str] | None:
-        """Depth and number length, from the bytes, before the decoder sees them."""
-        limits = self.limits
-        opened = payload.count(b"[") + payload.count(b"{")
-        long_digits = _LONG_DIGITS_RE[limits.max_number_digits]
-        if opened <= limits.max_depth and long_digits.search(payload) is None:
-            return None  # the common case: nothing can be too deep or too long
-        bare = _STRING.sub(b'""', payload) if b'"' in payload else payload
-        if opened > limits.max_depth:
-            brackets = np.frombuffer(bare.translate(None, _NOT_BRACKETS), dtype=np.uint8)
-            if brackets.size:
-                # '[' 91 and '{' 123 have bit 1 set, ']' 93 and '}' 125 do not
-                steps = ((brackets >> 1) & 1).astype(np.int32) * 2 - 1
-                depth = int(np.cumsum(steps).max())
-                if depth > limits.max_depth:
-                    return Reason.TOO_DEEP, f"nested {depth} deep, more than {limits.max_depth}"
-        if long_digits.search(bare) is not None:
-            return Reason.NON_FINITE, f"a number has more than {limits.max_number_digits} digits"
-        return None
 
     # -- telemetry -----------------------------------------------------------------------
 
@@ -378,34 +332,6 @@ class Parser:
         return DeviceEvent(
             device_id=device_id, ts_ms=ts_ms, type=etype, body=body, received_ms=received_ms
         )
-
-
-class _DigitPatterns(dict):
-    def __missing__(self, digits: int) -> re.Pattern[bytes]:
-        pattern = self[digits] = re.compile(rb"[0-9]{%d,}" % (digits + 1))
-        return pattern
-
-
-_LONG_DIGITS_RE = _DigitPatterns()
-
-
-def _holds_nul(doc: Any) -> bool:
-    """True if any key or string in the document holds NUL (iterative: depth is bounded)."""
-    stack = [doc]
-    while stack:
-        item = stack.pop()
-        t = type(item)
-        if t is str:
-            if "\x00" in item:
-                return True
-        elif t is dict:
-            for k, v in item.items():
-                if "\x00" in k:
-                    return True
-                stack.append(v)
-        elif t is list:
-            stack.extend(item)
-    return False
 
 
 def _json_type(value: Any) -> str:

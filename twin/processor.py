@@ -8,7 +8,6 @@ live view for Redis and, now and then, a snapshot. The dataflow only wires it to
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import MutableMapping
 
 import msgspec
@@ -17,23 +16,21 @@ from twin.alerts.lifecycle import AlertEngine
 from twin.alerts.records import AlertTransition
 from twin.anomaly.detectors import AnomalyDetectors
 from twin.anomaly.records import Anomaly
-from twin.clock import MS_PER_DAY
-from twin.profiles import GENERIC, METRIC_CATALOG, DeviceProfile, ProfileBook
+from twin.maintenance.recheck import recommendation_mark
+from twin.profiles import GENERIC, DeviceProfile, ProfileBook
+from twin.ranges import ValidRanges, out_of_range, range_dead_letter
 from twin.records import (
     Attributes,
     CatchUp,
-    Channel,
     DeadLetter,
     DeviceEvent,
     DeviceInbox,
     DeviceRecord,
     Reading,
-    Reason,
     Snapshot,
     TwinOutput,
 )
 from twin.state import TwinState, decode_state, encode_state
-from twin.topics import TopicRouter
 
 _encode = msgspec.json.Encoder().encode
 
@@ -101,15 +98,7 @@ class TwinProcessor:
         self.warm_states: MutableMapping[str, bytes] = (
             warm_states if warm_states is not None else {}
         )
-        self._ranges: dict[str, dict[str, tuple[float, float]]] = {}
-
-    def _valid_ranges(self, profile: DeviceProfile) -> dict[str, tuple[float, float]]:
-        ranges = self._ranges.get(profile.name)
-        if ranges is None:
-            ranges = {n: (s.valid_min, s.valid_max) for n, s in METRIC_CATALOG.items()}
-            ranges.update({n: (s.valid_min, s.valid_max) for n, s in profile.metrics.items()})
-            self._ranges[profile.name] = ranges
-        return ranges
+        self._ranges = ValidRanges()
 
     def start(self, device_id: str) -> tuple[TwinState, bool]:
         """The state a twin starts from here, and whether the device is new to the engine."""
@@ -157,7 +146,7 @@ class TwinProcessor:
             state, is_new = self.start(device_id)
         state.messages += inbox.messages
         step = _Step(self.profiles.get(state.profile))
-        step.ranges = self._valid_ranges(step.profile)
+        step.ranges = self._ranges.of(step.profile)
         for item in inbox.items:
             if type(item) is Reading:
                 self._reading(state, step, item)
@@ -175,10 +164,10 @@ class TwinProcessor:
         if state.seen_before(item):  # the same reading again: stored once, counted once
             step.repeats += 1
             return
-        bad = _out_of_range(item, step.ranges)
+        bad = out_of_range(item, step.ranges)
         if bad is not None:
             prefix = self.settings.topic_prefix
-            step.dead.append(_range_dead_letter(item, bad, step.profile, prefix))
+            step.dead.append(range_dead_letter(item, bad, step.profile, prefix))
             return
         state.apply(item, step.profile)
         state.remember(item)
@@ -210,7 +199,7 @@ class TwinProcessor:
             new_profile = self.profiles.get(item.profile)
             if state.kind == GENERIC:
                 state.kind = new_profile.kind
-            step.profile, step.ranges = new_profile, self._valid_ranges(new_profile)
+            step.profile, step.ranges = new_profile, self._ranges.of(new_profile)
         state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
 
     def _event(self, state: TwinState, step: _Step, item: DeviceEvent) -> None:
@@ -356,46 +345,3 @@ class TwinProcessor:
             live=None,
             snapshot=self.snapshot(state, now_ms),
         )
-
-
-RECHECK_KM = 500.0
-RECHECK_HOURS = 50.0
-
-
-def recommendation_mark(state: TwinState) -> str:
-    """Where the twin stands in coarse usage steps: every 500 km, every 50 operating hours,
-    every event-time day (its start spread over the day by device). Recommendations are looked
-    at again when it changes, not on every reading: wear moves by a few percent per step of any
-    real part's interval."""
-    km = int((state.odometer_km or 0.0) // RECHECK_KM)
-    hours = int(state.operating_hours // RECHECK_HOURS)
-    # each device's day starts at its own hour, so a fleet does not ask all at midnight
-    offset = zlib.crc32(state.device_id.encode()) % MS_PER_DAY
-    return f"{km}:{hours}:{(state.last_seen_ms + offset) // MS_PER_DAY}"
-
-
-def _out_of_range(reading: Reading, ranges: dict[str, tuple[float, float]]) -> str | None:
-    for name, value in reading.values.items():
-        bounds = ranges.get(name)
-        if bounds is not None and not bounds[0] <= value <= bounds[1]:
-            return name
-    return None
-
-
-def _range_dead_letter(
-    reading: Reading, metric: str, profile: DeviceProfile, prefix: str
-) -> DeadLetter:
-    spec = profile.spec(metric)
-    assert spec is not None
-    value = reading.values[metric]
-    return DeadLetter(
-        received_ms=reading.received_ms,
-        topic=TopicRouter(prefix).topic(reading.device_id, Channel.TELEMETRY),
-        reason=Reason.OUT_OF_RANGE,
-        detail=(
-            f"{metric}={value} outside the valid range [{spec.valid_min}, {spec.valid_max}] "
-            f"{spec.unit} of profile {profile.name}"
-        ),
-        payload=_encode({"ts": reading.ts_ms, "seq": reading.seq, "values": reading.values}),
-        device_id=reading.device_id,
-    )

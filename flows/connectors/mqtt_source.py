@@ -29,26 +29,23 @@
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import mqtt5
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
 from flows.connectors.ledger import AckWindow, CommitLedger
+from flows.connectors.mqtt_broker import probe_protocol, tls_context
 from flows.connectors.mqtt_codec import (
-    UNSUPPORTED_PROTOCOL_V5,
-    UNSUPPORTED_PROTOCOL_V311,
     Codec,
     Packet,
     V5Codec,
     V311Codec,
 )
+from flows.connectors.mqtt_orphans import OrphanDrain
 from flows.connectors.mqtt_wire import Credentials, WireConnection
 from flows.runtime.settings import MqttEndpoint
 from twin import defaults
@@ -62,135 +59,6 @@ ATTRIBUTES_SUBSCRIPTION = 2
 PLAIN_SUBSCRIPTION = 3
 """Subscription identifiers (MQTT 5): the shared catch-all, process 0's plain attributes
 subscription, and the plain catch-all of a process that reads alone."""
-
-
-def tls_context(endpoint: MqttEndpoint) -> ssl.SSLContext | None:
-    if not endpoint.tls:
-        return None
-    return ssl.create_default_context(cafile=endpoint.ca_file)
-
-
-def probe_protocol(endpoint: MqttEndpoint, timeout_s: float = 5.0) -> str:
-    """ "5" unless the broker refuses MQTT 5 ("3.1.1").
-
-    The probe sends a bare MQTT 5 CONNECT (no properties, clean start, throwaway client id):
-    amqtt answers that with "unsupported protocol version" but hangs on one that carries
-    properties, so the real connection cannot be the probe. Any other answer, or none, means
-    MQTT 5 (the real connection then reports what is wrong).
-    """
-    codec = V5Codec()
-    hello = mqtt5.ConnectPacket(
-        f"twinstream-probe-{time.time_ns()}",
-        username=endpoint.username,
-        password=endpoint.password.encode() if endpoint.password is not None else None,
-        clean_start=True,
-        keep_alive=10,
-    ).write()  # no properties at all
-    try:
-        with socket.create_connection((endpoint.host, endpoint.port), timeout=timeout_s) as raw:
-            context = tls_context(endpoint)
-            sock = context.wrap_socket(raw, server_hostname=endpoint.host) if context else raw
-            sock.sendall(hello)
-            answer = b""
-            while len(answer) < 4:
-                chunk = sock.recv(64)
-                if not chunk:
-                    break
-                answer += chunk
-            if len(answer) >= 2 and answer[0] == 0x20:
-                code = answer[3] if len(answer) >= 4 else 0
-                if code in (UNSUPPORTED_PROTOCOL_V5, UNSUPPORTED_PROTOCOL_V311):
-                    return "3.1.1"
-                if code == 0:
-                    sock.sendall(codec.disconnect())
-    except (OSError, ValueError):
-        pass
-    return "5"
-
-
-DRAIN_IDLE_S = 3.0
-"""An orphaned session is drained once it has delivered nothing for this long."""
-
-
-class _Drain:
-    """An orphaned session read to the end: its messages go through the flow like any other
-    (acknowledged after commit), then the session is ended at the broker."""
-
-    def __init__(self, partition: _MqttPartition, client_id: str) -> None:
-        source = partition._source
-        self.client_id = client_id
-        self.window = AckWindow(source.ledger)
-        self.present: bool | None = None
-        self.last = time.monotonic()
-        self.done = False
-        self._partition = partition
-        self.conn = source.connection(
-            client_id, partition._codec, greeting=self._unsubscribe, on_connack=self._connected
-        )
-
-    def _unsubscribe(self) -> bytes:
-        """Stop new messages for the orphan at once (the live session subscribed first, so
-        nothing published meanwhile is lost); what it queued is still delivered."""
-        source = self._partition._source
-        topics = TopicRouter(source.prefix)
-        groups = {g for g in (source.group, "twinstream") if g}
-        patterns = [topics.subscription(), topics.attributes_subscription()]
-        patterns += [topics.shared_subscription(g) for g in sorted(groups)]
-        return self._partition._codec.unsubscribe(1, patterns)
-
-    def _connected(self, present: bool) -> None:
-        self.present = present
-        self.last = time.monotonic()
-        log.warning(
-            "draining the orphaned MQTT session %s (%s)",
-            self.client_id,
-            "it held a session: its readings are taken now" if present else "nothing was left",
-        )
-
-    def deliver(self, packet: Packet) -> None:
-        _, topic, payload, packet_id, dup, _ = packet
-        self.last = time.monotonic()
-        ticket = self.window.take(packet_id, dup, hash((topic, payload)))
-        if ticket is not None:
-            self._partition._taken.append(
-                RawMessage(topic, payload, time.time_ns() // 1_000_000, ticket)
-            )
-
-    def poll(self, want: int) -> None:
-        conn = self.conn
-        if conn.up:
-            acks = self.window.acks()
-            if acks:
-                conn.send(self._partition._codec.puback(acks))
-        conn.poll(self.deliver, want)
-        idle = time.monotonic() - self.last > DRAIN_IDLE_S
-        if self.present is not None and idle and not len(self.window):
-            self.finish()
-
-    def finish(self) -> None:
-        self.conn.stop()
-        self.done = True
-        threading.Thread(target=self._end_session, daemon=True, name="mqtt-end-session").start()
-
-    def _end_session(self) -> None:
-        """Connect once more with a clean start and no expiry: the broker discards the session."""
-        source = self._partition._source
-        endpoint = source.endpoint
-        codec = self._partition._codec
-        try:
-            with socket.create_connection((endpoint.host, endpoint.port), timeout=10) as raw:
-                context = tls_context(endpoint)
-                sock = context.wrap_socket(raw, server_hostname=endpoint.host) if context else raw
-                sock.sendall(codec.connect(self.client_id, clean_start=True, keep_alive=10,
-                                           session_expiry_s=0, username=endpoint.username,
-                                           password=endpoint.password))  # fmt: skip
-                sock.recv(64)
-                sock.sendall(codec.disconnect())
-        except OSError as exc:
-            log.warning("could not end the drained MQTT session %s: %s", self.client_id, exc)
-            return
-        log.warning("the orphaned MQTT session %s is drained and ended", self.client_id)
-        source.on_drained(self.client_id)
 
 
 class _MqttPartition(StatelessSourcePartition[RawMessage]):
@@ -223,7 +91,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         )
         source.windows.append(self._window)
         source.connections.append(self._conn)
-        self._drains = [_Drain(self, c) for c in source.orphans] if worker_index == 0 else []
+        self._drains = [OrphanDrain(self, c) for c in source.orphans] if worker_index == 0 else []
         for drain in self._drains:
             source.windows.append(drain.window)
         if self._drains:
