@@ -1,1 +1,2 @@
-"""The composition root: Bytewax dataflow, MQTT source, sinks, metrics, settings and the CLI."""
+"""The composition root: the engine and the Bytewax dataflow, with four rooms beside them
+(``cli``, ``connectors``, ``jobs``, ``runtime``)."""
