@@ -356,11 +356,12 @@ def _start_jobs(settings: Settings, profiles: ProfileBook, control: StopControl)
 
 def _serve_health(settings: Settings, source: MqttSource, process_id: int | None) -> None:
     from flows.runtime import health
+    from storage import probes
 
     readiness = health.Readiness(
         {
-            "postgres": health.postgres_probe(settings.database_url or ""),
-            "redis": health.redis_probe(settings.redis_url or ""),
+            "postgres": probes.postgres_probe(settings.database_url or ""),
+            "redis": probes.redis_probe(settings.redis_url or ""),
         },
         mqtt_state=lambda: source.state,
         last_poll=lambda: source.polled,

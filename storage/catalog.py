@@ -90,3 +90,8 @@ def load_catch_up(
                     )
                 )
     return {d: CatchUp(readings=apply.get(d, []), seen=frozenset(ids)) for d, ids in seen.items()}
+
+
+def device_ids(conn: psycopg.Connection) -> list[str]:
+    """Every registered device, in id order."""
+    return [d for (d,) in conn.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()]

@@ -192,3 +192,8 @@ def prune(conn: psycopg.Connection, hourly_days: int, daily_days: int) -> int:
             (daily_days,),
         ).rowcount
     return max(deleted, 0)
+
+
+def lock(conn: psycopg.Connection) -> None:
+    """One rollup writer at a time, for the rest of this transaction (engines share the work)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('twin-rollups'))")

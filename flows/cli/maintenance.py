@@ -10,7 +10,7 @@ from flows.jobs.recommender import evaluate
 from flows.runtime.settings import Settings
 from storage import recommendations as recs
 from storage import reports
-from storage.catalog import load_profiles
+from storage.catalog import device_ids, load_profiles
 from storage.database import connect_migrated
 from storage.reference import load_catalog, load_defaults, record_service, services
 from twin.errors import ConfigurationError
@@ -162,9 +162,7 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
                 print()
             return 0
         # refresh: rank now (for the devices named, or every device)
-        devices = args.device or [
-            d for (d,) in conn.execute("SELECT device_id FROM devices ORDER BY 1").fetchall()
-        ]
+        devices = args.device or device_ids(conn)
         done = evaluate(conn, devices, ProfileBook(load_profiles(conn)), load_catalog(conn))
     print(f"{done.devices} device(s): {done.opened} opened, {done.updated} updated, "
           f"{done.unchanged} unchanged, {done.cleared} cleared")  # fmt: skip

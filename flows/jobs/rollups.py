@@ -50,7 +50,7 @@ def run_once(
     """Roll up what is due at ``now``; one transaction per hour, so progress is kept."""
     now = now or datetime.now(UTC)
     done = RollupResult()
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext('twin-rollups'))")
+    rollups.lock(conn)
     mark = rollups.watermark(conn)
     if mark is None:  # first run: from the current hour on (older data: twin rollup --since)
         rollups.set_watermark(conn, floor_hour(now - GRACE))
@@ -65,7 +65,7 @@ def run_once(
             done.days += 1
         rollups.set_watermark(conn, mark)
         conn.commit()
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('twin-rollups'))")
+        rollups.lock(conn)
         done.hours += 1
     while True:
         pairs = rollups.claim_marks(conn)
@@ -80,7 +80,7 @@ def run_once(
         for day, devices in closed.items():
             rollups.roll_days(conn, day, day + DAY, sorted(devices))
         conn.commit()
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('twin-rollups'))")
+        rollups.lock(conn)
         done.late_hours += len(pairs)
     conn.commit()
     return done

@@ -18,39 +18,11 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-import psycopg
-import redis
 from prometheus_client import make_wsgi_app
 
-from storage.database import psycopg_url
+from storage.probes import Probe
 
 log = logging.getLogger(__name__)
-
-Probe = Callable[[], bool]
-
-
-def postgres_probe(url: str) -> Probe:
-    def probe() -> bool:
-        try:
-            with psycopg.connect(psycopg_url(url), connect_timeout=1) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except psycopg.Error:
-            return False
-
-    return probe
-
-
-def redis_probe(url: str) -> Probe:
-    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-
-    def probe() -> bool:
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-
-    return probe
 
 
 class Readiness:

@@ -261,3 +261,19 @@ def _literal_defaults() -> list[str]:
 def test_every_default_is_written_once() -> None:
     """A default repeated in the class that takes it drifts from the setting's default."""
     assert not _literal_defaults(), "\n".join(_literal_defaults())
+
+
+SQL = re.compile(r"^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE|DROP|ALTER|COPY) ")
+
+
+def test_storage_work_lives_in_storage() -> None:
+    """No SQL and no Redis command is written outside storage/ (and the migrations)."""
+    found = []
+    for path in _sources("twin", "flows", "simulators"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if SQL.match(node.value):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value[:40]!r}")
+            elif isinstance(node, ast.Attribute) and node.attr in {"execute", "executemany"}:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}(")
+    assert not found, "\n".join(found)
