@@ -1,0 +1,338 @@
+"""The metric layers of :mod:`twin.anomaly.layers`, vectorised: one numpy step updates every
+track a round of readings touches, with the same arithmetic in the same order as the scalar
+layers (which stay the reference: a test runs both on the same streams). Only transitions (an
+episode opening or closing) run per value in Python."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.anomaly.column_events import RoundEvents
+from twin.anomaly.config import DetectorConfig
+from twin.anomaly.records import Severity
+from twin.anomaly.track_columns import SEVERITIES, TrackColumns
+
+ALL, RATE, FALLING, RULES = 0, 1, 2, 3
+WATCH = {"all": ALL, "rate": RATE, "falling": FALLING, "rules": RULES}
+CRITICAL = SEVERITIES.index(Severity.CRITICAL)
+WARNING = SEVERITIES.index(Severity.WARNING)
+
+
+class Round:
+    """The values of one round, as arrays (one entry per metric value taken)."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.x: list[float] = []
+        self.dx: list[float] = []
+        self.has_dx: list[bool] = []
+        self.watch: list[int] = []
+        self.steady: list[bool] = []
+        self.ts: list[int] = []
+        self.reading: list[int] = []
+        self.special: list[bool] = []
+        """A position or counter metric: never judged by its level."""
+        self.position: list[bool] = []
+
+
+def _score(z: np.ndarray, hi: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(z > 0, z / (z + hi), 0.0)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A round's values as arrays, with their tracks' reading counts before the round."""
+
+    rows: np.ndarray
+    x: np.ndarray
+    dx: np.ndarray
+    has_dx: np.ndarray
+    watch: np.ndarray
+    steady: np.ndarray
+    ts: np.ndarray
+    reading: np.ndarray
+    special: np.ndarray
+    position: np.ndarray
+    n: np.ndarray
+    warm: np.ndarray
+
+
+@dataclass(frozen=True)
+class RateStep:
+    """What the rate layer worked out for a round, for the drift and for learning."""
+
+    r: np.ndarray
+    rz: np.ndarray
+    ok: np.ndarray
+    """The value has a rate (a previous reading, time passed, a steady operating point)."""
+    suspect: np.ndarray
+    feed: np.ndarray
+    """Feeds its deviation to the drift layer (metrics watched for a trend)."""
+    rmean: np.ndarray
+    last: np.ndarray
+    """The rate's baseline and the previous value, before this round."""
+
+
+class VectorLayers:
+    """Level, rate, drift and flatline over a round; hyperparameters from the configuration,
+    state in the :class:`TrackColumns`."""
+
+    def __init__(self, config: DetectorConfig, tracks: TrackColumns) -> None:
+        self.config = config
+        self.tracks = tracks
+        self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
+
+    def run(self, rnd: Round, events: RoundEvents, peaks: np.ndarray) -> None:
+        """Every layer over the round's values: each scores, then those that learn do."""
+        cfg = self.config
+        cols = self.tracks
+        rows = np.asarray(rnd.rows, dtype=np.int64)
+        x = np.asarray(rnd.x, dtype=np.float64)
+        dx = np.asarray(rnd.dx, dtype=np.float64)
+        has_dx = np.asarray(rnd.has_dx, dtype=np.bool_)
+        watch = np.asarray(rnd.watch, dtype=np.int8)
+        steady = np.asarray(rnd.steady, dtype=np.bool_)
+        ts = np.asarray(rnd.ts, dtype=np.int64)
+        reading = np.asarray(rnd.reading, dtype=np.int64)
+        special = np.asarray(rnd.special, dtype=np.bool_)
+        position = np.asarray(rnd.position, dtype=np.bool_)
+        n = cols.i["n"][rows]
+        warm = n >= cfg.warmup_readings
+        events.quiet = cfg.warmup_quiet & ~warm
+        b = Batch(rows, x, dx, has_dx, watch, steady, ts, reading, special, position, n, warm)
+        expected, level_feed, z = self._level(b, events, peaks)
+        rate = self._rate(b, events)
+        fed = rate.feed
+        self._drift(events, level_feed | fed, np.where(fed, rate.rz, z), np.where(fed, rate.r, x),
+                    np.where(fed, rate.rmean, expected))  # fmt: skip
+        self._flatline(events, n > 0, x, rate.last, n, warm, watch, has_dx, dx)
+        self._learn(b, expected, rate.r, rate.ok, rate.suspect)
+
+    def _level(
+        self, b: Batch, events: RoundEvents, peaks: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The value's distance from its baseline, at the current operating point when there
+        is a driver; returns the expectation, which values feed the drift, and the deviation."""
+        cfg, f = self.config, self.tracks.f
+        rows, x, dx, has_dx, n = b.rows, b.x, b.dx, b.has_dx, b.n
+
+        mean, var, res = f["mean"][rows], f["var"][rows], f["res"][rows]
+        vx, cxy, mx, rv = f["vx"][rows], f["cxy"][rows], f["mx"][rows], f["rv"][rows]
+        floor = np.maximum(np.maximum(cfg.abs_floor, cfg.rel_floor * np.abs(mean)), res)
+        regress = has_dx & (vx > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = np.where(regress, mean + cxy / vx * (dx - mx), mean)
+            sd = np.where(regress, np.sqrt(rv), np.sqrt(var)) + floor
+            z = np.where(n > 0, (x - expected) / sd, 0.0)
+        az = np.abs(z)
+        judged = b.warm & b.steady & (b.watch == ALL) & ~b.special
+        level_score = _score(az, cfg.level_hi)
+        np.maximum.at(peaks, b.reading[judged], level_score[judged])
+        self._episode_step(events, "level", judged, az, level_score, expected, x, z > 0,
+                           ("high", "low"), cfg.level_lo, cfg.level_hi, cfg.level_instant,
+                           cfg.level_persist, "level_run")  # fmt: skip
+        feed = judged if cfg.level_drift else np.zeros(len(rows), dtype=np.bool_)
+        return expected, feed, z
+
+    def _rate(self, b: Batch, events: RoundEvents) -> RateStep:
+        """The rate of change per second against its baseline."""
+        cfg, f, i = self.config, self.tracks.f, self.tracks.i
+        rows, x, ts, n, watch = b.rows, b.x, b.ts, b.n, b.watch
+        res = f["res"][rows]
+        last, last_ts = f["last"][rows], i["last_ts"][rows]
+        has_prev = n > 0
+        step = np.abs(x - last)
+        lower = has_prev & (step > 0) & ((res == 0) | (step < res))
+        res = np.where(lower, step, res)
+        f["res"][rows] = res
+        dt = (ts - last_ts) / 1000.0
+        rate_ok = has_prev & (dt > 0) & (b.steady | (watch != ALL))
+        rmean, rvar, rn = f["rmean"][rows], f["rvar"][rows], i["rn"][rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(rate_ok, (x - last) / dt, 0.0)
+            rfloor = np.maximum(np.maximum(cfg.abs_floor, cfg.rel_floor * np.abs(rmean)), res / dt)
+            rz = np.where(rate_ok & (rn > 0), (r - rmean) / (np.sqrt(rvar) + rfloor), 0.0)
+        ready = rn >= cfg.warmup_readings
+        suspect = ready & (np.abs(rz) > cfg.rate_hi)
+        rz = np.where(watch == FALLING, np.minimum(rz, 0.0), rz)
+        arz = np.abs(rz)
+        judge_rate = rate_ok & ready & ~b.position
+        self._episode_step(events, "rate", judge_rate, arz, _score(arz, cfg.rate_hi), rmean, r,
+                           rz > 0, ("rising", "falling"), cfg.rate_lo, cfg.rate_hi,
+                           cfg.rate_instant, cfg.rate_persist, "rate_run")  # fmt: skip
+        return RateStep(r, rz, rate_ok, suspect, rate_ok & (watch != ALL) & ready, rmean, last)
+
+    def _learn(
+        self, b: Batch, expected: np.ndarray, r: np.ndarray, rate_ok: np.ndarray,
+        suspect: np.ndarray,
+    ) -> None:  # fmt: skip
+        """Rates and levels learn from what raised nothing."""
+        cfg, cols = self.config, self.tracks
+        f, i, o, rows, watch = cols.f, cols.i, cols.open, b.rows, b.watch
+        up, down = f["up"][rows], f["down"][rows]
+        suspect = suspect | (np.maximum(up, down) > cfg.drift_h / 2)
+        learn_rate = rate_ok & ~o["rate"][rows] & ~o["drift"][rows] & ~suspect
+        self._learn_rate(rows[learn_rate], r[learn_rate])
+        blocked = o["level"][rows] | o["flatline"][rows] | ((watch == ALL) & o["drift"][rows])
+        learn = ~blocked
+        self._learn_level(rows[learn], b.x[learn], b.dx[learn], b.has_dx[learn], expected[learn])
+        f["last"][rows] = b.x
+        i["last_ts"][rows] = b.ts
+
+    def _episode_step(
+        self,
+        events: RoundEvents,
+        layer: str,
+        judged: np.ndarray,
+        az: np.ndarray,
+        value: np.ndarray,
+        expected: np.ndarray,
+        observed: np.ndarray,
+        up: np.ndarray,
+        kinds: tuple[str, str],
+        lo: float,
+        hi: float,
+        instant: float,
+        persist: int,
+        run_field: str,
+    ) -> None:
+        """Extend, release or open the layer's episode of every judged value (level, rate)."""
+        cols = self.tracks
+        rows = events.rows
+        is_open = cols.open[layer][rows]
+        extend = judged & is_open & (az > lo)
+        release = judged & is_open & ~(az > lo)
+        hold, score = cols.ep_i[f"{layer}.hold"], cols.ep_f[f"{layer}.score"]
+        if extend.any():
+            er = rows[extend]
+            hold[er] = self.config.hold
+            better = value[extend] > score[er]
+            br = er[better]
+            score[br] = value[extend][better]
+            cols.ep_f[f"{layer}.expected"][br] = expected[extend][better]
+            cols.ep_f[f"{layer}.observed"][br] = observed[extend][better]
+            critical = az[extend][better] > self._critical[layer]
+            cols.ep_i[f"{layer}.severity"][br[critical]] = CRITICAL
+        if release.any():
+            for k in np.flatnonzero(release):
+                row = rows[k]
+                if hold[row] > 0:
+                    hold[row] -= 1
+                else:
+                    events.close(layer, int(k))
+        closed = judged & ~is_open
+        if not closed.any():
+            return
+        run = cols.i[run_field]
+        cr = rows[closed]
+        run[cr] = np.where(az[closed] > hi, run[cr] + 1, 0)
+        opening = closed.copy()
+        opening[closed] = (az[closed] > instant) | (run[cr] >= persist)
+        for k in np.flatnonzero(opening):
+            severity = CRITICAL if az[k] > 2 * hi else WARNING
+            events.open(layer, int(k), kinds[0] if up[k] else kinds[1], severity,
+                        float(value[k]), float(expected[k]), float(observed[k]))  # fmt: skip
+
+    def _drift(
+        self,
+        events: RoundEvents,
+        feed: np.ndarray,
+        z: np.ndarray,
+        observed: np.ndarray,
+        expected: np.ndarray,
+    ) -> None:
+        """Two-sided CUSUM of the fed deviations (the level's or the rate's)."""
+        if not feed.any():
+            return
+        cfg, cols = self.config, self.tracks
+        rows = events.rows
+        fr = rows[feed]
+        up = np.maximum(0.0, cols.f["up"][fr] + z[feed] - cfg.drift_k)
+        down = np.maximum(0.0, cols.f["down"][fr] - z[feed] - cfg.drift_k)
+        cols.f["up"][fr], cols.f["down"][fr] = up, down
+        worst = np.maximum(up, down)
+        is_open = cols.open["drift"][fr]
+        where = np.flatnonzero(feed)
+        for j in np.flatnonzero(is_open & (worst == 0.0)):
+            events.close("drift", int(where[j]))
+        for j in np.flatnonzero(~is_open & (worst > cfg.drift_h)):
+            k = int(where[j])
+            kind = "rising" if up[j] >= down[j] else "falling"
+            value = float(_score(np.asarray([worst[j]]), cfg.drift_h)[0])
+            events.open("drift", k, kind, WARNING, value, float(expected[k]),
+                        float(observed[k]))  # fmt: skip
+
+    def _flatline(
+        self,
+        events: RoundEvents,
+        has_prev: np.ndarray,
+        x: np.ndarray,
+        last: np.ndarray,
+        n: np.ndarray,
+        warm: np.ndarray,
+        watch: np.ndarray,
+        has_dx: np.ndarray,
+        dx: np.ndarray,
+    ) -> None:
+        cfg, cols = self.config, self.tracks
+        rows = events.rows
+        same = x == last
+        count = cols.i["same"][rows]
+        count = np.where(has_prev, np.where(same, count + 1, 0), count)
+        cols.i["same"][rows] = count
+        changed = cols.f["changed"][rows]
+        learn = has_prev & (count < cfg.flat_readings)
+        step = np.where(same, 0.0, 1.0) - changed
+        changed = np.where(learn, changed + step / np.minimum(n + 1, 200), changed)
+        cols.f["changed"][rows] = changed
+        is_open = cols.open["flatline"][rows]
+        for k in np.flatnonzero(has_prev & is_open & ~same):
+            events.close("flatline", int(k))
+        moving = ~has_dx | (dx != 0)  # a stopped machine reads zero everywhere, and rightly so
+        stuck = (
+            has_prev & ~is_open & warm & (watch == ALL) & moving
+            & (count >= cfg.flat_readings) & (changed >= cfg.flat_change_share)
+        )  # fmt: skip
+        for k in np.flatnonzero(stuck):
+            events.open("flatline", int(k), "stuck", WARNING, 0.75, None, float(x[k]))
+
+    def _learn_rate(self, rows: np.ndarray, r: np.ndarray) -> None:
+        cfg, f, i = self.config, self.tracks.f, self.tracks.i
+        rn = i["rn"][rows] + 1
+        i["rn"][rows] = rn
+        a = np.where(rn <= cfg.warmup_readings, 1.0 / rn, cfg.rate_alpha)
+        rmean = f["rmean"][rows]
+        d = r - rmean
+        f["rmean"][rows] = rmean + a * d
+        f["rvar"][rows] = (1 - a) * (f["rvar"][rows] + a * d * d)
+
+    def _learn_level(
+        self,
+        rows: np.ndarray,
+        x: np.ndarray,
+        dx: np.ndarray,
+        has_dx: np.ndarray,
+        expected: np.ndarray,
+    ) -> None:
+        cfg, f, i = self.config, self.tracks.f, self.tracks.i
+        n = i["n"][rows] + 1
+        i["n"][rows] = n
+        # exact running moments while warming up, exponentially weighted afterwards
+        a = np.where(n <= cfg.warmup_readings, 1.0 / n, cfg.alpha)
+        mean = f["mean"][rows]
+        d = x - mean
+        resid = x - expected
+        f["mean"][rows] = mean + a * d
+        f["var"][rows] = (1 - a) * (f["var"][rows] + a * d * d)
+        if not has_dx.any():
+            return
+        dr, ad, dd, rd = rows[has_dx], a[has_dx], d[has_dx], resid[has_dx]
+        mx = f["mx"][dr]
+        e = dx[has_dx] - mx
+        f["mx"][dr] = mx + ad * e
+        f["vx"][dr] = (1 - ad) * (f["vx"][dr] + ad * e * e)
+        f["cxy"][dr] = (1 - ad) * (f["cxy"][dr] + ad * e * dd)
+        f["rv"][dr] = (1 - ad) * (f["rv"][dr] + ad * rd * rd)

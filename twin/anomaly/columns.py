@@ -1,0 +1,244 @@
+"""The detector layers over a whole batch at once: numpy updates of every metric track a batch
+touches, the same arithmetic as the scalar layers in :mod:`twin.anomaly.layers` (which stay
+the reference: a test runs both on the same streams).
+
+A batch is cut into rounds: round *k* holds the *k*-th reading of each device in the batch, so
+a device's readings stay in order while every round is one vectorised step over all devices.
+Per reading, only what is rare runs in Python: thresholds outside the safe band, GPS jumps,
+dropouts, and the transitions (an episode opening or closing) that become
+:class:`~twin.anomaly.records.Anomaly` events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from twin.anomaly.column_events import DETECTOR, RoundEvents
+from twin.anomaly.column_layers import CRITICAL, WATCH, Round, VectorLayers
+from twin.anomaly.config import FLEET, DetectorConfig
+from twin.anomaly.detectors import AnomalyDetectors, Observation
+from twin.anomaly.episodes import Episodes
+from twin.anomaly.layers import COUNTERS, POSITION
+from twin.anomaly.records import Anomaly, Severity
+from twin.anomaly.state import DetectorState, Episode, Track
+from twin.anomaly.track_columns import TrackColumns
+from twin.profiles import DeviceProfile
+
+Item = tuple[str, DeviceProfile | None, int, Mapping[str, float]]
+"""One reading: device id, its profile, device timestamp (ms), values."""
+
+
+@dataclass
+class _Device:
+    st: DetectorState
+    rows: dict[str, int] = field(default_factory=dict)
+    """Metric → track row."""
+    metric_open: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Episode key (``level:rpm``) → (layer, row) of the metric layers' open episodes."""
+
+
+class ColumnarDetectors:
+    """Every twin's detector state of one worker as columns, judged a batch at a time."""
+
+    def __init__(self, config: DetectorConfig = FLEET) -> None:
+        self.config = config
+        self.scalar = AnomalyDetectors(config)
+        """The scalar layers: thresholds, position and dropout run per reading through them."""
+        self.version = config.version
+        self.tracks = TrackColumns()
+        self._devices: dict[str, _Device] = {}
+        self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
+        self._metric_names: dict[int, str] = {}
+        """Track row → its metric."""
+        self.layers = VectorLayers(config, self.tracks)
+
+    # -- state in and out ----------------------------------------------------------------
+
+    def _device(self, device_id: str) -> _Device:
+        dev = self._devices.get(device_id)
+        if dev is None:
+            dev = self._devices[device_id] = _Device(DetectorState())
+        return dev
+
+    def load(self, device_id: str, state: DetectorState) -> None:
+        """Take a twin's scalar state (from its snapshot) into the columns."""
+        dev = self._devices[device_id] = _Device(
+            DetectorState(
+                last_ts=state.last_ts,
+                interval_ms=state.interval_ms,
+                readings=state.readings,
+                raised=state.raised,
+            )
+        )
+        for metric, track in state.tracks.items():
+            row = dev.rows[metric] = self.tracks.add()
+            self.tracks.load(row, track)
+            self._metric_names[row] = metric
+        for key, ep in state.open.items():
+            layer, _, metric = key.partition(":")
+            if layer in DETECTOR and metric in dev.rows:
+                self.tracks.load_episode(dev.rows[metric], layer, ep)
+                dev.metric_open[key] = (layer, dev.rows[metric])
+            else:
+                dev.st.open[key] = ep
+
+    def state(self, device_id: str) -> DetectorState:
+        """A twin's state in the scalar form (for its snapshot)."""
+        dev = self._device(device_id)
+        st = dev.st
+        tracks = {m: self.tracks.track(row) for m, row in dev.rows.items()}
+        opened: dict[str, Episode] = dict(st.open)
+        for key, (layer, row) in dev.metric_open.items():
+            ep = self.tracks.episode(row, layer, DETECTOR[layer], key.partition(":")[2])
+            assert ep is not None
+            opened[key] = ep
+        return DetectorState(tracks=tracks, open=opened, last_ts=st.last_ts,
+                             interval_ms=st.interval_ms, readings=st.readings,
+                             raised=st.raised)  # fmt: skip
+
+    def check_silence(self, device_id: str, now_ms: int) -> list[Anomaly]:
+        return self.scalar.check_silence(self._device(device_id).st, device_id, now_ms)
+
+    def silence_limit_ms(self, device_id: str) -> int | None:
+        return self.scalar.silence_limit_ms(self._device(device_id).st)
+
+    def health(self, device_id: str) -> int:
+        """100 with nothing open; lower the worse the worst open anomaly is."""
+        dev = self._device(device_id)
+        scores = [ep.score for ep in dev.st.open.values()]
+        critical = any(ep.severity == Severity.CRITICAL for ep in dev.st.open.values())
+        for layer, row in dev.metric_open.values():
+            scores.append(float(self.tracks.ep_f[f"{layer}.score"][row]))
+            critical |= int(self.tracks.ep_i[f"{layer}.severity"][row]) == CRITICAL
+        if not scores:
+            return 100
+        return max(0, round(100 * (1 - max(scores)) - (20 if critical else 0)))
+
+    # -- a batch -------------------------------------------------------------------------
+
+    def observe_batch(self, items: Sequence[Item]) -> list[Observation]:
+        """Judge every reading of the batch, in order per device; one observation each."""
+        rounds: list[list[int]] = []
+        seen: dict[str, int] = {}
+        for i, (device_id, _, _, _) in enumerate(items):
+            k = seen.get(device_id, 0)
+            seen[device_id] = k + 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(i)
+        out: list[Observation | None] = [None] * len(items)
+        for members in rounds:
+            self._round(items, members, out)
+        return [o for o in out if o is not None]
+
+    def _round(self, items: Sequence[Item], members: list[int], out: list) -> None:
+        rnd = Round()
+        context: list[tuple[int, _Device, Episodes, tuple[float, float, int] | None]] = []
+        for i in members:
+            device_id, profile, ts_ms, values = items[i]
+            dev = self._device(device_id)
+            eps = self._episodes(dev, device_id)
+            context.append((i, dev, eps, self._before(dev, eps, profile, ts_ms, values, rnd,
+                                                      len(context))))  # fmt: skip
+        peaks = np.zeros(len(members))
+        if rnd.rows:
+            events = RoundEvents(
+                self.tracks,
+                self.config.hold,
+                rnd,
+                lambda slot: (context[slot][2], context[slot][1].metric_open),
+                self._metric_names.__getitem__,
+            )
+            self.layers.run(rnd, events, peaks)
+        for slot, (i, dev, eps, was) in enumerate(context):
+            device_id, profile, ts_ms, values = items[i]
+            if was is not None and "lat" in values and "lon" in values:
+                self.scalar.position.judge(dev.st, was, values["lat"], values["lon"], ts_ms, eps)
+            peak = float(peaks[slot])
+            for ep in dev.st.open.values():
+                peak = max(peak, ep.score)
+            for layer, row in dev.metric_open.values():
+                peak = max(peak, float(self.tracks.ep_f[f"{layer}.score"][row]))
+            flagged = bool(dev.st.open) or bool(dev.metric_open)
+            out[i] = Observation(eps.events, flagged, min(1.0, peak))
+
+    def _episodes(self, dev: _Device, device_id: str) -> Episodes:
+        return Episodes(dev.st, device_id, hold=self.config.hold, version=self.version,
+                        critical_z=self.scalar._critical_z)  # fmt: skip
+
+    def _before(
+        self,
+        dev: _Device,
+        eps: Episodes,
+        profile: DeviceProfile | None,
+        ts_ms: int,
+        values: Mapping[str, float],
+        rnd: Round,
+        slot: int,
+    ) -> tuple[float, float, int] | None:
+        """The reading's per-device steps before its values are judged; its values into the
+        round. Returns the previous position (for the GPS jump check)."""
+        st = dev.st
+        self.scalar.dropout.observe(st, ts_ms, eps)
+        st.last_ts = max(st.last_ts, ts_ms)
+        st.readings += 1
+        cols = self.tracks
+        last, last_ts, n = cols.f["last"], cols.i["last_ts"], cols.i["n"]
+        la, lo = dev.rows.get("lat"), dev.rows.get("lon")
+        was = None
+        if la is not None and lo is not None and n[la] and ts_ms > last_ts[la]:
+            was = (float(last[la]), float(last[lo]), int(last_ts[la]))
+        driver = profile.driver if profile is not None else None
+        dx = values.get(driver) if driver is not None else None
+        steady = True
+        if dx is not None:
+            drow = dev.rows.get(driver)  # type: ignore[arg-type]
+            if drow is not None and n[drow]:
+                steady = abs(dx - last[drow]) <= max(5.0, 0.1 * abs(cols.f["mean"][drow]))
+        plan = self.scalar._plan(profile)
+        at_rest = profile is not None and dx is not None and dx <= profile.running_load_pct
+        for metric, x in values.items():
+            row = dev.rows.get(metric)
+            if row is None:
+                row = dev.rows[metric] = cols.add()
+                self._metric_names[row] = metric
+                last, last_ts, n = cols.f["last"], cols.i["last_ts"], cols.i["n"]  # may grow
+            elif ts_ms <= last_ts[row]:
+                continue  # late or repeated: the baseline moves forward in event time only
+            watch, spec, low, high = plan.get(metric, ("all", None, -np.inf, np.inf))
+            if spec is not None and (x <= low or x >= high or ("rule:" + metric) in st.open):
+                self.scalar.thresholds.judge(spec, metric, x, ts_ms, eps,
+                                             at_rest and metric != driver)  # fmt: skip
+            if watch == "rules":
+                n[row] += 1
+                last[row], last_ts[row] = x, ts_ms
+                continue
+            px = dx if metric != driver else None
+            rnd.rows.append(row)
+            rnd.x.append(x)
+            rnd.dx.append(0.0 if px is None else px)
+            rnd.has_dx.append(px is not None)
+            rnd.watch.append(WATCH[watch])
+            rnd.steady.append(steady)
+            rnd.ts.append(ts_ms)
+            rnd.reading.append(slot)
+            rnd.special.append(metric in POSITION or metric in COUNTERS)
+            rnd.position.append(metric in POSITION)
+        return was
+
+    # -- the metric layers, vectorised ---------------------------------------------------
+
+
+def scalar_tracks_equal(a: Track, b: Track, tolerance: float = 1e-9) -> bool:
+    """Two tracks hold the same state (floats within ``tolerance``, relative)."""
+    for name in Track.__struct_fields__:
+        va, vb = getattr(a, name), getattr(b, name)
+        if isinstance(va, float):
+            if not abs(va - vb) <= tolerance * max(1.0, abs(va), abs(vb)):
+                return False
+        elif va != vb:
+            return False
+    return True
