@@ -42,9 +42,11 @@ class ParseLimits(msgspec.Struct, frozen=True):
 def structure_problem(payload: bytes, limits: ParseLimits) -> tuple[Reason, str] | None:
     """Depth and number length, from the bytes, before the decoder sees them."""
     opened = payload.count(b"[") + payload.count(b"{")
-    long_digits = _LONG_DIGITS_RE[limits.max_number_digits]
-    if opened <= limits.max_depth and long_digits.search(payload) is None:
+    digits = limits.max_number_digits + 1
+    long_run = _LONG_RUNS.get(digits) or _LONG_RUNS.setdefault(digits, b"9" * digits)
+    if opened <= limits.max_depth and long_run not in payload.translate(_DIGITS_AS_NINES):
         return None  # the common case: nothing can be too deep or too long
+    long_digits = _LONG_DIGITS_RE[limits.max_number_digits]
     bare = _STRING.sub(b'""', payload) if b'"' in payload else payload
     if opened > limits.max_depth:
         brackets = np.frombuffer(bare.translate(None, _NOT_BRACKETS), dtype=np.uint8)
@@ -57,6 +59,11 @@ def structure_problem(payload: bytes, limits: ParseLimits) -> tuple[Reason, str]
     if long_digits.search(bare) is not None:
         return Reason.NON_FINITE, f"a number has more than {limits.max_number_digits} digits"
     return None
+
+
+_DIGITS_AS_NINES = bytes(0x39 if 0x30 <= c <= 0x39 else 0x20 for c in range(256))
+"""Every digit as ``9``, everything else as a space: a run of digits is then a substring."""
+_LONG_RUNS: dict[int, bytes] = {}
 
 
 class _DigitPatterns(dict):

@@ -353,3 +353,62 @@ def test_huge_documents_are_refused_with_a_reason(keys, topic, big):
     out = Parser().parse(RawMessage(topic=topic, payload=payload, received_ms=NOW))
     assert len(out) == 1 and isinstance(out[0], DeadLetter)
     assert out[0].reason in (Reason.OVERSIZE, Reason.TOO_MANY)
+
+
+# ---- the typed fast path gives what the general path gives ---------------------------------
+
+_names = st.sampled_from(["rpm", "speed_kmh", "temp", "a.b", "ts", "status", "9bad", "x" * 70, ""])
+_numbers = st.one_of(
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([2**53, 2**53 + 1, -(2**53) - 1, 1e308, -0.0, True, False, None, "1", [1]]),
+)
+_ts = st.one_of(
+    st.none(),
+    st.integers(min_value=0, max_value=2**63),
+    st.sampled_from([1_790_000_000_000, 1_790_000_000_000.5, "2026-09-21T10:00:00+00:00",
+                     "2026-09-21T10:00:00", 946_684_799_999, 1_790_000_400_000]),
+)  # fmt: skip
+_seq = st.one_of(st.none(), st.integers(min_value=-5, max_value=2**64), st.just("3"))
+
+
+@st.composite
+def _telemetry_docs(draw: st.DrawFn) -> bytes:
+    doc: dict[str, object] = {}
+    if draw(st.booleans()):
+        doc["values"] = draw(st.dictionaries(_names, _numbers, max_size=6))
+    else:  # the flat form, or values that are not an object
+        doc.update(draw(st.dictionaries(_names, _numbers, max_size=4)))
+        if draw(st.booleans()):
+            doc["values"] = draw(_numbers)
+    if draw(st.booleans()):
+        doc["ts"] = draw(_ts)
+    if draw(st.booleans()):
+        doc["seq"] = draw(_seq)
+    if draw(st.booleans()):
+        doc["extra"] = 1
+    text = json.dumps(doc, allow_nan=True)
+    return text.encode()
+
+
+@settings(max_examples=600, deadline=None)
+@given(payload=_telemetry_docs(), retention=st.sampled_from([0, 30]), warm=st.booleans())
+def test_the_fast_path_gives_what_the_general_path_gives(payload, retention, warm) -> None:
+    limits = ParseLimits(retention_days=retention)
+    fast, general = Parser(limits), Parser(limits, fast=False)
+    if warm:  # names already checked once, as in a running engine
+        for p in (fast, general):
+            p.parse(RawMessage("devices/d1/telemetry", b'{"rpm": 1, "speed_kmh": 2, "temp": 3, '
+                               b'"a.b": 4}', 1_790_000_000_000))  # fmt: skip
+    msg = RawMessage("devices/d1/telemetry", payload, 1_790_000_000_000, 7)
+    assert fast.parse(msg) == general.parse(msg)
+
+
+def test_the_fast_path_takes_the_common_form() -> None:
+    parser = Parser()
+    msg = RawMessage("devices/d1/telemetry", b'{"ts": 1790000000000, "seq": 3, "values": '
+                     b'{"rpm": 800, "temp": 61.5}}', 1_790_000_000_100)  # fmt: skip
+    general = Parser(fast=False).parse(msg)
+    assert parser.parse(msg) == general  # first sight: names learnt the general way
+    assert parser._common_reading(msg, "d1") == general[0]
+    assert type(general[0].values["rpm"]) is int  # integers stay integers
