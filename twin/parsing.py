@@ -25,6 +25,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from twin.parse_dead_letters import dead, dead_part, json_type
 from twin.payload_limits import NUL_ESCAPE, ParseLimits, holds_nul, structure_problem
 from twin.profiles import KINDS
 from twin.records import (
@@ -52,7 +53,6 @@ RESERVED_NAMES = frozenset(
 MAX_SAFE_INT = 2**53
 _NON_FINITE_HINT = re.compile(rb"[:\[,]\s*-?(NaN|Infinity)\s*[,}\]]")
 """Python's json module writes NaN / Infinity tokens, which are not JSON: say so precisely."""
-DEAD_LETTER_PAYLOAD_LIMIT = 64 * 1024
 MS_PER_DAY = 86_400_000
 
 
@@ -65,7 +65,6 @@ class _Bad(Exception):
 
 
 _decode = msgspec.json.Decoder().decode
-_encode = msgspec.json.Encoder().encode
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 
 
@@ -118,13 +117,13 @@ class Parser:
             except Exception:
                 pass
             detail = f"the parser failed on this message: {type(exc).__name__}: {exc}"[:500]
-            return [_dead(msg, Reason.PARSE_FAILED, detail, device_id)]
+            return [dead(msg, Reason.PARSE_FAILED, detail, device_id)]
 
     def _parse(self, msg: RawMessage) -> list[Inbound | DeadLetter]:
         route = self.router.route(msg.topic)
         if route is None:
             return [
-                _dead(
+                dead(
                     msg,
                     Reason.BAD_TOPIC,
                     "topic is not {prefix}devices/{id}/"
@@ -135,7 +134,7 @@ class Parser:
         device_id, channel = route
         if len(msg.payload) > self.limits.max_payload_bytes:
             return [
-                _dead(
+                dead(
                     msg,
                     Reason.OVERSIZE,
                     f"payload of {len(msg.payload)} bytes exceeds {self.limits.max_payload_bytes}",
@@ -144,7 +143,7 @@ class Parser:
             ]
         refused = structure_problem(msg.payload, self.limits)
         if refused is not None:
-            return [_dead(msg, refused[0], refused[1], device_id)]
+            return [dead(msg, refused[0], refused[1], device_id)]
         if self.fast and channel is Channel.TELEMETRY:
             reading = self._common_reading(msg, device_id)
             if reading is not None:
@@ -154,20 +153,20 @@ class Parser:
         except _DECODE_ERRORS as exc:
             detail = str(exc) or type(exc).__name__
             if isinstance(exc, UnicodeDecodeError) or "UTF-8" in detail:
-                return [_dead(msg, Reason.BAD_ENCODING, f"payload is not UTF-8 ({detail})",
+                return [dead(msg, Reason.BAD_ENCODING, f"payload is not UTF-8 ({detail})",
                               device_id)]  # fmt: skip
             if _NON_FINITE_HINT.search(msg.payload) or "out of range" in detail:
                 return [
-                    _dead(
+                    dead(
                         msg, Reason.NON_FINITE, f"a number is NaN or infinite ({detail})", device_id
                     )
                 ]
-            return [_dead(msg, Reason.BAD_JSON, detail, device_id)]
+            return [dead(msg, Reason.BAD_JSON, detail, device_id)]
         if channel is Channel.TELEMETRY:
             return self._telemetry(msg, device_id, doc)
         if NUL_ESCAPE in msg.payload and holds_nul(doc):
             return [
-                _dead(
+                dead(
                     msg,
                     Reason.STORE_REJECTED,
                     "a string holds NUL (\\u0000), which PostgreSQL text and JSON cannot store",
@@ -208,17 +207,17 @@ class Parser:
             try:
                 return [self._reading(doc, device_id, msg.received_ms)]
             except _Bad as bad:
-                return [_dead(msg, bad.reason, bad.detail, device_id)]
+                return [dead(msg, bad.reason, bad.detail, device_id)]
         if type(doc) is not list:
             return [
-                _dead(msg, Reason.BAD_SHAPE, "telemetry must be a JSON object or array", device_id)
+                dead(msg, Reason.BAD_SHAPE, "telemetry must be a JSON object or array", device_id)
             ]
         n = len(doc)
         if n == 0:
-            return [_dead(msg, Reason.BAD_SHAPE, "empty batch", device_id)]
+            return [dead(msg, Reason.BAD_SHAPE, "empty batch", device_id)]
         if n > self.limits.max_readings_per_message:
             return [
-                _dead(
+                dead(
                     msg,
                     Reason.TOO_MANY,
                     f"{n} readings exceed {self.limits.max_readings_per_message}",
@@ -229,7 +228,7 @@ class Parser:
         for i, item in enumerate(doc):
             if type(item) is not dict:
                 out.append(
-                    _dead_part(
+                    dead_part(
                         msg,
                         item,
                         i,
@@ -243,7 +242,7 @@ class Parser:
             try:
                 out.append(self._reading(item, device_id, msg.received_ms))
             except _Bad as bad:
-                out.append(_dead_part(msg, item, i, n, bad.reason, bad.detail, device_id))
+                out.append(dead_part(msg, item, i, n, bad.reason, bad.detail, device_id))
         return out
 
     def _reading(self, item: dict[str, Any], device_id: str, received_ms: int) -> Reading:
@@ -271,7 +270,7 @@ class Parser:
                 if not -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
                     raise _Bad(Reason.NON_FINITE, f"{name} is too large to be a measurement")
             else:
-                raise _Bad(Reason.BAD_TYPE, f"{name} must be a number, not {_json_type(value)}")
+                raise _Bad(Reason.BAD_TYPE, f"{name} must be a number, not {json_type(value)}")
         ts = item.get("ts")
         ts_ms = received_ms if ts is None else self._ts(ts, received_ms)
         keep = self.limits.retention_days
@@ -318,7 +317,7 @@ class Parser:
         else:
             raise _Bad(
                 Reason.BAD_TS,
-                f"ts must be epoch milliseconds or RFC 3339 text, not {_json_type(ts)}",
+                f"ts must be epoch milliseconds or RFC 3339 text, not {json_type(ts)}",
             )
         if ts_ms < self.limits.min_ts_ms:
             raise _Bad(
@@ -335,9 +334,9 @@ class Parser:
 
     def _attributes(self, msg: RawMessage, device_id: str, doc: Any) -> Inbound | DeadLetter:
         if type(doc) is not dict:
-            return _dead(msg, Reason.BAD_SHAPE, "attributes must be a JSON object", device_id)
+            return dead(msg, Reason.BAD_SHAPE, "attributes must be a JSON object", device_id)
         if len(doc) > self.limits.max_attributes:
-            return _dead(
+            return dead(
                 msg,
                 Reason.TOO_MANY,
                 f"{len(doc)} attributes exceed {self.limits.max_attributes}",
@@ -345,20 +344,20 @@ class Parser:
             )
         kind = doc.get("kind")
         if kind is not None and kind not in KINDS:
-            return _dead(msg, Reason.BAD_TYPE, f"kind must be one of {', '.join(KINDS)}", device_id)
+            return dead(msg, Reason.BAD_TYPE, f"kind must be one of {', '.join(KINDS)}", device_id)
         profile = doc.get("profile")
         if profile is not None and (
             type(profile) is not str or METRIC_NAME_RE.fullmatch(profile) is None
         ):
-            return _dead(msg, Reason.BAD_TYPE, "profile must be a profile name", device_id)
+            return dead(msg, Reason.BAD_TYPE, "profile must be a profile name", device_id)
         return Attributes(device_id=device_id, attributes=doc, received_ms=msg.received_ms)
 
     def _events(self, msg: RawMessage, device_id: str, doc: Any) -> list[Inbound | DeadLetter]:
         items = doc if type(doc) is list else [doc]
         if not items:
-            return [_dead(msg, Reason.BAD_SHAPE, "empty event batch", device_id)]
+            return [dead(msg, Reason.BAD_SHAPE, "empty event batch", device_id)]
         if len(items) > self.limits.max_readings_per_message:
-            return [_dead(msg, Reason.TOO_MANY, f"{len(items)} events in one message", device_id)]
+            return [dead(msg, Reason.TOO_MANY, f"{len(items)} events in one message", device_id)]
         out: list[Inbound | DeadLetter] = []
         n = len(items)
         for i, item in enumerate(items):
@@ -366,9 +365,9 @@ class Parser:
                 out.append(self._event(item, device_id, msg.received_ms))
             except _Bad as bad:
                 if n == 1:
-                    out.append(_dead(msg, bad.reason, bad.detail, device_id))
+                    out.append(dead(msg, bad.reason, bad.detail, device_id))
                 else:
-                    out.append(_dead_part(msg, item, i, n, bad.reason, bad.detail, device_id))
+                    out.append(dead_part(msg, item, i, n, bad.reason, bad.detail, device_id))
         return out
 
     def _event(self, item: Any, device_id: str, received_ms: int) -> DeviceEvent:
@@ -385,47 +384,3 @@ class Parser:
         return DeviceEvent(
             device_id=device_id, ts_ms=ts_ms, type=etype, body=body, received_ms=received_ms
         )
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def _dead(msg: RawMessage, reason: Reason, detail: str, device_id: str | None) -> DeadLetter:
-    payload = msg.payload
-    if len(payload) > DEAD_LETTER_PAYLOAD_LIMIT:
-        detail = f"{detail} (payload truncated to {DEAD_LETTER_PAYLOAD_LIMIT} bytes)"
-        payload = payload[:DEAD_LETTER_PAYLOAD_LIMIT]
-    return DeadLetter(
-        received_ms=msg.received_ms,
-        topic=msg.topic,
-        reason=reason,
-        detail=detail,
-        payload=payload,
-        device_id=device_id,
-        ticket=msg.ticket,
-    )
-
-
-def _dead_part(
-    msg: RawMessage, item: Any, index: int, count: int, reason: Reason, detail: str, device_id: str
-) -> DeadLetter:
-    """A dead letter for one element of a batch: its own JSON, not the whole message."""
-    return DeadLetter(
-        received_ms=msg.received_ms,
-        topic=msg.topic,
-        reason=reason,
-        detail=f"reading {index + 1} of {count}: {detail}",
-        payload=_encode(item),
-        device_id=device_id,
-    )
