@@ -118,6 +118,21 @@ def test_live_store_coalesces_per_device_with_ttl_and_geo(redis_url: str, redis_
     assert abs(lon - 24.0) < 1e-4 and abs(lat - 10.0) < 1e-4
 
 
+def test_live_hashes_hold_the_text_the_redis_client_would_write(redis_url: str, redis_prefix: str):
+    """The fields travel packed (one argument per device); what lands is what HSET of each
+    field would have stored."""
+    view = {"a": 0.1 + 0.2, "b": 800.0, "c": 2**53, "d": -0.0, "e": 1e-05, "f": 1e16,
+            "status": "online", "profile": "x,y \"z\" ünï", "g": 7}  # fmt: skip
+    out = TwinOutput(device_id="packed", readings=[], dead_letters=[], events=[], live=view)
+    LiveStore(redis_url, prefix=redis_prefix).write([out])
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    stored = client.hgetall(f"{redis_prefix}twin:packed")
+    direct = f"{redis_prefix}direct"
+    client.hset(direct, mapping=view)
+    assert stored == client.hgetall(direct) and stored["a"] == "0.30000000000000004"
+    client.delete(direct)
+
+
 def test_live_store_holds_latest_state_while_redis_is_away():
     store = LiveStore("redis://127.0.0.1:1/0", backoff_initial_s=0.0)
     processor = TwinProcessor()
