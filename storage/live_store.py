@@ -14,6 +14,7 @@ answers again, backing off between attempts.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,9 @@ class LiveStore:
         self._backoff = 0.0
         self._next_attempt = 0.0
         self._clock = clock
+        self._lock = threading.Lock()
+        """Guards what is pending: batches are added on the dataflow's thread and flushed on
+        the writer's."""
         self.failures = 0
 
     def key(self, device_id: str) -> str:
@@ -114,6 +118,16 @@ class LiveStore:
         return len(self._pending) + len(self._pending_geo) + len(self._pending_stream)
 
     def write(self, outputs: Sequence[TwinOutput]) -> LiveWriteResult:
+        self.add(outputs)
+        return self.flush()
+
+    def add(self, outputs: Sequence[TwinOutput]) -> None:
+        """Take a batch's live state, to be written by the next :meth:`flush` (which may run
+        on another thread)."""
+        with self._lock:
+            self._add(outputs)
+
+    def _add(self, outputs: Sequence[TwinOutput]) -> None:
         pending, geo = self._pending, self._pending_geo
         for out in outputs:
             if out.live is not None:  # a live view is complete: the newest one replaces
@@ -134,14 +148,15 @@ class LiveStore:
                 )
         if len(self._pending_stream) > self.stream_maxlen:  # Redis away for long: keep newest
             del self._pending_stream[: -self.stream_maxlen]
-        return self.flush()
 
     def flush(self, *, force: bool = False) -> LiveWriteResult:
-        if not self._pending and not self._pending_geo and not self._pending_stream:
-            return LiveWriteResult()
-        if not force and self._clock() < self._next_attempt:
-            return LiveWriteResult(pending=self.pending)
-        states, geo = self._pending, self._pending_geo
+        with self._lock:
+            if not self._pending and not self._pending_geo and not self._pending_stream:
+                return LiveWriteResult()
+            if not force and self._clock() < self._next_attempt:
+                return LiveWriteResult(pending=self.pending)
+            states, geo, stream = self._pending, self._pending_geo, self._pending_stream
+            self._pending, self._pending_geo, self._pending_stream = {}, {}, []
         try:
             pipe = self._redis().pipeline(transaction=False)
             keys: list[str] = []
@@ -159,7 +174,7 @@ class LiveStore:
                 for device_id, (lat, lon) in geo.items():
                     members.extend((lon, lat, device_id))
                 pipe.geoadd(self.geo_key, members)
-            for entry in self._pending_stream:
+            for entry in stream:
                 pipe.xadd(
                     self.alert_stream,
                     entry,  # type: ignore[arg-type]
@@ -168,6 +183,7 @@ class LiveStore:
                 )
             pipe.execute()
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            self._hold(states, geo, stream)
             self.failures += 1
             self._backoff = min(max(self._backoff * 2, self._backoff_initial), self._backoff_max)
             self._next_attempt = self._clock() + self._backoff
@@ -183,15 +199,29 @@ class LiveStore:
         except redis.RedisError as exc:
             # refused for its content: the next update of these devices replaces it anyway
             log.error("Redis refused a live-state batch of %d devices: %s", len(states), exc)
-            self._pending, self._pending_geo, self._pending_stream = {}, {}, []
             return LiveWriteResult(failed=True)
         written = len(states)
         if self.failures:
             log.info("Redis is back; flushed %d held device states", written)
         self.failures = 0
         self._backoff = 0.0
-        self._pending, self._pending_geo, self._pending_stream = {}, {}, []
         return LiveWriteResult(written=written)
+
+    def _hold(
+        self,
+        states: dict[str, dict[str, str | int | float]],
+        geo: dict[str, tuple[float, float]],
+        stream: list[dict[str, str | int]],
+    ) -> None:
+        """What a failed flush took goes back, behind anything newer taken meanwhile."""
+        with self._lock:
+            for device_id, view in states.items():
+                self._pending.setdefault(device_id, view)
+            for device_id, position in geo.items():
+                self._pending_geo.setdefault(device_id, position)
+            self._pending_stream[:0] = stream
+            if len(self._pending_stream) > self.stream_maxlen:
+                del self._pending_stream[: -self.stream_maxlen]
 
     def close(self) -> None:
         if self._pending or self._pending_geo or self._pending_stream:

@@ -327,22 +327,48 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
 
 
 class _RedisPartition(StatelessSinkPartition[TwinOutput]):
+    """Hands each batch's live state to a writer thread and returns: the dataflow never waits
+    for Redis (the live state is "latest wins", so the writer takes whatever is newest)."""
+
+    FLUSH_EVERY_S = 0.5
+    """How often the writer tries again while Redis is away (it backs off further itself)."""
+
     def __init__(self, sink: RedisSink) -> None:
         self._store = LiveStore(sink.url, prefix=sink.prefix, ttl_s=sink.ttl_s)
+        self._wake = threading.Event()
+        self._closing = False
+        self._recent: list[TwinOutput] = []
+        """The newest batch: its readings' ages sample the Redis stage's latency."""
+        self._writer = threading.Thread(target=self._run, name="redis-writer", daemon=True)
+        self._writer.start()
 
     def write_batch(self, items: list[TwinOutput]) -> None:
-        started = time.perf_counter()
-        result = self._store.write(items)
-        metrics.SINK_SECONDS.labels("redis").observe(time.perf_counter() - started)
+        self._store.add(items)
+        self._recent = items
         metrics.SINK_BATCH.labels("redis").observe(len(items))
-        if not result.failed:
-            metrics.latency("redis", items, time.time_ns() // 1_000_000)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closing:
+            self._wake.wait(self.FLUSH_EVERY_S)
+            self._wake.clear()
+            self._flush()
+
+    def _flush(self) -> None:
+        recent = self._recent
+        started = time.perf_counter()
+        result = self._store.flush()
         if result.written:
+            metrics.SINK_SECONDS.labels("redis").observe(time.perf_counter() - started)
             metrics.LIVE_WRITES.inc(result.written)
+            metrics.latency("redis", recent, time.time_ns() // 1_000_000)
         if result.failed:
             metrics.SINK_RETRIES.labels("redis").inc()
 
     def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        self._writer.join(10)
         self._store.close()
 
 
