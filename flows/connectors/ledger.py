@@ -62,7 +62,7 @@ class CommitLedger:
         self.process = process
         self.run = run & ((1 << RUN_BITS) - 1)
         self._home = self.run << PROCESS_BITS | process
-        self._done: list[list[int]] = [[] for _ in range(MAX_SLOTS)]
+        self._done: list[deque[int]] = [deque() for _ in range(MAX_SLOTS)]
         self._slots = 0
 
     def origin(self) -> int:
@@ -96,12 +96,14 @@ class CommitLedger:
                 done[ticket & _SLOT_MASK].append(ticket >> SEQ_SHIFT)
 
     def collect(self, slot: int) -> list[int]:
-        """The sequence numbers committed for ``slot`` since the last call."""
+        """The sequence numbers committed for ``slot`` since the last call. Taken one by one
+        (``deque`` appends and pops are atomic), so a sink thread appending meanwhile is never
+        lost: what it adds after this call is in the next one."""
         done = self._done[slot]
-        if not done:
-            return done
-        self._done[slot] = []
-        return done
+        out: list[int] = []
+        while done:
+            out.append(done.popleft())
+        return out
 
 
 class AckWindow:
