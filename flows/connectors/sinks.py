@@ -14,6 +14,7 @@ Redis gets the live state, which the next update replaces, so that sink never ho
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -57,6 +58,11 @@ class Backoff:
 
 
 class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
+    """Commits each batch on a writer thread while the dataflow prepares the next: the
+    dataflow waits only when the writer is a whole batch behind (its queue holds one), which
+    is also how an unreachable PostgreSQL holds up the flow and, through it, the source.
+    Batches commit in order, and each is acknowledged only once committed."""
+
     def __init__(self, sink: PgSink, worker_index: int) -> None:
         self._sink = sink
         self._writer = PgWriter(sink.url)
@@ -66,8 +72,36 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         self._snapshots_since = time.monotonic()
         self._relay: dict[int, list[int]] = {}
         """Other processes' tickets in the batch being written (a cluster)."""
+        self._queue: queue.Queue[list[TwinOutput | DeadLetter] | None] = queue.Queue(maxsize=1)
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name=f"postgres-writer-{worker_index}", daemon=True
+        )
+        self._thread.start()
 
     def write_batch(self, items: list[TwinOutput | DeadLetter]) -> None:
+        while True:
+            if self._failure is not None:  # a defect in the writer stops the flow, visibly
+                raise RuntimeError("the PostgreSQL writer failed") from self._failure
+            try:
+                self._queue.put(items, timeout=1.0)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        while True:
+            items = self._queue.get()
+            if items is None:
+                return
+            try:
+                self._commit(items)
+            except BaseException as exc:
+                log.exception("the PostgreSQL writer failed")
+                self._failure = exc
+                return
+
+    def _commit(self, items: list[TwinOutput | DeadLetter]) -> None:
         outputs = [i for i in items if type(i) is TwinOutput]
         dead = [i for i in items if type(i) is DeadLetter]
         started = time.perf_counter()
@@ -181,6 +215,13 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         self._snapshots, self._snapshots_since = 0, time.monotonic()
 
     def close(self) -> None:
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=1.0)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
         self._log_snapshots()
         self._writer.close()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import date
 
@@ -250,3 +251,23 @@ def test_one_open_alert_per_rule_and_one_open_episode_per_metric(database_url: s
                 "'x')",
                 (dev,),
             )
+
+
+def test_a_defect_in_the_postgres_writer_stops_the_flow_visibly(database_url: str):
+    """The sink commits on its own thread; a bug there must not leave the flow waiting for a
+    writer that is gone."""
+    from flows.connectors.sinks import PgSink
+
+    part = PgSink(database_url).build("postgres", 0, 1)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("a defect")
+
+    part._writer.write = broken  # type: ignore[method-assign]
+    part.write_batch([output("defect-1", Reading("defect-1", T0, {"rpm": 1.0}, T0))])
+    with pytest.raises(RuntimeError, match="writer failed") as raised:
+        for _ in range(50):  # the writer fails on its thread; the next batch says so
+            part.write_batch([output("defect-1", Reading("defect-1", T0 + 1, {"rpm": 1.0}, T0))])
+            time.sleep(0.1)
+    assert isinstance(raised.value.__cause__, ValueError)
+    part.close()
