@@ -2,13 +2,15 @@
 
 PostgreSQL gets everything that must not be lost, and only once a batch has committed are its
 messages reported to the ledger (``flows.connectors.ledger``) and acknowledged to the broker.
-While it is unreachable the sink retries with exponential backoff, holding the worker, so the
-MQTT source stops reading and the broker keeps the backlog; a batch the server refuses for its
+Batches commit on a writer thread, in order, while the dataflow prepares the next one; while
+PostgreSQL is unreachable the writer retries with exponential backoff and its queue of one
+batch fills, holding the worker, so the MQTT source stops reading and the broker keeps the
+backlog; a batch the server refuses for its
 *content* is split per device and what still fails becomes dead letters (``store_rejected``). A
 second stop signal abandons retrying, and the batch stays unacknowledged.
 
-Redis gets the live state, which the next update replaces, so that sink never holds the flow
-(see :class:`storage.live_store.LiveStore`).
+Redis gets the live state, which the next update replaces, written by a thread of its own, so
+that sink never holds the flow (see :class:`storage.live_store.LiveStore`).
 """
 
 from __future__ import annotations
