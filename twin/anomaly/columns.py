@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.anomaly.column_events import DETECTOR, RoundEvents
-from twin.anomaly.column_layers import CRITICAL, WATCH, Round, VectorLayers
+from twin.anomaly.column_layers import CRITICAL, RULES, WATCH, Round, VectorLayers
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.episodes import Episodes
@@ -38,6 +38,32 @@ class _Device:
     """Metric → track row."""
     metric_open: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Episode key (``level:rpm``) → (layer, row) of the metric layers' open episodes."""
+    layout: _Layout | None = None
+    """The rows of the metrics its last reading carried (most readings carry the same)."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    keys: tuple[str, ...]
+    profile: str
+    rows: list[int]
+
+
+class _Values:
+    """A round's values as they are gathered, reading by reading (lists extend fast)."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.x: list[float] = []
+        self.ts: list[int] = []
+        self.reading: list[int] = []
+        self.steady: list[bool] = []
+        self.dx: list[float] = []
+        self.dx_present: list[bool] = []
+
+
+def _name(profile: DeviceProfile | None) -> str:
+    return profile.name if profile is not None else ""
 
 
 class ColumnarDetectors:
@@ -135,16 +161,19 @@ class ColumnarDetectors:
         return [o for o in out if o is not None]
 
     def _round(self, items: Sequence[Item], members: list[int], out: list) -> None:
-        rnd = Round()
+        acc = _Values()
         context: list[tuple[int, _Device, Episodes, tuple[float, float, int] | None]] = []
+        at_rest: list[bool] = []
         for i in members:
             device_id, profile, ts_ms, values = items[i]
             dev = self._device(device_id)
             eps = self._episodes(dev, device_id)
-            context.append((i, dev, eps, self._before(dev, eps, profile, ts_ms, values, rnd,
-                                                      len(context))))  # fmt: skip
+            was, rest = self._before(dev, eps, profile, ts_ms, values, acc, len(context))
+            context.append((i, dev, eps, was))
+            at_rest.append(rest)
         peaks = np.zeros(len(members))
-        if rnd.rows:
+        rnd = self._take(acc, context, items, at_rest)
+        if len(rnd.rows):
             events = RoundEvents(
                 self.tracks,
                 self.config.hold,
@@ -176,15 +205,20 @@ class ColumnarDetectors:
         profile: DeviceProfile | None,
         ts_ms: int,
         values: Mapping[str, float],
-        rnd: Round,
+        acc: _Values,
         slot: int,
-    ) -> tuple[float, float, int] | None:
+    ) -> tuple[tuple[float, float, int] | None, bool]:
         """The reading's per-device steps before its values are judged; its values into the
-        round. Returns the previous position (for the GPS jump check)."""
+        round. Returns the previous position (for the GPS jump check) and whether the machine
+        stands still (low thresholds do not apply)."""
         st = dev.st
         self.scalar.dropout.observe(st, ts_ms, eps)
         st.last_ts = max(st.last_ts, ts_ms)
         st.readings += 1
+        keys = tuple(values)
+        layout = dev.layout
+        if layout is None or layout.keys != keys or layout.profile != _name(profile):
+            layout = dev.layout = self._layout(dev, profile, keys)
         cols = self.tracks
         last, last_ts, n = cols.f["last"], cols.i["last_ts"], cols.i["n"]
         la, lo = dev.rows.get("lat"), dev.rows.get("lon")
@@ -198,36 +232,95 @@ class ColumnarDetectors:
             drow = dev.rows.get(driver)  # type: ignore[arg-type]
             if drow is not None and n[drow]:
                 steady = abs(dx - last[drow]) <= max(5.0, 0.1 * abs(cols.f["mean"][drow]))
+        k = len(keys)
+        acc.rows.extend(layout.rows)
+        acc.x.extend(values.values())
+        acc.ts.extend([ts_ms] * k)
+        acc.reading.extend([slot] * k)
+        acc.steady.extend([steady] * k)
+        acc.dx.extend([0.0 if dx is None else dx] * k)
+        acc.dx_present.extend([dx is not None] * k)
+        rest = profile is not None and dx is not None and dx <= profile.running_load_pct
+        return was, rest
+
+    def _layout(
+        self, dev: _Device, profile: DeviceProfile | None, keys: tuple[str, ...]
+    ) -> _Layout:
+        """Rows for a reading's metrics (new tracks made), and what the profile says of each."""
+        cols = self.tracks
         plan = self.scalar._plan(profile)
-        at_rest = profile is not None and dx is not None and dx <= profile.running_load_pct
-        for metric, x in values.items():
+        driver = profile.driver if profile is not None else None
+        rows = []
+        for metric in keys:
             row = dev.rows.get(metric)
             if row is None:
                 row = dev.rows[metric] = cols.add()
                 self._metric_names[row] = metric
-                last, last_ts, n = cols.f["last"], cols.i["last_ts"], cols.i["n"]  # may grow
-            elif ts_ms <= last_ts[row]:
-                continue  # late or repeated: the baseline moves forward in event time only
             watch, spec, low, high = plan.get(metric, ("all", None, -np.inf, np.inf))
-            if spec is not None and (x <= low or x >= high or ("rule:" + metric) in st.open):
-                self.scalar.thresholds.judge(spec, metric, x, ts_ms, eps,
-                                             at_rest and metric != driver)  # fmt: skip
-            if watch == "rules":
-                n[row] += 1
-                last[row], last_ts[row] = x, ts_ms
-                continue
-            px = dx if metric != driver else None
-            rnd.rows.append(row)
-            rnd.x.append(x)
-            rnd.dx.append(0.0 if px is None else px)
-            rnd.has_dx.append(px is not None)
-            rnd.watch.append(WATCH[watch])
-            rnd.steady.append(steady)
-            rnd.ts.append(ts_ms)
-            rnd.reading.append(slot)
-            rnd.special.append(metric in POSITION or metric in COUNTERS)
-            rnd.position.append(metric in POSITION)
-        return was
+            cols.i["watch"][row] = WATCH[watch]
+            cols.i["has_spec"][row] = spec is not None
+            cols.f["low"][row], cols.f["high"][row] = low, high
+            cols.i["special"][row] = metric in POSITION or metric in COUNTERS
+            cols.i["position"][row] = metric in POSITION
+            cols.i["is_driver"][row] = metric == driver
+            cols.i["rule_open"][row] = ("rule:" + metric) in dev.st.open
+            rows.append(row)
+        return _Layout(keys, _name(profile), rows)
+
+    def _take(
+        self, acc: _Values, context: list, items: Sequence[Item], at_rest: list[bool]
+    ) -> Round:
+        """The round's values as arrays: late ones dropped, thresholds judged where a value
+        leaves its safe band, operating-state metrics recorded, the rest for the layers."""
+        cols = self.tracks
+        f, i = cols.f, cols.i
+        rows = np.asarray(acc.rows, dtype=np.int64)
+        x = np.asarray(acc.x, dtype=np.float64)
+        ts = np.asarray(acc.ts, dtype=np.int64)
+        keep = ts > i["last_ts"][rows]  # late or repeated: baselines move forward only
+        band = (x <= f["low"][rows]) | (x >= f["high"][rows]) | (i["rule_open"][rows] == 1)
+        for k in np.flatnonzero(keep & (i["has_spec"][rows] == 1) & band):
+            self._threshold(int(k), acc, context, items, at_rest, rows, x)
+        watch = i["watch"][rows]
+        rules = keep & (watch == RULES)
+        rr = rows[rules]
+        i["n"][rr] += 1
+        f["last"][rr] = x[rules]
+        i["last_ts"][rr] = ts[rules]
+        take = keep & ~rules
+        tr = rows[take]
+        rnd = Round()
+        rnd.rows, rnd.x, rnd.ts = tr, x[take], ts[take]
+        rnd.dx = np.asarray(acc.dx, dtype=np.float64)[take]
+        present = np.asarray(acc.dx_present, dtype=np.bool_)[take]
+        rnd.has_dx = present & (i["is_driver"][tr] == 0)
+        rnd.watch = watch[take]
+        rnd.steady = np.asarray(acc.steady, dtype=np.bool_)[take]
+        rnd.reading = np.asarray(acc.reading, dtype=np.int64)[take]
+        rnd.special = i["special"][tr] == 1
+        rnd.position = i["position"][tr] == 1
+        return rnd
+
+    def _threshold(
+        self,
+        k: int,
+        acc: _Values,
+        context: list,
+        items: Sequence[Item],
+        at_rest: list[bool],
+        rows: np.ndarray,
+        x: np.ndarray,
+    ) -> None:
+        slot = acc.reading[k]
+        i, dev, eps, _ = context[slot]
+        _, profile, ts_ms, _ = items[i]
+        row = int(rows[k])
+        metric = self._metric_names[row]
+        spec = self.scalar._plan(profile)[metric][1]
+        assert spec is not None
+        driven = at_rest[slot] and not self.tracks.i["is_driver"][row]
+        self.scalar.thresholds.judge(spec, metric, float(x[k]), ts_ms, eps, driven)
+        self.tracks.i["rule_open"][row] = ("rule:" + metric) in dev.st.open
 
     # -- the metric layers, vectorised ---------------------------------------------------
 

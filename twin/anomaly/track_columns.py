@@ -15,6 +15,11 @@ from twin.anomaly.state import Episode, Track
 FLOAT_FIELDS = ("mean", "var", "last", "rmean", "rvar", "changed", "mx", "vx", "cxy", "rv",
                 "up", "down", "res")  # fmt: skip
 INT_FIELDS = ("n", "last_ts", "rn", "same", "level_run", "rate_run")
+PLAN_FLOATS = ("low", "high")
+"""The band inside which no threshold of the row's metric can be crossed."""
+PLAN_FLAGS = ("watch", "has_spec", "special", "position", "is_driver", "rule_open")
+"""What the device's profile says of the row's metric (set with its layout), and whether a
+threshold episode of it is open."""
 LAYERS = ("level", "rate", "drift", "flatline")
 """The metric layers whose open episode each row keeps (thresholds are rare: kept per twin)."""
 EPISODE_FLOATS = ("score", "expected", "observed")
@@ -47,6 +52,10 @@ class TrackColumns:
             self.f[name] = grown(self.f.get(name), np.float64)
         for name in INT_FIELDS:
             self.i[name] = grown(self.i.get(name), np.int64)
+        for name in PLAN_FLOATS:
+            self.f[name] = grown(self.f.get(name), np.float64)
+        for name in PLAN_FLAGS:
+            self.i[name] = grown(self.i.get(name), np.int8)
         for layer in LAYERS:
             self.open[layer] = grown(self.open.get(layer), np.bool_)
             for name in EPISODE_FLOATS:
