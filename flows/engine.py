@@ -22,7 +22,8 @@ from bytewax.run import cli_main
 
 from flows.connectors.ledger import CommitLedger
 from flows.connectors.mqtt_source import MqttSource
-from flows.connectors.sinks import PgSink, RedisSink
+from flows.connectors.redis_sink import RedisSink
+from flows.connectors.sinks import PgSink
 from flows.dataflow import WakeSource, build_flow
 from flows.jobs.alert_rules import RuleReloader, load_book
 from flows.runtime import metrics
