@@ -32,7 +32,7 @@ class Thresholds:
     ) -> None:
         key = "rule:" + metric
         verdict = self._verdict(spec, x, at_rest)
-        ep = eps.get(key)
+        ep = eps.active.get(key)
         if verdict is None:
             if ep is not None:
                 eps.close(key, ts_ms)
@@ -82,16 +82,16 @@ class Position:
     ) -> None:
         key = POSITION_KEY
         near = abs(lat - was[0]) + abs(lon - was[1]) < self.jump_min_km / 111.0
-        if key not in eps and near:
+        if key not in eps.active and near:
             return  # moved less than the smallest jump in any direction: nothing to check
         km = haversine_km(was[0], was[1], lat, lon)
         kmh = km / (max(ts_ms - was[2], 1) / 3_600_000)
         if km > self.jump_min_km and kmh > self.jump_kmh:
-            if key not in eps:
+            if key not in eps.active:
                 quiet = st.readings <= self.quiet_readings
                 eps.open(key, Detector.POSITION, "jump", "lat", Severity.WARNING,
                          score(kmh, self.jump_kmh), ts_ms, self.jump_kmh, kmh, quiet)  # fmt: skip
-        elif key in eps:
+        elif key in eps.active:
             eps.close(key, ts_ms)
 
 

@@ -26,6 +26,8 @@ class Episodes:
         critical_z: dict[str, float],
     ) -> None:
         self.st = st
+        self.active = st.open
+        """The open episodes by key (``key in eps.active``: a plain dict lookup)."""
         self.device_id = device_id
         self.events: list[Anomaly] = []
         self._hold = hold

@@ -23,6 +23,11 @@ COUNTERS = ("odometer_km",)
 """Metrics whose level only ever grows: judged by their rate alone."""
 
 
+_LAYERS = ("level", "rate", "drift", "flatline")
+_KEYS: dict[str, tuple[str, ...]] = {}
+"""Metric → its episode keys; bounded by the metric names the parser lets through."""
+
+
 class Sample:
     """One metric of one reading, as the layers see it."""
 
@@ -68,11 +73,11 @@ class Sample:
         self.ts_ms = ts_ms
         self.warm = warm
         self.quiet = quiet
-        self.level_key = "level:" + metric
-        self.rate_key = "rate:" + metric
-        self.drift_key = "drift:" + metric
-        self.flat_key = "flatline:" + metric
-        """The metric's episode keys, one per layer."""
+        keys = _KEYS.get(metric)
+        if keys is None:
+            keys = _KEYS[metric] = tuple(f"{layer}:{metric}" for layer in _LAYERS)
+        self.level_key, self.rate_key, self.drift_key, self.flat_key = keys
+        """The metric's episode keys, one per layer (made once per metric name)."""
         self.expected = 0.0
         self.judged = False
         self.feed: tuple[float, float, float] | None = None
@@ -153,7 +158,7 @@ class Level:
             s.feed = (z, s.x, expected)
         az = abs(z)
         key = s.level_key
-        if key in eps:
+        if key in eps.active:
             if az > self.lo:
                 eps.extend(key, score(az, self.hi), expected, s.x, az)
             else:
@@ -168,9 +173,9 @@ class Level:
         return score(az, self.hi)
 
     def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
-        if s.level_key in eps or s.flat_key in eps:
+        if s.level_key in eps.active or s.flat_key in eps.active:
             return
-        if s.watch == "all" and s.drift_key in eps:
+        if s.watch == "all" and s.drift_key in eps.active:
             return
         tr.n += 1
         # exact running moments while warming up, exponentially weighted afterwards
@@ -250,7 +255,7 @@ class Rate:
     def _judge(self, tr: Track, s: Sample, eps: Episodes, r: float, rz: float) -> None:
         arz = abs(rz)
         key = s.rate_key
-        if key in eps:
+        if key in eps.active:
             if arz > self.lo:
                 eps.extend(key, score(arz, self.hi), tr.rmean, r, arz)
             else:
@@ -267,7 +272,7 @@ class Rate:
         if s.rate is None:
             return
         suspect = s.rate_suspect or max(tr.up, tr.down) > self.drift_h / 2  # a drift building
-        if s.rate_key in eps or s.drift_key in eps or suspect:
+        if s.rate_key in eps.active or s.drift_key in eps.active or suspect:
             return
         tr.rn += 1
         a = 1.0 / tr.rn if tr.rn <= self.warmup else self.alpha
@@ -298,7 +303,7 @@ class Drift:
         tr.down = max(0.0, tr.down - z - self.k)
         key = s.drift_key
         worst = max(tr.up, tr.down)
-        if key in eps:
+        if key in eps.active:
             if worst == 0.0:
                 eps.close(key, s.ts_ms)
         elif worst > self.h:
@@ -333,7 +338,7 @@ class Flatline:
         if tr.same < self.readings:
             tr.changed += ((0.0 if same else 1.0) - tr.changed) / min(tr.n + 1, 200)
         key = s.flat_key
-        if key in eps:
+        if key in eps.active:
             if not same:
                 eps.close(key, s.ts_ms)
         elif (
