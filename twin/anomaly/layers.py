@@ -94,10 +94,6 @@ class MetricLayer(Protocol):
         """Learn from the reading, unless what it raised says not to."""
 
 
-def _floor(cfg_abs: float, cfg_rel: float, scale: float, res: float) -> float:
-    return max(cfg_abs, cfg_rel * abs(scale), res)
-
-
 class Level:
     """The value's distance from the metric's own baseline (exponentially weighted mean and
     spread), at the current operating point when the profile names a driver metric."""
@@ -136,7 +132,7 @@ class Level:
         )
 
     def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
-        floor = _floor(self.abs_floor, self.rel_floor, tr.mean, tr.res)
+        floor = max(self.abs_floor, self.rel_floor * abs(tr.mean), tr.res)
         expected = tr.mean
         if s.dx is not None and tr.vx > 0:
             expected = tr.mean + tr.cxy / tr.vx * (s.dx - tr.mx)
@@ -240,7 +236,7 @@ class Rate:
         if dt <= 0 or not (s.steady or s.watch != "all"):
             return 0.0
         r = (s.x - tr.last) / dt
-        floor = _floor(self.abs_floor, self.rel_floor, tr.rmean, tr.res / dt)
+        floor = max(self.abs_floor, self.rel_floor * abs(tr.rmean), tr.res / dt)
         rz = (r - tr.rmean) / (math.sqrt(tr.rvar) + floor) if tr.rn else 0.0
         ready = tr.rn >= self.warmup
         s.rate, s.rate_suspect = r, ready and abs(rz) > self.hi
