@@ -48,3 +48,21 @@ def test_detector_cost_per_reading(devices: int) -> None:
         f" ({per['scalar'] / per['columnar']:.1f}x)"
     )
     assert per["scalar"] > 0 and per["columnar"] > 0
+    column_bytes = sum(
+        a.nbytes
+        for group in (
+            columnar.tracks.f,
+            columnar.tracks.i,
+            columnar.tracks.open,
+            columnar.tracks.ep_f,
+            columnar.tracks.ep_i,
+        )
+        for a in group.values()
+    )
+    used = columnar.tracks.size / max(1, len(states))
+    scalar_bytes = sum(len(msgspec.json.encode(st)) for st in states.values()) / len(states)
+    print(
+        f"detector state per twin: columns {column_bytes / len(states):.0f} B allocated "
+        f"({used:.1f} rows of {column_bytes / columnar.tracks._capacity:.0f} B each), "
+        f"scalar state encoded {scalar_bytes:.0f} B"
+    )  # fmt: skip
