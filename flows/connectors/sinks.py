@@ -57,8 +57,9 @@ class Backoff:
 
 class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
     """Commits each batch on a writer thread while the dataflow prepares the next: the
-    dataflow waits only when the writer is a whole batch behind (its queue holds one), which
-    is also how an unreachable PostgreSQL holds up the flow and, through it, the source.
+    dataflow hands a batch over only once the one before it is committed (one slot), so at
+    most one batch commits while the next is prepared; that is also how an unreachable
+    PostgreSQL holds up the flow and, through it, the source.
     Batches commit in order, and each is acknowledged only once committed."""
 
     def __init__(self, sink: PgSink, worker_index: int) -> None:
@@ -70,7 +71,9 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         self._snapshots_since = time.monotonic()
         self._relay: dict[int, list[int]] = {}
         """Other processes' tickets in the batch being written (a cluster)."""
-        self._queue: queue.Queue[list[TwinOutput | DeadLetter] | None] = queue.Queue(maxsize=1)
+        self._queue: queue.SimpleQueue[list[TwinOutput | DeadLetter] | None] = queue.SimpleQueue()
+        self._slot = threading.Semaphore(1)
+        """Held from the hand-over of a batch until it is committed."""
         self._failure: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"postgres-writer-{worker_index}", daemon=True
@@ -81,11 +84,9 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         while True:
             if self._failure is not None:  # a defect in the writer stops the flow, visibly
                 raise RuntimeError("the PostgreSQL writer failed") from self._failure
-            try:
-                self._queue.put(items, timeout=1.0)
+            if self._slot.acquire(timeout=1.0):
+                self._queue.put(items)
                 return
-            except queue.Full:
-                continue
 
     def _run(self) -> None:
         while True:
@@ -98,6 +99,8 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
                 log.exception("the PostgreSQL writer failed")
                 self._failure = exc
                 return
+            finally:
+                self._slot.release()
 
     def _commit(self, items: list[TwinOutput | DeadLetter]) -> None:
         outputs = [i for i in items if type(i) is TwinOutput]
@@ -213,12 +216,7 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
         self._snapshots, self._snapshots_since = 0, time.monotonic()
 
     def close(self) -> None:
-        while self._thread.is_alive():
-            try:
-                self._queue.put(None, timeout=1.0)
-                break
-            except queue.Full:
-                continue
+        self._queue.put(None)  # after the batch in hand, if any
         self._thread.join()
         self._log_snapshots()
         self._writer.close()
