@@ -48,17 +48,8 @@ def test_detector_cost_per_reading(devices: int) -> None:
         f" ({per['scalar'] / per['columnar']:.1f}x)"
     )
     assert per["scalar"] > 0 and per["columnar"] > 0
-    column_bytes = sum(
-        a.nbytes
-        for group in (
-            columnar.tracks.f,
-            columnar.tracks.i,
-            columnar.tracks.open,
-            columnar.tracks.ep_f,
-            columnar.tracks.ep_i,
-        )
-        for a in group.values()
-    )
+    groups = (columnar.tracks.f, columnar.tracks.i, columnar.tracks.open)
+    column_bytes = sum(a.nbytes for group in groups for a in group.values())
     used = columnar.tracks.size / max(1, len(states))
     scalar_bytes = sum(len(msgspec.json.encode(st)) for st in states.values()) / len(states)
     print(

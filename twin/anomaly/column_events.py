@@ -10,7 +10,8 @@ import numpy as np
 
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Detector
-from twin.anomaly.track_columns import KINDS, TrackColumns
+from twin.anomaly.state import Episode
+from twin.anomaly.track_columns import TrackColumns
 
 DETECTOR = {"level": Detector.LEVEL, "rate": Detector.RATE, "drift": Detector.DRIFT,
             "flatline": Detector.FLATLINE}  # fmt: skip
@@ -53,7 +54,7 @@ class RoundEvents:
         layer: str,
         k: int,
         kind: str,
-        severity: int,
+        severity: str,
         value: float,
         expected: float | None,
         observed: float | None,
@@ -63,26 +64,17 @@ class RoundEvents:
         cols = self.tracks
         row = int(self.rows[k])
         eps, metric_open, metric = self._where(k)
+        ep = Episode(DETECTOR[layer], kind, metric, severity, value, int(self.ts[k]), expected,
+                     observed, self.hold)  # fmt: skip
         cols.open[layer][row] = True
-        cols.ep_f[f"{layer}.score"][row] = value
-        cols.ep_f[f"{layer}.expected"][row] = np.nan if expected is None else expected
-        cols.ep_f[f"{layer}.observed"][row] = np.nan if observed is None else observed
-        cols.ep_i[f"{layer}.started"][row] = self.ts[k]
-        cols.ep_i[f"{layer}.hold"][row] = self.hold
-        cols.ep_i[f"{layer}.kind"][row] = KINDS.index(kind)
-        cols.ep_i[f"{layer}.severity"][row] = severity
+        cols.episodes[(layer, row)] = ep
         metric_open[f"{layer}:{metric}"] = (layer, row)
         eps.st.raised += 1
-        ep = cols.episode(row, layer, DETECTOR[layer], metric)
-        assert ep is not None
         eps.events.append(eps.anomaly(ep, None))
 
     def close(self, layer: str, k: int) -> None:
-        cols = self.tracks
         row = int(self.rows[k])
         eps, metric_open, metric = self._where(k)
-        ep = cols.episode(row, layer, DETECTOR[layer], metric)
-        assert ep is not None
-        cols.open[layer][row] = False
+        ep = self.tracks.drop_episode(row, layer)
         del metric_open[f"{layer}:{metric}"]
         eps.events.append(eps.anomaly(ep, int(self.ts[k])))

@@ -12,12 +12,10 @@ import numpy as np
 from twin.anomaly.column_events import RoundEvents
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.records import Severity
-from twin.anomaly.track_columns import SEVERITIES, TrackColumns
+from twin.anomaly.track_columns import TrackColumns
 
 ALL, RATE, FALLING, RULES = 0, 1, 2, 3
 WATCH = {"all": ALL, "rate": RATE, "falling": FALLING, "rules": RULES}
-CRITICAL = SEVERITIES.index(Severity.CRITICAL)
-WARNING = SEVERITIES.index(Severity.WARNING)
 
 
 class Round:
@@ -205,24 +203,22 @@ class VectorLayers:
         is_open = cols.open[layer][rows]
         extend = judged & is_open & (az > lo)
         release = judged & is_open & ~(az > lo)
-        hold, score = cols.ep_i[f"{layer}.hold"], cols.ep_f[f"{layer}.score"]
-        if extend.any():
-            er = rows[extend]
-            hold[er] = self.config.hold
-            better = value[extend] > score[er]
-            br = er[better]
-            score[br] = value[extend][better]
-            cols.ep_f[f"{layer}.expected"][br] = expected[extend][better]
-            cols.ep_f[f"{layer}.observed"][br] = observed[extend][better]
-            critical = az[extend][better] > self._critical[layer]
-            cols.ep_i[f"{layer}.severity"][br[critical]] = CRITICAL
-        if release.any():
-            for k in np.flatnonzero(release):
-                row = rows[k]
-                if hold[row] > 0:
-                    hold[row] -= 1
-                else:
-                    events.close(layer, int(k))
+        critical_z = self._critical[layer]
+        for k in np.flatnonzero(extend):
+            ep = cols.episodes[(layer, int(rows[k]))]
+            ep.hold = self.config.hold
+            if value[k] > ep.score:
+                ep.score, ep.expected, ep.observed = (
+                    float(value[k]), float(expected[k]), float(observed[k])
+                )  # fmt: skip
+                if az[k] > critical_z:
+                    ep.severity = Severity.CRITICAL
+        for k in np.flatnonzero(release):
+            ep = cols.episodes[(layer, int(rows[k]))]
+            if ep.hold > 0:
+                ep.hold -= 1
+            else:
+                events.close(layer, int(k))
         closed = judged & ~is_open
         if not closed.any():
             return
@@ -232,7 +228,7 @@ class VectorLayers:
         opening = closed.copy()
         opening[closed] = (az[closed] > instant) | (run[cr] >= persist)
         for k in np.flatnonzero(opening):
-            severity = CRITICAL if az[k] > 2 * hi else WARNING
+            severity = Severity.CRITICAL if az[k] > 2 * hi else Severity.WARNING
             events.open(layer, int(k), kinds[0] if up[k] else kinds[1], severity,
                         float(value[k]), float(expected[k]), float(observed[k]))  # fmt: skip
 
@@ -262,7 +258,7 @@ class VectorLayers:
             k = int(where[j])
             kind = "rising" if up[j] >= down[j] else "falling"
             value = float(_score(np.asarray([worst[j]]), cfg.drift_h)[0])
-            events.open("drift", k, kind, WARNING, value, float(expected[k]),
+            events.open("drift", k, kind, Severity.WARNING, value, float(expected[k]),
                         float(observed[k]))  # fmt: skip
 
     def _flatline(
@@ -297,7 +293,7 @@ class VectorLayers:
             & (count >= cfg.flat_readings) & (changed >= cfg.flat_change_share)
         )  # fmt: skip
         for k in np.flatnonzero(stuck):
-            events.open("flatline", int(k), "stuck", WARNING, 0.75, None, float(x[k]))
+            events.open("flatline", int(k), "stuck", Severity.WARNING, 0.75, None, float(x[k]))
 
     def _learn_rate(self, rows: np.ndarray, r: np.ndarray) -> None:
         cfg, f, i = self.config, self.tracks.f, self.tracks.i

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 
 from twin.anomaly.column_events import DETECTOR, RoundEvents
-from twin.anomaly.column_layers import CRITICAL, RULES, WATCH, Round, VectorLayers
+from twin.anomaly.column_layers import RULES, WATCH, Round, VectorLayers
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.episodes import Episodes
@@ -118,9 +119,9 @@ class ColumnarDetectors:
         tracks = {m: self.tracks.track(row) for m, row in dev.rows.items()}
         opened: dict[str, Episode] = dict(st.open)
         for key, (layer, row) in dev.metric_open.items():
-            ep = self.tracks.episode(row, layer, DETECTOR[layer], key.partition(":")[2])
+            ep = self.tracks.episode(row, layer)
             assert ep is not None
-            opened[key] = ep
+            opened[key] = msgspec.structs.replace(ep)
         return DetectorState(tracks=tracks, open=opened, last_ts=st.last_ts,
                              interval_ms=st.interval_ms, readings=st.readings,
                              raised=st.raised)  # fmt: skip
@@ -137,8 +138,9 @@ class ColumnarDetectors:
         scores = [ep.score for ep in dev.st.open.values()]
         critical = any(ep.severity == Severity.CRITICAL for ep in dev.st.open.values())
         for layer, row in dev.metric_open.values():
-            scores.append(float(self.tracks.ep_f[f"{layer}.score"][row]))
-            critical |= int(self.tracks.ep_i[f"{layer}.severity"][row]) == CRITICAL
+            ep = self.tracks.episodes[(layer, row)]
+            scores.append(ep.score)
+            critical |= ep.severity == Severity.CRITICAL
         if not scores:
             return 100
         return max(0, round(100 * (1 - max(scores)) - (20 if critical else 0)))
@@ -190,7 +192,7 @@ class ColumnarDetectors:
             for ep in dev.st.open.values():
                 peak = max(peak, ep.score)
             for layer, row in dev.metric_open.values():
-                peak = max(peak, float(self.tracks.ep_f[f"{layer}.score"][row]))
+                peak = max(peak, self.tracks.episodes[(layer, row)].score)
             flagged = bool(dev.st.open) or bool(dev.metric_open)
             out[i] = Observation(eps.events, flagged, min(1.0, peak))
 

@@ -1,5 +1,6 @@
 """The metric tracks of many twins as columns: one row per (device, metric), one numpy array
-per field of :class:`~twin.anomaly.state.Track`, plus the open episode of each metric layer.
+per field of :class:`~twin.anomaly.state.Track`, a flag per metric layer for an open episode,
+and the few open episodes themselves beside the columns.
 
 This is the state the vectorised layers (:mod:`twin.anomaly.columns`) update a whole batch at
 a time; a row converts to and from the scalar :class:`Track` so that a twin's detector state
@@ -8,6 +9,7 @@ still travels in its snapshot.
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 
 from twin.anomaly.state import Episode, Track
@@ -21,10 +23,7 @@ PLAN_FLAGS = ("watch", "has_spec", "special", "position", "is_driver", "rule_ope
 """What the device's profile says of the row's metric (set with its layout), and whether a
 threshold episode of it is open."""
 LAYERS = ("level", "rate", "drift", "flatline")
-"""The metric layers whose open episode each row keeps (thresholds are rare: kept per twin)."""
-EPISODE_FLOATS = ("score", "expected", "observed")
-EPISODE_INTS = ("started", "hold", "kind", "severity")
-KINDS = ("high", "low", "rising", "falling", "stuck")
+"""The metric layers whose open episode each row flags (thresholds are rare: kept per twin)."""
 SEVERITIES = ("warning", "critical")
 
 
@@ -37,8 +36,8 @@ class TrackColumns:
         self.f: dict[str, np.ndarray] = {}
         self.i: dict[str, np.ndarray] = {}
         self.open: dict[str, np.ndarray] = {}
-        self.ep_f: dict[str, np.ndarray] = {}
-        self.ep_i: dict[str, np.ndarray] = {}
+        self.episodes: dict[tuple[str, int], Episode] = {}
+        """(layer, row) → the open episode: few at any time, so kept apart from the columns."""
         self._grow(capacity)
 
     def _grow(self, capacity: int) -> None:
@@ -58,12 +57,6 @@ class TrackColumns:
             self.i[name] = grown(self.i.get(name), np.int8)
         for layer in LAYERS:
             self.open[layer] = grown(self.open.get(layer), np.bool_)
-            for name in EPISODE_FLOATS:
-                key = f"{layer}.{name}"
-                self.ep_f[key] = grown(self.ep_f.get(key), np.float64)
-            for name in EPISODE_INTS:
-                key = f"{layer}.{name}"
-                self.ep_i[key] = grown(self.ep_i.get(key), np.int64)
         self._capacity = capacity
 
     def add(self) -> int:
@@ -86,27 +79,11 @@ class TrackColumns:
 
     def load_episode(self, row: int, layer: str, ep: Episode) -> None:
         self.open[layer][row] = True
-        self.ep_f[f"{layer}.score"][row] = ep.score
-        self.ep_f[f"{layer}.expected"][row] = np.nan if ep.expected is None else ep.expected
-        self.ep_f[f"{layer}.observed"][row] = np.nan if ep.observed is None else ep.observed
-        self.ep_i[f"{layer}.started"][row] = ep.started_ms
-        self.ep_i[f"{layer}.hold"][row] = ep.hold
-        self.ep_i[f"{layer}.kind"][row] = KINDS.index(ep.kind)
-        self.ep_i[f"{layer}.severity"][row] = SEVERITIES.index(ep.severity)
+        self.episodes[(layer, row)] = msgspec.structs.replace(ep)
 
-    def episode(self, row: int, layer: str, detector: str, metric: str) -> Episode | None:
-        if not self.open[layer][row]:
-            return None
-        expected = float(self.ep_f[f"{layer}.expected"][row])
-        observed = float(self.ep_f[f"{layer}.observed"][row])
-        return Episode(
-            detector,
-            KINDS[int(self.ep_i[f"{layer}.kind"][row])],
-            metric,
-            SEVERITIES[int(self.ep_i[f"{layer}.severity"][row])],
-            float(self.ep_f[f"{layer}.score"][row]),
-            int(self.ep_i[f"{layer}.started"][row]),
-            None if np.isnan(expected) else expected,
-            None if np.isnan(observed) else observed,
-            int(self.ep_i[f"{layer}.hold"][row]),
-        )
+    def episode(self, row: int, layer: str) -> Episode | None:
+        return self.episodes.get((layer, row))
+
+    def drop_episode(self, row: int, layer: str) -> Episode:
+        self.open[layer][row] = False
+        return self.episodes.pop((layer, row))
