@@ -18,9 +18,9 @@ DETECTOR = {"level": Detector.LEVEL, "rate": Detector.RATE, "drift": Detector.DR
 
 
 class Values(Protocol):
-    rows: list[int]
-    ts: list[int]
-    reading: list[int]
+    rows: np.ndarray
+    ts: np.ndarray
+    reading: np.ndarray
 
 
 class RoundEvents:

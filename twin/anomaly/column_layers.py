@@ -18,21 +18,22 @@ ALL, RATE, FALLING, RULES = 0, 1, 2, 3
 WATCH = {"all": ALL, "rate": RATE, "falling": FALLING, "rules": RULES}
 
 
+@dataclass
 class Round:
-    """The values of one round, as arrays (one entry per metric value taken)."""
+    """The values of one round that the metric layers judge, as arrays (one entry each)."""
 
-    def __init__(self) -> None:
-        self.rows: list[int] = []
-        self.x: list[float] = []
-        self.dx: list[float] = []
-        self.has_dx: list[bool] = []
-        self.watch: list[int] = []
-        self.steady: list[bool] = []
-        self.ts: list[int] = []
-        self.reading: list[int] = []
-        self.special: list[bool] = []
-        """A position or counter metric: never judged by its level."""
-        self.position: list[bool] = []
+    rows: np.ndarray
+    x: np.ndarray
+    dx: np.ndarray
+    has_dx: np.ndarray
+    watch: np.ndarray
+    steady: np.ndarray
+    ts: np.ndarray
+    reading: np.ndarray
+    """The reading (its slot in the round) each value belongs to."""
+    special: np.ndarray
+    """A position or counter metric: never judged by its level."""
+    position: np.ndarray
 
 
 def _score(z: np.ndarray, hi: float) -> np.ndarray:

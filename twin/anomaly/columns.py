@@ -198,7 +198,7 @@ class ColumnarDetectors:
 
     def _episodes(self, dev: _Device, device_id: str) -> Episodes:
         return Episodes(dev.st, device_id, hold=self.config.hold, version=self.version,
-                        critical_z=self.scalar._critical_z)  # fmt: skip
+                        critical_z=self.scalar.critical_z)  # fmt: skip
 
     def _before(
         self,
@@ -250,7 +250,7 @@ class ColumnarDetectors:
     ) -> _Layout:
         """Rows for a reading's metrics (new tracks made), and what the profile says of each."""
         cols = self.tracks
-        plan = self.scalar._plan(profile)
+        plan = self.scalar.plan(profile)
         driver = profile.driver if profile is not None else None
         rows = []
         for metric in keys:
@@ -291,17 +291,19 @@ class ColumnarDetectors:
         i["last_ts"][rr] = ts[rules]
         take = keep & ~rules
         tr = rows[take]
-        rnd = Round()
-        rnd.rows, rnd.x, rnd.ts = tr, x[take], ts[take]
-        rnd.dx = np.asarray(acc.dx, dtype=np.float64)[take]
         present = np.asarray(acc.dx_present, dtype=np.bool_)[take]
-        rnd.has_dx = present & (i["is_driver"][tr] == 0)
-        rnd.watch = watch[take]
-        rnd.steady = np.asarray(acc.steady, dtype=np.bool_)[take]
-        rnd.reading = np.asarray(acc.reading, dtype=np.int64)[take]
-        rnd.special = i["special"][tr] == 1
-        rnd.position = i["position"][tr] == 1
-        return rnd
+        return Round(
+            rows=tr,
+            x=x[take],
+            dx=np.asarray(acc.dx, dtype=np.float64)[take],
+            has_dx=present & (i["is_driver"][tr] == 0),
+            watch=watch[take],
+            steady=np.asarray(acc.steady, dtype=np.bool_)[take],
+            ts=ts[take],
+            reading=np.asarray(acc.reading, dtype=np.int64)[take],
+            special=i["special"][tr] == 1,
+            position=i["position"][tr] == 1,
+        )
 
     def _threshold(
         self,
@@ -318,7 +320,7 @@ class ColumnarDetectors:
         _, profile, ts_ms, _ = items[i]
         row = int(rows[k])
         metric = self._metric_names[row]
-        spec = self.scalar._plan(profile)[metric][1]
+        spec = self.scalar.plan(profile)[metric][1]
         assert spec is not None
         driven = at_rest[slot] and not self.tracks.i["is_driver"][row]
         self.scalar.thresholds.judge(spec, metric, float(x[k]), ts_ms, eps, driven)

@@ -64,11 +64,12 @@ class AnomalyDetectors:
         self.flatline = Flatline.from_config(config)
         self.position = Position.from_config(config)
         self.dropout = Dropout.from_config(config)
-        self._critical_z = {Detector.LEVEL.value: 2 * config.level_hi, "*": 2 * config.rate_hi}
+        self.critical_z = {Detector.LEVEL.value: 2 * config.level_hi, "*": 2 * config.rate_hi}
+        """Per detector, the deviation past which an extended episode turns critical."""
 
     def _episodes(self, st: DetectorState, device_id: str) -> Episodes:
         return Episodes(st, device_id, hold=self.config.hold, version=self.version,
-                        critical_z=self._critical_z)  # fmt: skip
+                        critical_z=self.critical_z)  # fmt: skip
 
     # -- per reading ---------------------------------------------------------------------
 
@@ -88,7 +89,7 @@ class AnomalyDetectors:
         driver = profile.driver if profile is not None else None
         dx = values.get(driver) if driver is not None else None
         steady = _steady(st.tracks, driver, dx)
-        plan = self._plan(profile)
+        plan = self.plan(profile)
         at_rest = profile is not None and dx is not None and dx <= profile.running_load_pct
         peak = 0.0
         for metric, x in values.items():
@@ -129,7 +130,7 @@ class AnomalyDetectors:
         tr.last, tr.last_ts = s.x, s.ts_ms
         return peak
 
-    def _plan(self, profile: DeviceProfile | None) -> dict[str, _Plan]:
+    def plan(self, profile: DeviceProfile | None) -> dict[str, _Plan]:
         """Per metric of a profile: which detectors watch it, its thresholds if any, and the
         band inside which no threshold can be crossed (checked before anything else)."""
         name = profile.name if profile is not None else ""
