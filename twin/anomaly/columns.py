@@ -48,16 +48,21 @@ class _Layout:
     keys: tuple[str, ...]
     profile: str
     rows: list[int]
+    lat: int | None
+    """The rows of the position (when the reading carries both) and of the driver metric."""
+    lon: int | None
+    driver: int | None
 
 
 class _Values:
-    """A round's values as they are gathered, reading by reading (lists extend fast)."""
+    """A round's values as they are gathered, reading by reading: rows and values per value,
+    the rest once per reading (spread over its values with ``np.repeat``)."""
 
     def __init__(self) -> None:
         self.rows: list[int] = []
         self.x: list[float] = []
+        self.counts: list[int] = []
         self.ts: list[int] = []
-        self.reading: list[int] = []
         self.steady: list[bool] = []
         self.dx: list[float] = []
         self.dx_present: list[bool] = []
@@ -222,26 +227,28 @@ class ColumnarDetectors:
         if layout is None or layout.keys != keys or layout.profile != _name(profile):
             layout = dev.layout = self._layout(dev, profile, keys)
         cols = self.tracks
-        last, last_ts, n = cols.f["last"], cols.i["last_ts"], cols.i["n"]
-        la, lo = dev.rows.get("lat"), dev.rows.get("lon")
         was = None
-        if la is not None and lo is not None and n[la] and ts_ms > last_ts[la]:
-            was = (float(last[la]), float(last[lo]), int(last_ts[la]))
-        driver = profile.driver if profile is not None else None
-        dx = values.get(driver) if driver is not None else None
+        la, lo = layout.lat, layout.lon
+        if la is not None and lo is not None:
+            last, last_ts = cols.f["last"], cols.i["last_ts"]
+            if cols.i["n"][la] and ts_ms > last_ts[la]:
+                was = (float(last[la]), float(last[lo]), int(last_ts[la]))
+        dx = None
         steady = True
-        if dx is not None:
-            drow = dev.rows.get(driver)  # type: ignore[arg-type]
-            if drow is not None and n[drow]:
-                steady = abs(dx - last[drow]) <= max(5.0, 0.1 * abs(cols.f["mean"][drow]))
-        k = len(keys)
+        drow = layout.driver
+        if drow is not None:
+            dx = values[self._metric_names[drow]]
+            if cols.i["n"][drow]:
+                steady = bool(
+                    abs(dx - cols.f["last"][drow]) <= max(5.0, 0.1 * abs(cols.f["mean"][drow]))
+                )
         acc.rows.extend(layout.rows)
         acc.x.extend(values.values())
-        acc.ts.extend([ts_ms] * k)
-        acc.reading.extend([slot] * k)
-        acc.steady.extend([steady] * k)
-        acc.dx.extend([0.0 if dx is None else dx] * k)
-        acc.dx_present.extend([dx is not None] * k)
+        acc.counts.append(len(keys))
+        acc.ts.append(ts_ms)
+        acc.steady.append(steady)
+        acc.dx.append(0.0 if dx is None else dx)
+        acc.dx_present.append(dx is not None)
         rest = profile is not None and dx is not None and dx <= profile.running_load_pct
         return was, rest
 
@@ -267,7 +274,15 @@ class ColumnarDetectors:
             cols.i["is_driver"][row] = metric == driver
             cols.i["rule_open"][row] = ("rule:" + metric) in dev.st.open
             rows.append(row)
-        return _Layout(keys, _name(profile), rows)
+        position = "lat" in keys and "lon" in keys
+        return _Layout(
+            keys,
+            _name(profile),
+            rows,
+            dev.rows["lat"] if position else None,
+            dev.rows["lon"] if position else None,
+            dev.rows[driver] if driver is not None and driver in keys else None,
+        )
 
     def _take(
         self, acc: _Values, context: list, items: Sequence[Item], at_rest: list[bool]
@@ -278,11 +293,13 @@ class ColumnarDetectors:
         f, i = cols.f, cols.i
         rows = np.asarray(acc.rows, dtype=np.int64)
         x = np.asarray(acc.x, dtype=np.float64)
-        ts = np.asarray(acc.ts, dtype=np.int64)
+        counts = np.asarray(acc.counts, dtype=np.int64)
+        ts = np.repeat(np.asarray(acc.ts, dtype=np.int64), counts)
+        reading = np.repeat(np.arange(len(counts)), counts)
         keep = ts > i["last_ts"][rows]  # late or repeated: baselines move forward only
         band = (x <= f["low"][rows]) | (x >= f["high"][rows]) | (i["rule_open"][rows] == 1)
         for k in np.flatnonzero(keep & (i["has_spec"][rows] == 1) & band):
-            self._threshold(int(k), acc, context, items, at_rest, rows, x)
+            self._threshold(int(k), int(reading[k]), context, items, at_rest, rows, x)
         watch = i["watch"][rows]
         rules = keep & (watch == RULES)
         rr = rows[rules]
@@ -291,16 +308,16 @@ class ColumnarDetectors:
         i["last_ts"][rr] = ts[rules]
         take = keep & ~rules
         tr = rows[take]
-        present = np.asarray(acc.dx_present, dtype=np.bool_)[take]
+        present = np.repeat(np.asarray(acc.dx_present, dtype=np.bool_), counts)[take]
         return Round(
             rows=tr,
             x=x[take],
-            dx=np.asarray(acc.dx, dtype=np.float64)[take],
+            dx=np.repeat(np.asarray(acc.dx, dtype=np.float64), counts)[take],
             has_dx=present & (i["is_driver"][tr] == 0),
             watch=watch[take],
-            steady=np.asarray(acc.steady, dtype=np.bool_)[take],
+            steady=np.repeat(np.asarray(acc.steady, dtype=np.bool_), counts)[take],
             ts=ts[take],
-            reading=np.asarray(acc.reading, dtype=np.int64)[take],
+            reading=reading[take],
             special=i["special"][tr] == 1,
             position=i["position"][tr] == 1,
         )
@@ -308,14 +325,13 @@ class ColumnarDetectors:
     def _threshold(
         self,
         k: int,
-        acc: _Values,
+        slot: int,
         context: list,
         items: Sequence[Item],
         at_rest: list[bool],
         rows: np.ndarray,
         x: np.ndarray,
     ) -> None:
-        slot = acc.reading[k]
         i, dev, eps, _ = context[slot]
         _, profile, ts_ms, _ = items[i]
         row = int(rows[k])
