@@ -7,14 +7,19 @@ wake-ups at start (snapshotted devices) ─┘                                  
 ```
 
 Parsing works on whole source batches and groups each batch by device, so a twin is activated
-once per batch with everything its device sent, not once per reading.
+once per batch with everything its device sent, not once per reading. The twin step is keyed by
+shard (a stable hash of the device id over ``SHARDS``), not by device: one activation serves
+every device of a shard that sent something, and the shard keeps one timer for all of its
+twins, so the runtime's cost per key is paid per shard and batch, not per device.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +35,10 @@ from flows.runtime import metrics
 from twin.parsing import Parser
 from twin.processor import TwinProcessor
 from twin.records import DeadLetter, DeviceInbox, Inbound, RawMessage, Reading, TwinOutput
-from twin.state import TwinState, decode_state, encode_state
+from twin.state import TwinState
+
+SHARDS = 64
+"""Keys of the twin step; each worker of a cluster takes its share of them."""
 
 SEEN_HORIZON_MS = 10 * 60 * 1000
 """How long a restored twin watches for readings stored before a crash and delivered again
@@ -42,6 +50,11 @@ _activations = itertools.count()
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def shard_of(device_id: str) -> str:
+    """The twin step's key of a device: the same in every process of a cluster."""
+    return str(zlib.crc32(device_id.encode()) % SHARDS)
 
 
 def group_by_device(parser: Parser) -> Callable[[list[RawMessage]], list[Any]]:
@@ -66,7 +79,7 @@ def group_by_device(parser: Parser) -> Callable[[list[RawMessage]], list[Any]]:
         for device_id, (items, tickets) in inboxes.items():
             out.append(
                 (
-                    device_id,
+                    shard_of(device_id),
                     DeviceInbox(
                         device_id=device_id, items=items, messages=len(tickets), tickets=tickets
                     ),
@@ -77,29 +90,22 @@ def group_by_device(parser: Parser) -> Callable[[list[RawMessage]], list[Any]]:
     return parse_batch
 
 
-class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
-    """Bytewax adapter around :class:`twin.processor.TwinProcessor` for one device.
+class DeviceTwin:
+    """One device's twin in its shard, around :class:`twin.processor.TwinProcessor`: its first
+    activation restores it (snapshot, catch-up after a crash), and redelivered readings are
+    recognised. The engine's own persistence is the periodic snapshot in the output."""
 
-    ``snapshot`` returns immutable bytes (cheap for the runtime, unlike ``stateful_map``'s
-    deep copies); the engine's own persistence is the periodic snapshot in the output.
-    """
-
-    def __init__(
-        self,
-        processor: TwinProcessor,
-        resume: bytes | None,
-        draining: threading.Event | None = None,
-    ) -> None:
+    def __init__(self, processor: TwinProcessor, draining: threading.Event | None = None) -> None:
         self._processor = processor
         self._draining = draining
         self._drain_seen: set[tuple[int, int]] = set()
-        self._state: TwinState | None = decode_state(resume) if resume is not None else None
-        self._started = resume is not None
+        self._state: TwinState | None = None
+        self._started = False
         self._seen: frozenset[tuple[int, int]] = frozenset()
         self._seen_until = 0
         metrics.TWINS.inc()
 
-    def on_batch(self, values: list[DeviceInbox]) -> tuple[list[TwinOutput], bool]:
+    def on_batch(self, values: list[DeviceInbox]) -> list[TwinOutput]:
         now = now_ms()
         process = self._processor.process
         outputs = []
@@ -134,7 +140,7 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
             if outputs[-1].readings and next(_activations) % metrics.LATENCY_SAMPLE == 0:
                 metrics.latency("twin", outputs, now)
         self._state = state
-        return outputs, StatefulBatchLogic.RETAIN
+        return outputs
 
     def _without_drained(self, inbox: DeviceInbox) -> DeviceInbox:
         """While an orphaned session drains, a reading may come through it and the live session
@@ -169,26 +175,88 @@ class TwinLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, bytes | None]):
         metrics.REDELIVERED.inc(len(inbox.items) - len(items))
         return msgspec.structs.replace(inbox, items=items)
 
-    def on_notify(self) -> tuple[list[TwinOutput], bool]:
+    def on_notify(self) -> list[TwinOutput]:
         """The device has been silent too long: a dropout anomaly."""
         if self._state is None:
-            return [], StatefulBatchLogic.RETAIN
+            return []
         output = self._processor.check_silence(self._state, now_ms())
-        return ([output] if output is not None else []), StatefulBatchLogic.RETAIN
+        return [output] if output is not None else []
 
-    def notify_at(self) -> datetime | None:
+    def due_ms(self) -> int | None:
+        """When this twin's next timer is due (a dropout, a no-data alert, an alert to clear)."""
         if self._state is None:
             return None
-        due = self._processor.silence_due_ms(self._state)
-        return None if due is None else datetime.fromtimestamp(due / 1000, UTC)
+        return self._processor.silence_due_ms(self._state)
+
+    def on_eof(self) -> list[TwinOutput]:
+        if self._state is None:
+            return []
+        return [self._processor.final(self._state, now_ms())]
+
+
+class ShardLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, None]):
+    """The twins of one shard: one :class:`DeviceTwin` per device, activated with that
+    device's inboxes in order, and one timer for the shard (the earliest of its twins')."""
+
+    def __init__(self, processor: TwinProcessor, draining: threading.Event | None) -> None:
+        self._processor = processor
+        self._draining = draining
+        self._twins: dict[str, DeviceTwin] = {}
+        self._due: dict[str, int] = {}
+        """Each twin's next timer (epoch ms); the heap may hold older entries, skipped."""
+        self._heap: list[tuple[int, str]] = []
+
+    def on_batch(self, values: list[DeviceInbox]) -> tuple[list[TwinOutput], bool]:
+        by_device: dict[str, list[DeviceInbox]] = {}
+        for inbox in values:
+            by_device.setdefault(inbox.device_id, []).append(inbox)
+        outputs: list[TwinOutput] = []
+        for device_id, inboxes in by_device.items():
+            twin = self._twins.get(device_id)
+            if twin is None:
+                twin = self._twins[device_id] = DeviceTwin(self._processor, self._draining)
+            outputs += twin.on_batch(inboxes)
+            self._schedule(device_id, twin)
+        return outputs, StatefulBatchLogic.RETAIN
+
+    def _schedule(self, device_id: str, twin: DeviceTwin) -> None:
+        due = twin.due_ms()
+        if due is None:
+            self._due.pop(device_id, None)
+        elif self._due.get(device_id) != due:
+            self._due[device_id] = due
+            heapq.heappush(self._heap, (due, device_id))
+
+    def on_notify(self) -> tuple[list[TwinOutput], bool]:
+        now, heap, outputs = now_ms(), self._heap, []
+        fired: list[str] = []
+        while heap and heap[0][0] <= now:
+            due, device_id = heapq.heappop(heap)
+            if self._due.get(device_id) != due:
+                continue  # an older entry: the twin's timer has moved since
+            del self._due[device_id]
+            fired.append(device_id)
+        for device_id in fired:
+            twin = self._twins[device_id]
+            outputs += twin.on_notify()
+            self._schedule(device_id, twin)
+        return outputs, StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        heap = self._heap
+        while heap and self._due.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return datetime.fromtimestamp(heap[0][0] / 1000, UTC) if heap else None
 
     def on_eof(self) -> tuple[list[TwinOutput], bool]:
-        if self._state is None:
-            return [], StatefulBatchLogic.RETAIN
-        return [self._processor.final(self._state, now_ms())], StatefulBatchLogic.RETAIN
+        outputs: list[TwinOutput] = []
+        for twin in self._twins.values():
+            outputs += twin.on_eof()
+        return outputs, StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> bytes | None:
-        return None if self._state is None else encode_state(self._state)
+    def snapshot(self) -> None:
+        """The engine keeps its own snapshots (in the twins' outputs), not the runtime's."""
+        return None
 
 
 class _WakePartition(StatelessSourcePartition[tuple[str, DeviceInbox]]):
@@ -202,7 +270,7 @@ class _WakePartition(StatelessSourcePartition[tuple[str, DeviceInbox]]):
             raise StopIteration
         chunk = self._ids[self._at : self._at + self._batch]
         self._at += self._batch
-        return [(d, DeviceInbox(device_id=d, items=[], messages=0)) for d in chunk]
+        return [(shard_of(d), DeviceInbox(device_id=d, items=[], messages=0)) for d in chunk]
 
 
 class WakeSource(DynamicSource[tuple[str, DeviceInbox]]):
@@ -238,9 +306,7 @@ def build_flow(
     inboxes = split.trues
     if wake is not None:
         inboxes = op.merge("inboxes", inboxes, op.input("wake", flow, wake))
-    twins = op.stateful_batch(
-        "twin", inboxes, lambda resume: TwinLogic(processor, resume, draining)
-    )
+    twins = op.stateful_batch("twin", inboxes, lambda resume: ShardLogic(processor, draining))
     outputs = op.map("unkey", twins, lambda kv: kv[1])
     to_pg = op.merge("to_pg", outputs, split.falses)
     op.output("postgres", to_pg, pg_sink)

@@ -304,7 +304,7 @@ class MqttSource(DynamicSource[RawMessage]):
         self.draining = threading.Event()
         """Set while orphaned sessions are drained: a reading may then come through both the
         live session and an orphan (published between the one's SUBSCRIBE and the other's
-        UNSUBSCRIBE), and the twins watch for it (``flows.dataflow.TwinLogic``)."""
+        UNSUBSCRIBE), and the twins watch for it (``flows.dataflow.DeviceTwin``)."""
         self.subscribed = threading.Event()
         """Set while the broker has confirmed every subscription of this process."""
         self.windows: list[AckWindow] = []
