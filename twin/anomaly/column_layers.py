@@ -42,24 +42,6 @@ def _score(z: np.ndarray, hi: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Batch:
-    """A round's values as arrays, with their tracks' reading counts before the round."""
-
-    rows: np.ndarray
-    x: np.ndarray
-    dx: np.ndarray
-    has_dx: np.ndarray
-    watch: np.ndarray
-    steady: np.ndarray
-    ts: np.ndarray
-    reading: np.ndarray
-    special: np.ndarray
-    position: np.ndarray
-    n: np.ndarray
-    warm: np.ndarray
-
-
-@dataclass(frozen=True)
 class RateStep:
     """What the rate layer worked out for a round, for the drift and for learning."""
 
@@ -87,36 +69,25 @@ class VectorLayers:
     def run(self, rnd: Round, events: RoundEvents, peaks: np.ndarray) -> None:
         """Every layer over the round's values: each scores, then those that learn do."""
         cfg = self.config
-        cols = self.tracks
-        rows = np.asarray(rnd.rows, dtype=np.int64)
-        x = np.asarray(rnd.x, dtype=np.float64)
-        dx = np.asarray(rnd.dx, dtype=np.float64)
-        has_dx = np.asarray(rnd.has_dx, dtype=np.bool_)
-        watch = np.asarray(rnd.watch, dtype=np.int8)
-        steady = np.asarray(rnd.steady, dtype=np.bool_)
-        ts = np.asarray(rnd.ts, dtype=np.int64)
-        reading = np.asarray(rnd.reading, dtype=np.int64)
-        special = np.asarray(rnd.special, dtype=np.bool_)
-        position = np.asarray(rnd.position, dtype=np.bool_)
-        n = cols.i["n"][rows]
+        rows, x, dx, has_dx, watch = rnd.rows, rnd.x, rnd.dx, rnd.has_dx, rnd.watch
+        n = self.tracks.i["n"][rows]
         warm = n >= cfg.warmup_readings
         events.quiet = cfg.warmup_quiet & ~warm
-        b = Batch(rows, x, dx, has_dx, watch, steady, ts, reading, special, position, n, warm)
-        expected, level_feed, z = self._level(b, events, peaks)
-        rate = self._rate(b, events)
+        expected, level_feed, z = self._level(rnd, n, warm, events, peaks)
+        rate = self._rate(rnd, n, events)
         fed = rate.feed
         self._drift(events, level_feed | fed, np.where(fed, rate.rz, z), np.where(fed, rate.r, x),
                     np.where(fed, rate.rmean, expected))  # fmt: skip
         self._flatline(events, n > 0, x, rate.last, n, warm, watch, has_dx, dx)
-        self._learn(b, expected, rate.r, rate.ok, rate.suspect)
+        self._learn(rnd, expected, rate.r, rate.ok, rate.suspect)
 
     def _level(
-        self, b: Batch, events: RoundEvents, peaks: np.ndarray
+        self, rnd: Round, n: np.ndarray, warm: np.ndarray, events: RoundEvents, peaks: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The value's distance from its baseline, at the current operating point when there
         is a driver; returns the expectation, which values feed the drift, and the deviation."""
         cfg, f = self.config, self.tracks.f
-        rows, x, dx, has_dx, n = b.rows, b.x, b.dx, b.has_dx, b.n
+        rows, x, dx, has_dx = rnd.rows, rnd.x, rnd.dx, rnd.has_dx
 
         mean, var, res = f["mean"][rows], f["var"][rows], f["res"][rows]
         vx, cxy, mx, rv = f["vx"][rows], f["cxy"][rows], f["mx"][rows], f["rv"][rows]
@@ -127,19 +98,19 @@ class VectorLayers:
             sd = np.where(regress, np.sqrt(rv), np.sqrt(var)) + floor
             z = np.where(n > 0, (x - expected) / sd, 0.0)
         az = np.abs(z)
-        judged = b.warm & b.steady & (b.watch == ALL) & ~b.special
+        judged = warm & rnd.steady & (rnd.watch == ALL) & ~rnd.special
         level_score = _score(az, cfg.level_hi)
-        np.maximum.at(peaks, b.reading[judged], level_score[judged])
+        np.maximum.at(peaks, rnd.reading[judged], level_score[judged])
         self._episode_step(events, "level", judged, az, level_score, expected, x, z > 0,
                            ("high", "low"), cfg.level_lo, cfg.level_hi, cfg.level_instant,
                            cfg.level_persist, "level_run")  # fmt: skip
         feed = judged if cfg.level_drift else np.zeros(len(rows), dtype=np.bool_)
         return expected, feed, z
 
-    def _rate(self, b: Batch, events: RoundEvents) -> RateStep:
+    def _rate(self, rnd: Round, n: np.ndarray, events: RoundEvents) -> RateStep:
         """The rate of change per second against its baseline."""
         cfg, f, i = self.config, self.tracks.f, self.tracks.i
-        rows, x, ts, n, watch = b.rows, b.x, b.ts, b.n, b.watch
+        rows, x, ts, watch = rnd.rows, rnd.x, rnd.ts, rnd.watch
         res = f["res"][rows]
         last, last_ts = f["last"][rows], i["last_ts"][rows]
         has_prev = n > 0
@@ -148,7 +119,7 @@ class VectorLayers:
         res = np.where(lower, step, res)
         f["res"][rows] = res
         dt = (ts - last_ts) / 1000.0
-        rate_ok = has_prev & (dt > 0) & (b.steady | (watch != ALL))
+        rate_ok = has_prev & (dt > 0) & (rnd.steady | (watch != ALL))
         rmean, rvar, rn = f["rmean"][rows], f["rvar"][rows], i["rn"][rows]
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.where(rate_ok, (x - last) / dt, 0.0)
@@ -158,28 +129,30 @@ class VectorLayers:
         suspect = ready & (np.abs(rz) > cfg.rate_hi)
         rz = np.where(watch == FALLING, np.minimum(rz, 0.0), rz)
         arz = np.abs(rz)
-        judge_rate = rate_ok & ready & ~b.position
+        judge_rate = rate_ok & ready & ~rnd.position
         self._episode_step(events, "rate", judge_rate, arz, _score(arz, cfg.rate_hi), rmean, r,
                            rz > 0, ("rising", "falling"), cfg.rate_lo, cfg.rate_hi,
                            cfg.rate_instant, cfg.rate_persist, "rate_run")  # fmt: skip
         return RateStep(r, rz, rate_ok, suspect, rate_ok & (watch != ALL) & ready, rmean, last)
 
     def _learn(
-        self, b: Batch, expected: np.ndarray, r: np.ndarray, rate_ok: np.ndarray,
+        self, rnd: Round, expected: np.ndarray, r: np.ndarray, rate_ok: np.ndarray,
         suspect: np.ndarray,
     ) -> None:  # fmt: skip
         """Rates and levels learn from what raised nothing."""
         cfg, cols = self.config, self.tracks
-        f, i, o, rows, watch = cols.f, cols.i, cols.open, b.rows, b.watch
+        f, i, o, rows, watch = cols.f, cols.i, cols.open, rnd.rows, rnd.watch
         up, down = f["up"][rows], f["down"][rows]
         suspect = suspect | (np.maximum(up, down) > cfg.drift_h / 2)
         learn_rate = rate_ok & ~o["rate"][rows] & ~o["drift"][rows] & ~suspect
         self._learn_rate(rows[learn_rate], r[learn_rate])
         blocked = o["level"][rows] | o["flatline"][rows] | ((watch == ALL) & o["drift"][rows])
         learn = ~blocked
-        self._learn_level(rows[learn], b.x[learn], b.dx[learn], b.has_dx[learn], expected[learn])
-        f["last"][rows] = b.x
-        i["last_ts"][rows] = b.ts
+        self._learn_level(
+            rows[learn], rnd.x[learn], rnd.dx[learn], rnd.has_dx[learn], expected[learn]
+        )
+        f["last"][rows] = rnd.x
+        i["last_ts"][rows] = rnd.ts
 
     def _episode_step(
         self,

@@ -24,7 +24,6 @@ PLAN_FLAGS = ("watch", "has_spec", "special", "position", "is_driver", "rule_ope
 threshold episode of it is open."""
 LAYERS = ("level", "rate", "drift", "flatline")
 """The metric layers whose open episode each row flags (thresholds are rare: kept per twin)."""
-SEVERITIES = ("warning", "critical")
 
 
 class TrackColumns:
