@@ -94,7 +94,29 @@ class MetricLayer(Protocol):
         """Learn from the reading, unless what it raised says not to."""
 
 
-class Level:
+class _Deviation:
+    """What level and rate share: a deviation from an exponentially weighted baseline, in
+    spreads, opens an episode past ``hi`` for ``persist`` values (or past ``instant`` at once)
+    and stays open while above ``lo``; the spread never falls below the noise floor."""
+
+    def __init__(
+        self,
+        *,
+        hi: float,
+        lo: float,
+        instant: float,
+        persist: int,
+        alpha: float,
+        warmup: int,
+        abs_floor: float,
+        rel_floor: float,
+    ) -> None:
+        self.hi, self.lo, self.instant, self.persist = hi, lo, instant, persist
+        self.alpha, self.warmup = alpha, warmup
+        self.abs_floor, self.rel_floor = abs_floor, rel_floor
+
+
+class Level(_Deviation):
     """The value's distance from the metric's own baseline (exponentially weighted mean and
     spread), at the current operating point when the profile names a driver metric."""
 
@@ -111,9 +133,8 @@ class Level:
         rel_floor: float,
         drift: bool,
     ) -> None:
-        self.hi, self.lo, self.instant, self.persist = hi, lo, instant, persist
-        self.alpha, self.warmup = alpha, warmup
-        self.abs_floor, self.rel_floor = abs_floor, rel_floor
+        super().__init__(hi=hi, lo=lo, instant=instant, persist=persist, alpha=alpha,
+                         warmup=warmup, abs_floor=abs_floor, rel_floor=rel_floor)  # fmt: skip
         self.drift = drift
         """Feed the level's deviations to the drift layer."""
 
@@ -188,7 +209,7 @@ class Level:
             tr.rv = (1 - a) * (tr.rv + a * resid * resid)
 
 
-class Rate:
+class Rate(_Deviation):
     """The rate of change per second against its own baseline: leaks, fast wear, runaway
     temperatures. Metrics watched for a falling (or rising) trend feed it to the drift layer."""
 
@@ -205,9 +226,8 @@ class Rate:
         rel_floor: float,
         drift_h: float,
     ) -> None:
-        self.hi, self.lo, self.instant, self.persist = hi, lo, instant, persist
-        self.alpha, self.warmup = alpha, warmup
-        self.abs_floor, self.rel_floor = abs_floor, rel_floor
+        super().__init__(hi=hi, lo=lo, instant=instant, persist=persist, alpha=alpha,
+                         warmup=warmup, abs_floor=abs_floor, rel_floor=rel_floor)  # fmt: skip
         self.drift_h = drift_h
         """A drift half-way to being reported already keeps the rate from learning."""
 
