@@ -7,17 +7,22 @@ live view for Redis and, now and then, a snapshot. The dataflow only wires it to
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 
 import msgspec
 
 from twin.alerts.lifecycle import AlertEngine
 from twin.alerts.records import AlertTransition
-from twin.anomaly.detectors import AnomalyDetectors
+from twin.anomaly.bank import DetectorBank, bank_of
+from twin.anomaly.columns import Item
+from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.records import Anomaly
+from twin.anomaly.state import DetectorState
+from twin.inbox_step import InboxStep, Work
 from twin.maintenance.recheck import recommendation_mark
-from twin.profiles import GENERIC, DeviceProfile, ProfileBook
+from twin.profiles import GENERIC, ProfileBook
 from twin.ranges import ValidRanges, out_of_range, range_dead_letter
 from twin.records import (
     Attributes,
@@ -43,40 +48,14 @@ class TwinSettings(msgspec.Struct, frozen=True):
     topic_prefix: str = ""
 
 
-class _Step:
-    """What one inbox has produced so far, while its items are applied in order."""
-
-    __slots__ = (
-        "accepted",
-        "anomalies",
-        "attributes",
-        "dead",
-        "events",
-        "positioned",
-        "profile",
-        "ranges",
-        "repeats",
-        "transitions",
-    )  # fmt: skip
-
-    def __init__(self, profile: DeviceProfile) -> None:
-        self.profile = profile
-        self.ranges: dict[str, tuple[float, float]] = {}
-        self.accepted: list[Reading] = []
-        self.dead: list[DeadLetter] = []
-        self.events: list[DeviceEvent] = []
-        self.anomalies: list[Anomaly] = []
-        self.transitions: list[AlertTransition] = []
-        self.attributes: dict[str, object] | None = None
-        self.positioned = False
-        self.repeats = 0
-
-
 class TwinProcessor:
     """Applies inboxes to twin states under a set of device profiles.
 
     ``warm_states`` holds encoded snapshots loaded at start; a twin seen for the first time
     in this process takes its state from there, so a restarted engine carries on counting.
+    A batch goes through in three passes: every inbox is applied to its twin, the detectors
+    judge all accepted readings at once (vectorised, see :mod:`twin.anomaly.bank`), and the
+    alert rules then follow each twin's readings and events in order.
     """
 
     def __init__(
@@ -84,7 +63,7 @@ class TwinProcessor:
         profiles: ProfileBook | None = None,
         settings: TwinSettings | None = None,
         warm_states: MutableMapping[str, bytes] | None = None,
-        detectors: AnomalyDetectors | None = None,
+        detectors: AnomalyDetectors | DetectorBank | None = None,
         alerts: AlertEngine | None = None,
         catch_up: MutableMapping[str, CatchUp] | None = None,
     ) -> None:
@@ -92,7 +71,7 @@ class TwinProcessor:
         alert rules; ``catch_up``: what restored twins must still learn (after a crash)."""
         self.catch_up: MutableMapping[str, CatchUp] = catch_up if catch_up is not None else {}
         self.profiles = profiles or ProfileBook()
-        self.detectors = detectors
+        self.detectors = bank_of(detectors)
         self.alerts = alerts
         self.settings = settings or TwinSettings()
         self.warm_states: MutableMapping[str, bytes] = (
@@ -100,11 +79,22 @@ class TwinProcessor:
         )
         self._ranges = ValidRanges()
 
+    def for_shard(self) -> TwinProcessor:
+        """The twin step of one shard of devices: the same profiles, rules, snapshots to
+        restore from and settings, with detector state of its own."""
+        shard = copy.copy(self)
+        if self.detectors is not None:
+            shard.detectors = self.detectors.for_shard()
+        return shard
+
     def start(self, device_id: str) -> tuple[TwinState, bool]:
         """The state a twin starts from here, and whether the device is new to the engine."""
         raw = self.warm_states.pop(device_id, None)
         if raw is not None:
-            return decode_state(raw), False
+            state = decode_state(raw)
+            if self.detectors is not None:
+                state.detectors = self.detectors.adopt(device_id, state.detectors)
+            return state, False
         return TwinState(device_id=device_id), True
 
     def restore(
@@ -141,11 +131,27 @@ class TwinProcessor:
     def process(
         self, state: TwinState | None, device_id: str, inbox: DeviceInbox, now_ms: int
     ) -> tuple[TwinState, TwinOutput]:
+        """One device's inbox (a batch of one)."""
+        return self.process_batch([(state, device_id, inbox)], now_ms)[0]
+
+    def process_batch(
+        self, work: Sequence[Work], now_ms: int
+    ) -> list[tuple[TwinState, TwinOutput]]:
+        """Every device's inbox of a batch (a device at most once); new state and output each."""
+        steps = [self._apply(state, device_id, inbox) for state, device_id, inbox in work]
+        judged = self._judge(steps)
+        finish = self._finish
+        return [
+            (step.state, finish(step, obs, now_ms)) for step, obs in zip(steps, judged, strict=True)
+        ]
+
+    def _apply(self, state: TwinState | None, device_id: str, inbox: DeviceInbox) -> InboxStep:
+        """The first pass: the inbox's items applied to the twin in order."""
         is_new = False
         if state is None:
             state, is_new = self.start(device_id)
         state.messages += inbox.messages
-        step = _Step(self.profiles.get(state.profile))
+        step = InboxStep(state, self.profiles.get(state.profile), inbox, is_new)
         step.ranges = self._ranges.of(step.profile)
         for item in inbox.items:
             if type(item) is Reading:
@@ -158,9 +164,55 @@ class TwinProcessor:
                 assert type(item) is DeadLetter
                 step.dead.append(item)
         state.rejected += len(step.dead)
-        return state, self._output(state, step, device_id, inbox, now_ms, is_new)
+        return step
 
-    def _reading(self, state: TwinState, step: _Step, item: Reading) -> None:
+    def _judge(self, steps: list[InboxStep]) -> list[list[Observation]]:
+        """The second pass: the detectors judge every accepted reading of the batch at once,
+        each scored before anything learns from it."""
+        bank = self.detectors
+        if bank is None:
+            return [[] for _ in steps]
+        items: list[Item] = []
+        states: list[DetectorState] = []
+        for step in steps:
+            items += step.judged
+            states += [step.state.detectors] * len(step.judged)
+        observations = bank.observe_batch(items, states) if items else []
+        out, at = [], 0
+        for step in steps:
+            n = len(step.judged)
+            out.append(observations[at : at + n])
+            at += n
+        return out
+
+    def _finish(self, step: InboxStep, observations: list[Observation], now_ms: int) -> TwinOutput:
+        """The third pass: the alert rules follow the twin's readings and events in order,
+        with the detectors' verdicts on each reading."""
+        state, alerts, device_id = step.state, self.alerts, step.device_id
+        verdicts = iter(observations)
+        for item, profile in step.script:
+            if type(item) is Reading:
+                obs = next(verdicts, None)
+                if obs is not None and obs.events:
+                    step.anomalies.extend(obs.events)
+                    if alerts is not None:
+                        step.transitions += alerts.on_anomalies(
+                            state.alerts, device_id, profile, item.ts_ms, obs.events
+                        )
+                if alerts is not None:
+                    step.transitions += alerts.on_reading(
+                        state.alerts, device_id, profile, item.ts_ms, item.values
+                    )
+            elif alerts is not None:
+                assert type(item) is DeviceEvent
+                code = item.body.get("code")
+                step.transitions += alerts.on_event(
+                    state.alerts, device_id, profile, item.ts_ms, item.type,
+                    code if isinstance(code, str) else "",
+                )  # fmt: skip
+        return self._output(state, step, device_id, step.inbox, now_ms, step.is_new)
+
+    def _reading(self, state: TwinState, step: InboxStep, item: Reading) -> None:
         if state.seen_before(item):  # the same reading again: stored once, counted once
             step.repeats += 1
             return
@@ -172,25 +224,12 @@ class TwinProcessor:
         state.apply(item, step.profile)
         state.remember(item)
         step.accepted.append(item)
-        device_id, alerts = state.device_id, self.alerts
-        if self.detectors is not None:  # scored before anything learns from it
-            obs = self.detectors.observe(
-                state.detectors, device_id, step.profile, item.ts_ms, item.values
-            )
-            if obs.events:
-                step.anomalies.extend(obs.events)
-                if alerts is not None:
-                    step.transitions += alerts.on_anomalies(
-                        state.alerts, device_id, state.profile, item.ts_ms, obs.events
-                    )
-        if alerts is not None:
-            step.transitions += alerts.on_reading(
-                state.alerts, device_id, state.profile, item.ts_ms, item.values
-            )
+        step.judged.append((state.device_id, step.profile, item.ts_ms, item.values))
+        step.script.append((item, state.profile))
         if "lat" in item.values:
             step.positioned = True
 
-    def _attributes(self, state: TwinState, step: _Step, item: Attributes) -> None:
+    def _attributes(self, state: TwinState, step: InboxStep, item: Attributes) -> None:
         step.attributes = {**(step.attributes or {}), **item.attributes}
         if item.kind is not None:
             state.kind = item.kind
@@ -202,22 +241,17 @@ class TwinProcessor:
             step.profile, step.ranges = new_profile, self._ranges.of(new_profile)
         state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
 
-    def _event(self, state: TwinState, step: _Step, item: DeviceEvent) -> None:
+    def _event(self, state: TwinState, step: InboxStep, item: DeviceEvent) -> None:
         state.events += 1
         state.last_event = item.type
-        if self.alerts is not None:
-            code = item.body.get("code")
-            step.transitions += self.alerts.on_event(
-                state.alerts, state.device_id, state.profile, item.ts_ms, item.type,
-                code if isinstance(code, str) else "",
-            )  # fmt: skip
+        step.script.append((item, state.profile))
         state.last_arrival_ms = max(state.last_arrival_ms, item.received_ms)
         step.events.append(item)
 
     def _output(
         self,
         state: TwinState,
-        step: _Step,
+        step: InboxStep,
         device_id: str,
         inbox: DeviceInbox,
         now_ms: int,
@@ -233,8 +267,9 @@ class TwinProcessor:
                 first_seen_ms=state.first_seen_ms or state.last_arrival_ms or now_ms,
                 last_seen_ms=state.last_seen_ms or now_ms,
             )
-        if self.detectors is not None and step.accepted:
-            state.health = self.detectors.health(state.detectors)
+        bank = self.detectors
+        if bank is not None and step.accepted:
+            state.health = bank.health(device_id, state.detectors)
         recheck = self._recheck(state, step)
         snapshot = None
         if recheck or now_ms - state.snapshot_ms >= self.settings.snapshot_interval_ms:
@@ -245,7 +280,7 @@ class TwinProcessor:
             readings=step.accepted,
             dead_letters=step.dead,
             events=step.events,
-            live=state.live_view(step.profile, now_ms) if changed else None,
+            live=state.live_view(step.profile, now_ms, self._open(state)) if changed else None,
             lat_lon=state.position() if step.positioned else None,
             registry=registry,
             snapshot=snapshot,
@@ -258,7 +293,7 @@ class TwinProcessor:
         )
 
     @staticmethod
-    def _recheck(state: TwinState, step: _Step) -> bool:
+    def _recheck(state: TwinState, step: InboxStep) -> bool:
         """The twin crossed something that may change its maintenance recommendations."""
         mark = recommendation_mark(state)
         recheck = (
@@ -277,7 +312,7 @@ class TwinProcessor:
             return None
         limits = []
         if self.detectors is not None:
-            limits.append(self.detectors.silence_limit_ms(state.detectors))
+            limits.append(self.detectors.silence_limit_ms(state.device_id, state.detectors))
         if self.alerts is not None:
             limits.append(
                 self.alerts.silence_limit_ms(state.alerts, state.device_id, state.profile)
@@ -299,10 +334,11 @@ class TwinProcessor:
         device_now = state.last_seen_ms + (now_ms - state.last_arrival_ms)
         found: list[Anomaly] = []
         transitions: list[AlertTransition] = []
-        if self.detectors is not None:
-            found = self.detectors.check_silence(state.detectors, state.device_id, device_now)
+        bank = self.detectors
+        if bank is not None:
+            found = bank.check_silence(state.device_id, state.detectors, device_now)
             if found:
-                state.health = self.detectors.health(state.detectors)
+                state.health = bank.health(state.device_id, state.detectors)
         if self.alerts is not None:
             transitions = self.alerts.on_silence(
                 state.alerts, state.device_id, state.profile, device_now, state.last_seen_ms
@@ -318,15 +354,26 @@ class TwinProcessor:
             readings=[],
             dead_letters=[],
             events=[],
-            live=state.live_view(profile, now_ms, status="silent"),
+            live=state.live_view(profile, now_ms, self._open(state), status="silent"),
             anomalies=found,
             alerts=transitions,
         )
 
+    def _open(self, state: TwinState) -> int:
+        """The twin's open anomaly episodes."""
+        if self.detectors is None:
+            return 0
+        return self.detectors.open_count(state.device_id, state.detectors)
+
     def snapshot(self, state: TwinState, now_ms: int) -> Snapshot:
         state.snapshot_ms = now_ms
         started = time.perf_counter_ns()
-        encoded = encode_state(state)
+        whole = state
+        if self.detectors is not None:  # the detector state may live in the shard's columns
+            whole = msgspec.structs.replace(
+                state, detectors=self.detectors.export(state.device_id, state.detectors)
+            )
+        encoded = encode_state(whole)
         return Snapshot(
             device_id=state.device_id,
             taken_ms=now_ms,

@@ -185,10 +185,11 @@ class TwinState(msgspec.Struct, kw_only=True):
     # -- views ---------------------------------------------------------------------------
 
     def live_view(
-        self, profile: DeviceProfile, now_ms: int, status: str = "online"
+        self, profile: DeviceProfile, now_ms: int, anomalies_open: int, status: str = "online"
     ) -> dict[str, str | int | float]:
         """The fields of the ``twin:{device_id}`` hash in Redis (``status``: ``online``, or
-        ``silent`` once the device has gone quiet for longer than it usually does)."""
+        ``silent`` once the device has gone quiet for longer than it usually does;
+        ``anomalies_open`` from the detectors, which may hold the twin's state elsewhere)."""
         view: dict[str, str | int | float] = dict(self.latest)
         view.update(
             device_id=self.device_id,
@@ -201,7 +202,7 @@ class TwinState(msgspec.Struct, kw_only=True):
             readings=self.readings,
             rejected=self.rejected,
             health=self.health,
-            anomalies_open=len(self.detectors.open),
+            anomalies_open=anomalies_open,
         )
         alerts_open, alert_severity = AlertEngine.open_summary(self.alerts)
         view["alerts_open"] = alerts_open

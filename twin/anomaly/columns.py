@@ -137,6 +137,10 @@ class ColumnarDetectors:
     def silence_limit_ms(self, device_id: str) -> int | None:
         return self.scalar.silence_limit_ms(self._device(device_id).st)
 
+    def open_count(self, device_id: str) -> int:
+        dev = self._device(device_id)
+        return len(dev.st.open) + len(dev.metric_open)
+
     def health(self, device_id: str) -> int:
         """100 with nothing open; lower the worse the worst open anomaly is."""
         dev = self._device(device_id)
