@@ -16,7 +16,6 @@ twins, so the runtime's cost per key is paid per shard and batch, not per device
 from __future__ import annotations
 
 import heapq
-import itertools
 import threading
 import time
 import zlib
@@ -32,6 +31,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from flows.runtime import metrics
+from twin.inbox_step import Work
 from twin.parsing import Parser
 from twin.processor import TwinProcessor
 from twin.records import DeadLetter, DeviceInbox, Inbound, RawMessage, Reading, TwinOutput
@@ -43,9 +43,6 @@ SHARDS = 64
 SEEN_HORIZON_MS = 10 * 60 * 1000
 """How long a restored twin watches for readings stored before a crash and delivered again
 (the broker redelivers what was not acknowledged as soon as the engine is back)."""
-
-_activations = itertools.count()
-"""Twin activations that produced readings, for sampling the twin-stage latency."""
 
 
 def now_ms() -> int:
@@ -91,23 +88,26 @@ def group_by_device(parser: Parser) -> Callable[[list[RawMessage]], list[Any]]:
 
 
 class DeviceTwin:
-    """One device's twin in its shard, around :class:`twin.processor.TwinProcessor`: its first
-    activation restores it (snapshot, catch-up after a crash), and redelivered readings are
-    recognised. The engine's own persistence is the periodic snapshot in the output."""
+    """One device's twin in its shard: its first activation restores it (snapshot, catch-up
+    after a crash), and redelivered readings are recognised. The state itself goes through
+    the shard's :class:`twin.processor.TwinProcessor` with the rest of the batch; the
+    engine's own persistence is the periodic snapshot in the output."""
 
     def __init__(self, processor: TwinProcessor, draining: threading.Event | None = None) -> None:
         self._processor = processor
         self._draining = draining
         self._drain_seen: set[tuple[int, int]] = set()
-        self._state: TwinState | None = None
+        self.state: TwinState | None = None
         self._started = False
         self._seen: frozenset[tuple[int, int]] = frozenset()
         self._seen_until = 0
         metrics.TWINS.inc()
 
-    def on_batch(self, values: list[DeviceInbox]) -> list[TwinOutput]:
-        now = now_ms()
-        process = self._processor.process
+    def take(
+        self, values: list[DeviceInbox], now: int
+    ) -> tuple[list[TwinOutput], DeviceInbox | None]:
+        """The device's inboxes of an activation as one (None: only wake-ups), after what a
+        first activation produces (the catch-up of a restored twin)."""
         outputs = []
         if not self._started:  # first activation: snapshot, catch-up after a crash
             self._started = True
@@ -118,29 +118,20 @@ class DeviceTwin:
                 self._seen, self._seen_until = seen, now + SEEN_HORIZON_MS
             if state is not None and not values[0].items and not values[0].messages:
                 state.last_arrival_ms = max(state.last_arrival_ms, now)  # woken at start
-        else:
-            state = self._state
-        for inbox in values:
-            if not inbox.messages and not inbox.items:  # a wake-up (WakeSource): no output
-                if state is None:
-                    state = self._processor.wake(inbox.device_id, now)
-                continue
-            if self._seen:
-                inbox = self._without_seen(inbox, now)
-            draining = self._draining is not None and self._draining.is_set()
-            if draining:
-                inbox = self._without_drained(inbox)
-            elif self._drain_seen:
-                self._drain_seen = set()
-            state, output = process(state, inbox.device_id, inbox, now)
-            outputs.append(output)
-        if outputs:
-            metrics.PRESENCE.heard(outputs[-1].device_id, now)
-            # one activation with readings in 64 (this runs once per device: keep it cheap)
-            if outputs[-1].readings and next(_activations) % metrics.LATENCY_SAMPLE == 0:
-                metrics.latency("twin", outputs, now)
-        self._state = state
-        return outputs
+            self.state = state
+        inboxes = [i for i in values if i.messages or i.items]
+        if len(inboxes) < len(values) and self.state is None:  # a wake-up (WakeSource)
+            self.state = self._processor.wake(values[0].device_id, now)
+        if not inboxes:
+            return outputs, None
+        inbox = inboxes[0] if len(inboxes) == 1 else _merged(inboxes)
+        if self._seen:
+            inbox = self._without_seen(inbox, now)
+        if self._draining is not None and self._draining.is_set():
+            inbox = self._without_drained(inbox)
+        elif self._drain_seen:
+            self._drain_seen = set()
+        return outputs, inbox
 
     def _without_drained(self, inbox: DeviceInbox) -> DeviceInbox:
         """While an orphaned session drains, a reading may come through it and the live session
@@ -177,26 +168,38 @@ class DeviceTwin:
 
     def on_notify(self) -> list[TwinOutput]:
         """The device has been silent too long: a dropout anomaly."""
-        if self._state is None:
+        if self.state is None:
             return []
-        output = self._processor.check_silence(self._state, now_ms())
+        output = self._processor.check_silence(self.state, now_ms())
         return [output] if output is not None else []
 
     def due_ms(self) -> int | None:
         """When this twin's next timer is due (a dropout, a no-data alert, an alert to clear)."""
-        if self._state is None:
+        if self.state is None:
             return None
-        return self._processor.silence_due_ms(self._state)
+        return self._processor.silence_due_ms(self.state)
 
     def on_eof(self) -> list[TwinOutput]:
-        if self._state is None:
+        if self.state is None:
             return []
-        return [self._processor.final(self._state, now_ms())]
+        return [self._processor.final(self.state, now_ms())]
+
+
+def _merged(inboxes: list[DeviceInbox]) -> DeviceInbox:
+    """Several inboxes of one device (from several source batches) as one, in order."""
+    first = inboxes[0]
+    return DeviceInbox(
+        device_id=first.device_id,
+        items=[item for i in inboxes for item in i.items],
+        messages=sum(i.messages for i in inboxes),
+        tickets=[t for i in inboxes for t in i.tickets],
+    )
 
 
 class ShardLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, None]):
-    """The twins of one shard: one :class:`DeviceTwin` per device, activated with that
-    device's inboxes in order, and one timer for the shard (the earliest of its twins')."""
+    """The twins of one shard: one :class:`DeviceTwin` per device, all the shard's devices
+    of an activation through the twin step as one batch (the detectors judge their readings
+    together), and one timer for the shard (the earliest of its twins')."""
 
     def __init__(self, processor: TwinProcessor, draining: threading.Event | None) -> None:
         self._processor = processor
@@ -207,16 +210,31 @@ class ShardLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, None]):
         self._heap: list[tuple[int, str]] = []
 
     def on_batch(self, values: list[DeviceInbox]) -> tuple[list[TwinOutput], bool]:
+        now = now_ms()
         by_device: dict[str, list[DeviceInbox]] = {}
         for inbox in values:
             by_device.setdefault(inbox.device_id, []).append(inbox)
         outputs: list[TwinOutput] = []
+        twins: list[DeviceTwin] = []
+        work: list[Work] = []
         for device_id, inboxes in by_device.items():
             twin = self._twins.get(device_id)
             if twin is None:
                 twin = self._twins[device_id] = DeviceTwin(self._processor, self._draining)
-            outputs += twin.on_batch(inboxes)
-            self._schedule(device_id, twin)
+            made, taken = twin.take(inboxes, now)
+            outputs += made
+            if taken is not None:
+                twins.append(twin)
+                work.append((twin.state, device_id, taken))
+        if work:
+            done = self._processor.process_batch(work, now)
+            for twin, (state, output) in zip(twins, done, strict=True):
+                twin.state = state
+                outputs.append(output)
+            metrics.PRESENCE.heard_many([o.device_id for _, o in done], now)
+            metrics.latency("twin", [done[-1][1]], now)
+        for device_id in by_device:
+            self._schedule(device_id, self._twins[device_id])
         return outputs, StatefulBatchLogic.RETAIN
 
     def _schedule(self, device_id: str, twin: DeviceTwin) -> None:
@@ -306,7 +324,9 @@ def build_flow(
     inboxes = split.trues
     if wake is not None:
         inboxes = op.merge("inboxes", inboxes, op.input("wake", flow, wake))
-    twins = op.stateful_batch("twin", inboxes, lambda resume: ShardLogic(processor, draining))
+    twins = op.stateful_batch(
+        "twin", inboxes, lambda resume: ShardLogic(processor.for_shard(), draining)
+    )
     outputs = op.map("unkey", twins, lambda kv: kv[1])
     to_pg = op.merge("to_pg", outputs, split.falses)
     op.output("postgres", to_pg, pg_sink)

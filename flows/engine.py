@@ -38,6 +38,7 @@ from storage.catalog import (
 )
 from storage.database import connect, migrate
 from twin.alerts.lifecycle import AlertEngine, RuleBook
+from twin.anomaly.bank import Columns, DetectorBank, TwinHeld
 from twin.anomaly.config import FLEET
 from twin.anomaly.detectors import AnomalyDetectors
 from twin.errors import ConfigurationError
@@ -100,18 +101,21 @@ def prepare(settings: Settings) -> tuple[ProfileBook, dict[str, bytes]]:
     if found is not None:
         config = found.config
         registry.register(
-            settings.database_url, found.version, config.name, msgspec.to_builtins(config)
+            settings.database_url, config.version, config.name, msgspec.to_builtins(config)
         )
-        log.info("anomaly detectors %s", found.version)
+        log.info("anomaly detectors %s (%s)", config.version, settings.detectors)
     return ProfileBook(profiles), warm
 
 
-def detectors(settings: Settings) -> AnomalyDetectors | None:
+def detectors(settings: Settings) -> DetectorBank | None:
+    """``on``: the vectorised layers, state in each shard's columns; ``scalar``: the
+    reference layers, one reading at a time, state in each twin."""
     if settings.detectors == "off":
         return None
-    return AnomalyDetectors(
-        msgspec.structs.replace(FLEET, warmup_readings=settings.detector_warmup)
-    )
+    config = msgspec.structs.replace(FLEET, warmup_readings=settings.detector_warmup)
+    if settings.detectors == "scalar":
+        return TwinHeld(AnomalyDetectors(config))
+    return Columns(config)
 
 
 DEFAULT_GROUP = "twinstream"

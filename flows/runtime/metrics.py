@@ -105,6 +105,9 @@ class Presence:
     def heard(self, device_id: str, at_ms: int) -> None:
         self._heard[device_id] = at_ms
 
+    def heard_many(self, device_ids: list[str], at_ms: int) -> None:
+        self._heard.update(dict.fromkeys(device_ids, at_ms))
+
     def online(self, now_ms: int | None = None) -> int:
         if now_ms is None:
             now_ms = time.time_ns() // 1_000_000

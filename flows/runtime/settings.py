@@ -131,7 +131,7 @@ class Settings:
     max_payload_bytes: int = defaults.MAX_PAYLOAD_BYTES
     max_future_skew_s: int = defaults.MAX_FUTURE_SKEW_S
     epoch_interval_s: float = 10.0
-    detectors: str = "on"  # "off": no anomaly detection (for comparison)
+    detectors: str = "on"  # "scalar": the reference layers; "off": none (for comparison)
     detector_warmup: int = 120  # readings per device and metric that only learn
     alert_rules_reload_s: float = 30.0  # how often stored alert rules are checked for edits
     wake_horizon_h: float = 168.0  # twins seen this recently are restored (and watched) at start
@@ -183,8 +183,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{_ENV[name][0]} must be at least 1")
-        if self.detectors not in ("on", "off"):
-            raise ConfigurationError("TWIN_DETECTORS must be on or off")
+        if self.detectors not in ("on", "scalar", "off"):
+            raise ConfigurationError("TWIN_DETECTORS must be on, scalar or off")
         if self.notify_backoff_s <= 0 or self.notify_timeout_s <= 0:
             raise ConfigurationError(
                 "TWIN_NOTIFY_BACKOFF_S and TWIN_NOTIFY_TIMEOUT_S must be positive"
