@@ -63,9 +63,12 @@ class _Values:
         self.x: list[float] = []
         self.counts: list[int] = []
         self.ts: list[int] = []
-        self.steady: list[bool] = []
         self.dx: list[float] = []
         self.dx_present: list[bool] = []
+        self.lat: list[int] = []
+        """Per reading: the rows of its position and driver (-1: none), read as arrays."""
+        self.lon: list[int] = []
+        self.driver: list[int] = []
 
 
 def _name(profile: DeviceProfile | None) -> str:
@@ -173,17 +176,17 @@ class ColumnarDetectors:
 
     def _round(self, items: Sequence[Item], members: list[int], out: list) -> None:
         acc = _Values()
-        context: list[tuple[int, _Device, Episodes, tuple[float, float, int] | None]] = []
+        context: list[tuple[int, _Device, Episodes]] = []
         at_rest: list[bool] = []
         for i in members:
             device_id, profile, ts_ms, values = items[i]
             dev = self._device(device_id)
             eps = self._episodes(dev, device_id)
-            was, rest = self._before(dev, eps, profile, ts_ms, values, acc, len(context))
-            context.append((i, dev, eps, was))
-            at_rest.append(rest)
+            at_rest.append(self._before(dev, eps, profile, ts_ms, values, acc))
+            context.append((i, dev, eps))
         peaks = np.zeros(len(members))
-        rnd = self._take(acc, context, items, at_rest)
+        positions, steady = self._peek(acc)
+        rnd = self._take(acc, context, items, at_rest, steady)
         if len(rnd.rows):
             events = RoundEvents(
                 self.tracks,
@@ -193,8 +196,9 @@ class ColumnarDetectors:
                 self._metric_names.__getitem__,
             )
             self.layers.run(rnd, events, peaks)
-        for slot, (i, dev, eps, was) in enumerate(context):
+        for slot, (i, dev, eps) in enumerate(context):
             device_id, profile, ts_ms, values = items[i]
+            was = positions.get(slot)
             if was is not None and "lat" in values and "lon" in values:
                 self.scalar.position.judge(dev.st, was, values["lat"], values["lon"], ts_ms, eps)
             peak = float(peaks[slot])
@@ -217,11 +221,9 @@ class ColumnarDetectors:
         ts_ms: int,
         values: Mapping[str, float],
         acc: _Values,
-        slot: int,
-    ) -> tuple[tuple[float, float, int] | None, bool]:
+    ) -> bool:
         """The reading's per-device steps before its values are judged; its values into the
-        round. Returns the previous position (for the GPS jump check) and whether the machine
-        stands still (low thresholds do not apply)."""
+        round. Returns whether the machine stands still (low thresholds do not apply)."""
         st = dev.st
         self.scalar.dropout.observe(st, ts_ms, eps)
         st.last_ts = max(st.last_ts, ts_ms)
@@ -230,31 +232,46 @@ class ColumnarDetectors:
         layout = dev.layout
         if layout is None or layout.keys != keys or layout.profile != _name(profile):
             layout = dev.layout = self._layout(dev, profile, keys)
-        cols = self.tracks
-        was = None
-        la, lo = layout.lat, layout.lon
-        if la is not None and lo is not None:
-            last, last_ts = cols.f["last"], cols.i["last_ts"]
-            if cols.i["n"][la] and ts_ms > last_ts[la]:
-                was = (float(last[la]), float(last[lo]), int(last_ts[la]))
-        dx = None
-        steady = True
         drow = layout.driver
-        if drow is not None:
-            dx = values[self._metric_names[drow]]
-            if cols.i["n"][drow]:
-                steady = bool(
-                    abs(dx - cols.f["last"][drow]) <= max(5.0, 0.1 * abs(cols.f["mean"][drow]))
-                )
+        dx = values[self._metric_names[drow]] if drow is not None else None
         acc.rows.extend(layout.rows)
         acc.x.extend(values.values())
         acc.counts.append(len(keys))
         acc.ts.append(ts_ms)
-        acc.steady.append(steady)
         acc.dx.append(0.0 if dx is None else dx)
         acc.dx_present.append(dx is not None)
-        rest = profile is not None and dx is not None and dx <= profile.running_load_pct
-        return was, rest
+        acc.lat.append(-1 if layout.lat is None or layout.lon is None else layout.lat)
+        acc.lon.append(-1 if layout.lon is None else layout.lon)
+        acc.driver.append(-1 if drow is None else drow)
+        return profile is not None and dx is not None and dx <= profile.running_load_pct
+
+    def _peek(self, acc: _Values) -> tuple[dict[int, tuple[float, float, int]], np.ndarray]:
+        """What the round's readings need of their tracks before any of them moves (a device
+        is in a round once, so reading every row up front is reading each in turn): the
+        previous position of those that carry one (for the GPS jump check), and per reading
+        whether the driver metric holds steady (rate baselines learn only then)."""
+        cols = self.tracks
+        last, mean, n, last_ts = cols.f["last"], cols.f["mean"], cols.i["n"], cols.i["last_ts"]
+        ts = np.asarray(acc.ts, dtype=np.int64)
+        la = np.asarray(acc.lat, dtype=np.int64)
+        lo = np.asarray(acc.lon, dtype=np.int64)
+        dr = np.asarray(acc.driver, dtype=np.int64)
+        positions: dict[int, tuple[float, float, int]] = {}
+        moved = np.flatnonzero(la >= 0)
+        if len(moved):
+            rows = la[moved]
+            had = (n[rows] > 0) & (ts[moved] > last_ts[rows])
+            slots, rows = moved[had], rows[had]
+            positions = dict(zip(slots.tolist(), zip(last[rows].tolist(),
+                                 last[lo[slots]].tolist(), last_ts[rows].tolist())))  # fmt: skip
+        steady = np.ones(len(ts), dtype=np.bool_)
+        driven = np.flatnonzero(dr >= 0)
+        if len(driven):
+            rows = dr[driven]
+            dx = np.asarray(acc.dx, dtype=np.float64)[driven]
+            near = np.abs(dx - last[rows]) <= np.maximum(5.0, 0.1 * np.abs(mean[rows]))
+            steady[driven] = (n[rows] == 0) | near
+        return positions, steady
 
     def _layout(
         self, dev: _Device, profile: DeviceProfile | None, keys: tuple[str, ...]
@@ -289,7 +306,12 @@ class ColumnarDetectors:
         )
 
     def _take(
-        self, acc: _Values, context: list, items: Sequence[Item], at_rest: list[bool]
+        self,
+        acc: _Values,
+        context: list,
+        items: Sequence[Item],
+        at_rest: list[bool],
+        steady: np.ndarray,
     ) -> Round:
         """The round's values as arrays: late ones dropped, thresholds judged where a value
         leaves its safe band, operating-state metrics recorded, the rest for the layers."""
@@ -319,7 +341,7 @@ class ColumnarDetectors:
             dx=np.repeat(np.asarray(acc.dx, dtype=np.float64), counts)[take],
             has_dx=present & (i["is_driver"][tr] == 0),
             watch=watch[take],
-            steady=np.repeat(np.asarray(acc.steady, dtype=np.bool_), counts)[take],
+            steady=np.repeat(steady, counts)[take],
             ts=ts[take],
             reading=reading[take],
             special=i["special"][tr] == 1,
@@ -336,7 +358,7 @@ class ColumnarDetectors:
         rows: np.ndarray,
         x: np.ndarray,
     ) -> None:
-        i, dev, eps, _ = context[slot]
+        i, dev, eps = context[slot]
         _, profile, ts_ms, _ = items[i]
         row = int(rows[k])
         metric = self._metric_names[row]
