@@ -134,7 +134,7 @@ def test_engine_throughput(
     assert hashes == devices
 
 
-@pytest.mark.parametrize("detectors", ["on", "off"])
+@pytest.mark.parametrize("detectors", ["on", "scalar", "off"])
 @pytest.mark.parametrize(("devices", "readings", "batch"), [(10_000, 200_000, 1)])
 def test_engine_drains_backlog_near_the_raw_ceiling(
     bench_broker,
