@@ -206,7 +206,8 @@ class ShardLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, None]):
         self._draining = draining
         self._twins: dict[str, DeviceTwin] = {}
         self._due: dict[str, int] = {}
-        """Each twin's next timer (epoch ms); the heap may hold older entries, skipped."""
+        """When each twin's heap entry comes due (epoch ms; its timer may have moved later
+        since); the heap may hold older entries, skipped."""
         self._heap: list[tuple[int, str]] = []
 
     def on_batch(self, values: list[DeviceInbox]) -> tuple[list[TwinOutput], bool]:
@@ -238,10 +239,14 @@ class ShardLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, None]):
         return outputs, StatefulBatchLogic.RETAIN
 
     def _schedule(self, device_id: str, twin: DeviceTwin) -> None:
+        """Timers are lazy: a twin's timer moves later with nearly every reading, so its heap
+        entry stays where it is and is checked again when it comes due; only a timer that
+        moves earlier (or a twin without one) needs a new entry."""
         due = twin.due_ms()
         if due is None:
-            self._due.pop(device_id, None)
-        elif self._due.get(device_id) != due:
+            return
+        held = self._due.get(device_id)
+        if held is None or due < held:
             self._due[device_id] = due
             heapq.heappush(self._heap, (due, device_id))
 
@@ -251,12 +256,14 @@ class ShardLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, None]):
         while heap and heap[0][0] <= now:
             due, device_id = heapq.heappop(heap)
             if self._due.get(device_id) != due:
-                continue  # an older entry: the twin's timer has moved since
+                continue  # an older entry: replaced by an earlier one since
             del self._due[device_id]
             fired.append(device_id)
         for device_id in fired:
             twin = self._twins[device_id]
-            outputs += twin.on_notify()
+            moved = twin.due_ms()
+            if moved is not None and moved <= now:  # else it moved later, or away
+                outputs += twin.on_notify()
             self._schedule(device_id, twin)
         return outputs, StatefulBatchLogic.RETAIN
 

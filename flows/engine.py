@@ -8,7 +8,6 @@ handlers while it runs, so this works with any number of workers.
 
 from __future__ import annotations
 
-import gc
 import logging
 import secrets
 import signal
@@ -27,7 +26,7 @@ from flows.connectors.redis_sink import RedisSink
 from flows.connectors.sinks import PgSink
 from flows.dataflow import WakeSource, build_flow
 from flows.jobs.alert_rules import RuleReloader, load_book
-from flows.runtime import metrics
+from flows.runtime import collector, metrics
 from flows.runtime.settings import Settings
 from storage import registry, sessions
 from storage.catalog import (
@@ -329,7 +328,7 @@ def run(
         settings.workers,
         TopicRouter(settings.topic_prefix).subscription(),
     )
-    _tune_collector()
+    collector.off_the_hot_path()
     cli_main(
         flow,
         workers_per_process=settings.workers,
@@ -341,20 +340,6 @@ def run(
     if install_signals:
         control.uninstall()
     log.info("engine stopped")
-
-
-def _tune_collector() -> None:
-    """Keep the cyclic garbage collector off the hot path.
-
-    The twin step allocates a few dozen short-lived objects per reading; with the default
-    threshold (700) the collector ran every few hundred readings and walked the young objects
-    each time, which cost a third of the engine's backlog throughput. What is loaded at start
-    (modules, profiles, snapshots) is moved out of its reach, and the young generation
-    collects every 50,000 allocations; reference counting still frees nearly all at once.
-    """
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(50_000, middle, old)
 
 
 def _start_jobs(settings: Settings, profiles: ProfileBook, control: StopControl) -> None:

@@ -262,8 +262,9 @@ class ColumnarDetectors:
             rows = la[moved]
             had = (n[rows] > 0) & (ts[moved] > last_ts[rows])
             slots, rows = moved[had], rows[had]
-            positions = dict(zip(slots.tolist(), zip(last[rows].tolist(),
-                                 last[lo[slots]].tolist(), last_ts[rows].tolist())))  # fmt: skip
+            was = zip(last[rows].tolist(), last[lo[slots]].tolist(), last_ts[rows].tolist(),
+                      strict=True)  # fmt: skip
+            positions = dict(zip(slots.tolist(), was, strict=True))
         steady = np.ones(len(ts), dtype=np.bool_)
         driven = np.flatnonzero(dr >= 0)
         if len(driven):
