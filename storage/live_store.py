@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
 
 import msgspec
 import redis
@@ -44,9 +43,15 @@ _pack = msgspec.msgpack.Encoder().encode
 
 
 def packed_fields(view: Mapping[str, str | int | float]) -> bytes:
-    """A live view as the script takes it. ``format(v, "")`` is ``str(v)``: for numbers the
-    text the Redis client writes (``repr``), for text the text itself."""
-    return _pack(list(chain.from_iterable(zip(view, map(format, view.values()), strict=True))))
+    """A live view as the script takes it: numbers as the text the Redis client writes
+    (``str``, the shortest text that reads back as the same float), text as itself. Formatting
+    the numbers is most of the cost; text is passed as it is."""
+    fields: list[str] = []
+    add = fields.append
+    for name, value in view.items():
+        add(name)
+        add(value if type(value) is str else str(value))
+    return _pack(fields)
 
 
 DEVICES_PER_CALL = 250
