@@ -135,7 +135,9 @@ def test_engine_throughput(
 
 
 @pytest.mark.parametrize("detectors", ["on", "scalar", "off"])
-@pytest.mark.parametrize(("devices", "readings", "batch"), [(10_000, 200_000, 1)])
+@pytest.mark.parametrize(
+    ("devices", "readings", "batch"), [(10_000, 200_000, 1), (10_000, 500_000, 10)]
+)
 def test_engine_drains_backlog_near_the_raw_ceiling(
     bench_broker,
     pg_admin_url,
