@@ -1,4 +1,7 @@
-"""Publish pre-encoded readings as fast as paho can (QoS 1): ``python -m tests.bench.blast``."""
+"""Publish pre-encoded readings (QoS 1): ``python -m tests.bench.blast PORT PREFIX DEVICES
+READINGS BATCH [RATE]``. Without a rate, as fast as paho can; with one (messages per second),
+each message at its planned time, stamped with that time as its device timestamp, so that
+``ingested_at - ts`` is the latency from the device to the commit."""
 
 from __future__ import annotations
 
@@ -18,14 +21,18 @@ def main() -> None:
         int(sys.argv[4]),
         int(sys.argv[5]),
     )
+    rate = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
+    count = readings // batch
     now = time.time_ns() // 1_000_000 - readings // devices
+    begin = time.time() + 2.0 + count / 200_000  # after the messages are encoded
     messages = []
-    for i in range(readings // batch):
+    for i in range(count):
         dev = i % devices
         seq0 = (i // devices) * batch
+        at = int((begin + i / rate) * 1000) if rate else now + seq0
         body = [
             {
-                "ts": now + seq0 + k,
+                "ts": at + k,
                 "seq": seq0 + k,
                 "values": {
                     "speed_kmh": 50.0 + k,
@@ -43,11 +50,19 @@ def main() -> None:
     client.max_inflight_messages_set(10_000)
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
+    if rate:
+        time.sleep(max(0.0, begin - time.time()))
     started = time.monotonic()
     info = None
+    late = 0.0
     # the network loop is driven here: with loop_start() the publishing thread and paho's
     # thread contend for every QoS 1 acknowledgement (~1.5k msg/s instead of ~15k msg/s)
     for i, (topic, payload) in enumerate(messages):
+        if rate and i % 20 == 0:
+            ahead = begin + i / rate - time.time()
+            if ahead > 0:
+                time.sleep(ahead)
+            late = max(late, -ahead)
         info = client.publish(topic, payload, qos=1)
         if i % 200 == 0:
             client.loop(timeout=0)
@@ -57,7 +72,12 @@ def main() -> None:
     elapsed = time.monotonic() - started
     print(
         json.dumps(
-            {"messages": len(messages), "readings": len(messages) * batch, "seconds": elapsed}
+            {
+                "messages": len(messages),
+                "readings": len(messages) * batch,
+                "seconds": elapsed,
+                "most_behind_plan_s": late,
+            }
         ),
         flush=True,
     )

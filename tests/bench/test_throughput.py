@@ -35,8 +35,11 @@ pytestmark = [
 ]
 
 
-def blast(port: int, prefix: str, devices: int, readings: int, batch: int) -> dict:
-    args = [str(port), prefix, str(devices), str(readings), str(batch)]
+def blast(port: int, prefix: str, devices: int, readings: int, batch: int, rate: int = 0) -> dict:
+    """Publish; ``rate``: messages per second, each stamped with its planned time (0: flat out)."""
+    args = [str(port), prefix, str(devices), str(readings), str(batch)] + (
+        [str(rate)] if rate else []
+    )
     done = subprocess.run(
         [sys.executable, "-m", "tests.bench.blast", *args],
         cwd=ROOT,

@@ -1,0 +1,60 @@
+"""Latency at fixed offered rates (prints figures): a publisher sends each QoS 1 message at its
+planned time, stamped with that time, to one engine with everything on; the figure is the time
+from the device timestamp to the PostgreSQL commit (``ingested_at - ts``), and from arrival at
+the engine to the commit. The first 5 seconds (10,000 twins created) are left out of the
+percentiles. Publisher, broker, PostgreSQL and engine share the machine's two cores."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from storage.database import psycopg_url
+from tests.bench.test_throughput import blast, live_hashes, rss_mib, wait_for_rows
+from tests.conftest import EngineProcess, fresh_database
+
+pytestmark = pytest.mark.bench
+
+SECONDS = 20
+DEVICES = 10_000
+
+_PERCENTILES = (
+    "SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM "
+    "ingested_at - ts)), percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY "
+    "extract(epoch FROM ingested_at - received_at)) FROM telemetry "
+    "WHERE ts >= (SELECT min(ts) FROM telemetry) + interval '5 seconds'"
+)
+
+
+@pytest.mark.parametrize(("rate", "batch"), [(5_000, 1), (10_000, 1), (2_000, 10), (3_000, 10)])
+def test_latency_at_a_fixed_offered_rate(
+    bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env, rate, batch
+):
+    port = bench_broker
+    prefix = engine_env["TWIN_TOPIC_PREFIX"]
+    readings = rate * batch * SECONDS
+    with fresh_database(pg_admin_url) as db:
+        env = dict(
+            engine_env,
+            TWIN_DATABASE_URL=db,
+            TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
+            TWIN_SNAPSHOT_INTERVAL_S="30",
+        )
+        engine = EngineProcess(env).start()
+        published = blast(port, prefix, DEVICES, readings, batch, rate)
+        count, _ = wait_for_rows(db, readings)
+        with psycopg.connect(psycopg_url(db), autocommit=True) as conn:
+            device, arrival = conn.execute(_PERCENTILES).fetchone()
+        rss = rss_mib(engine)
+        code = engine.stop()
+        hashes = live_hashes(redis_url, redis_prefix)
+    print(
+        f"\n[bench latency] offered {rate * batch} readings/s ({rate} messages/s, {batch} per "
+        f"message) for {SECONDS} s to {DEVICES} devices; the publisher fell at most "
+        f"{published['most_behind_plan_s'] * 1000:.0f} ms behind its plan; {count} rows: device "
+        f"→ commit p50 {device[0] * 1000:.0f} ms, p99 {device[1] * 1000:.0f} ms; arrival → "
+        f"commit p50 {arrival[0] * 1000:.0f} ms, p99 {arrival[1] * 1000:.0f} ms; engine RSS "
+        f"{rss:.0f} MiB; {hashes} Redis hashes; exit {code}"
+    )
+    assert count == readings, "readings lost"
+    assert hashes == DEVICES
