@@ -24,7 +24,7 @@ from flows.connectors.ledger import CommitLedger
 from flows.connectors.mqtt_source import MqttSource
 from flows.connectors.redis_sink import RedisSink
 from flows.connectors.sinks import PgSink
-from flows.dataflow import WakeSource, build_flow
+from flows.dataflow import SHARDS_PER_WORKER, WakeSource, build_flow
 from flows.jobs.alert_rules import RuleReloader, load_book
 from flows.runtime import collector, metrics
 from flows.runtime.settings import Settings
@@ -220,7 +220,10 @@ def build(  # type: ignore[no-untyped-def]
     metrics.SOURCE_BUFFERED.set_function(lambda: source.buffered)
     metrics.PRESENCE.window_ms = settings.twin_ttl_s * 1000
     wake = _wake(settings, warm)
-    flow = build_flow(source, processor, parser, pg, live, wake=wake, draining=source.draining)
+    shards = SHARDS_PER_WORKER * settings.workers * processes
+    flow = build_flow(
+        source, processor, parser, pg, live, wake=wake, draining=source.draining, shards=shards
+    )
     return flow, source
 
 
