@@ -86,8 +86,8 @@ class ColumnarDetectors:
         self.tracks = TrackColumns()
         self._devices: dict[str, _Device] = {}
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
-        self._metric_names: dict[int, str] = {}
-        """Track row → its metric."""
+        self._metric_names: list[str] = []
+        """Track row → its metric (rows are numbered in order and never reused)."""
         self.layers = VectorLayers(config, self.tracks)
 
     # -- state in and out ----------------------------------------------------------------
@@ -109,9 +109,8 @@ class ColumnarDetectors:
             )
         )
         for metric, track in state.tracks.items():
-            row = dev.rows[metric] = self.tracks.add()
+            row = dev.rows[metric] = self._new_row(metric)
             self.tracks.load(row, track)
-            self._metric_names[row] = metric
         for key, ep in state.open.items():
             layer, _, metric = key.partition(":")
             if layer in DETECTOR and metric in dev.rows:
@@ -276,6 +275,12 @@ class ColumnarDetectors:
             steady[driven] = (n[rows] == 0) | near
         return positions, steady
 
+    def _new_row(self, metric: str) -> int:
+        row = self.tracks.add()
+        self._metric_names.append(metric)
+        assert len(self._metric_names) == row + 1
+        return row
+
     def _layout(
         self, dev: _Device, profile: DeviceProfile | None, keys: tuple[str, ...]
     ) -> _Layout:
@@ -287,8 +292,7 @@ class ColumnarDetectors:
         for metric in keys:
             row = dev.rows.get(metric)
             if row is None:
-                row = dev.rows[metric] = cols.add()
-                self._metric_names[row] = metric
+                row = dev.rows[metric] = self._new_row(metric)
             watch, spec, low, high = plan.get(metric, ("all", None, -np.inf, np.inf))
             cols.i["watch"][row] = WATCH[watch]
             cols.i["has_spec"][row] = spec is not None
