@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from storage.database import psycopg_url
 from storage.embedded import free_port
-from tests.bench.test_throughput import blast, live_hashes, rss_mib, wait_for_rows
+from tests.bench.test_throughput import bench_env, blast, live_hashes, rss_mib, wait_for_rows
 from tests.conftest import EngineProcess, fresh_database
 
 pytestmark = pytest.mark.bench
@@ -70,13 +70,7 @@ def test_latency_at_a_fixed_offered_rate(
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
     readings = rate * batch * SECONDS
     with fresh_database(pg_admin_url) as db:
-        env = dict(
-            engine_env,
-            TWIN_DATABASE_URL=db,
-            TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
-            TWIN_SNAPSHOT_INTERVAL_S="30",
-            TWIN_METRICS_PORT=str(free_port()),
-        )
+        env = bench_env(engine_env, db, port, TWIN_METRICS_PORT=str(free_port()))
         engine = EngineProcess(env).start()
         published = blast(port, prefix, DEVICES, readings, batch, rate)
         count, _ = wait_for_rows(db, readings)

@@ -9,7 +9,6 @@ detectors on; each is stored 100 times under other device ids (same state, own i
 from __future__ import annotations
 
 import io
-import random
 import time
 from pathlib import Path
 
@@ -18,12 +17,11 @@ import pytest
 
 from storage.catalog import load_snapshots
 from storage.database import migrate, psycopg_url
-from tests.bench.test_twin_memory import reading
+from tests.bench.test_twin_memory import vehicle_twins
 from tests.conftest import fresh_database
 from twin.anomaly.bank import Columns
 from twin.anomaly.config import FLEET
 from twin.processor import TwinProcessor
-from twin.records import Attributes, DeviceInbox
 
 pytestmark = pytest.mark.bench
 T0 = 1_763_683_200_000
@@ -37,17 +35,8 @@ def rss_mib() -> float:
 def templates(n: int) -> list[tuple[str, str]]:
     """``n`` twins' encoded snapshots, each with its device id."""
     processor = TwinProcessor(detectors=Columns(FLEET)).for_shard()
-    rng = random.Random(1)
     devices = [f"tpl-{i:06d}" for i in range(n)]
-    states: dict = {}
-    for k in range(20):
-        work = []
-        for dev in devices:
-            items: list = [Attributes(dev, {"kind": "vehicle", "profile": "passenger_car"}, T0)]
-            items = (items if k == 0 else []) + [reading(dev, k, rng)]
-            work.append((states.get(dev), dev, DeviceInbox(dev, items, len(items))))
-        for state, out in processor.process_batch(work, T0):
-            states[out.device_id] = state
+    states = vehicle_twins(processor, devices, 20)
     return [(d, processor.snapshot(states[d], T0).state.decode()) for d in devices]
 
 

@@ -62,6 +62,17 @@ def bare(port: int, topic: str, mode: str, wanted: int = 0) -> dict:
     return json.loads(done.stdout) if mode == "drain" else {}
 
 
+def bench_env(engine_env: dict, db: str, port: int, **extra: str) -> dict:
+    """The engine's environment for a benchmark: its own database and the private broker."""
+    return dict(
+        engine_env,
+        TWIN_DATABASE_URL=db,
+        TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
+        TWIN_SNAPSHOT_INTERVAL_S="30",
+        **extra,
+    )
+
+
 def source_only(port: int, prefix: str, mode: str, wanted: int = 0) -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "tests.bench.source_only", str(port), prefix, "bench-source", mode]
@@ -105,13 +116,9 @@ def test_engine_throughput(
     port = bench_broker
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
     with fresh_database(pg_admin_url) as db:
-        env = dict(
-            engine_env,
-            TWIN_DATABASE_URL=db,
-            TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
-            TWIN_SNAPSHOT_INTERVAL_S="30",
-            # BENCH_RECOMMEND=off measures the engine without its recommender thread
-            TWIN_RECOMMEND=os.environ.get("BENCH_RECOMMEND", "on"),
+        # BENCH_RECOMMEND=off measures the engine without its recommender thread
+        env = bench_env(
+            engine_env, db, port, TWIN_RECOMMEND=os.environ.get("BENCH_RECOMMEND", "on")
         )
         engine = EngineProcess(env).start()
         started = time.monotonic()
@@ -155,11 +162,10 @@ def test_engine_drains_backlog_near_the_raw_ceiling(
     port = bench_broker
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
     with fresh_database(pg_admin_url) as db:
-        env = dict(
+        env = bench_env(
             engine_env,
-            TWIN_DATABASE_URL=db,
-            TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
-            TWIN_SNAPSHOT_INTERVAL_S="30",
+            db,
+            port,
             TWIN_DETECTORS=detectors,
             TWIN_DETECTOR_WARMUP="5",  # 20 readings per device: let the detectors judge most
         )

@@ -42,16 +42,9 @@ def bank(detectors: str) -> DetectorBank | None:
     return Columns(FLEET) if detectors == "on" else TwinHeld(AnomalyDetectors())
 
 
-@pytest.mark.parametrize("detectors", ["on", "scalar", "off"])
-def test_memory_per_twin_at_10k_twins(detectors: str):
-    n = 10_000
-    processor = TwinProcessor(detectors=bank(detectors)).for_shard()
+def vehicle_twins(processor: TwinProcessor, devices: list[str], history: int) -> dict:
+    """Every device's twin after ``history`` readings, all devices once per batch."""
     rng = random.Random(1)
-    history = 20  # every metric has its track; the state does not grow with more
-    devices = [f"veh-{i:06d}" for i in range(n)]
-    gc.collect()
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
     states: dict = {}
     for k in range(history):
         work = []
@@ -61,7 +54,19 @@ def test_memory_per_twin_at_10k_twins(detectors: str):
             work.append((states.get(dev), dev, DeviceInbox(dev, items, len(items))))
         for state, out in processor.process_batch(work, T0):
             states[out.device_id] = state
-        del work
+    return states
+
+
+@pytest.mark.parametrize("detectors", ["on", "scalar", "off"])
+def test_memory_per_twin_at_10k_twins(detectors: str):
+    n = 10_000
+    processor = TwinProcessor(detectors=bank(detectors)).for_shard()
+    history = 20  # every metric has its track; the state does not grow with more
+    devices = [f"veh-{i:06d}" for i in range(n)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    states = vehicle_twins(processor, devices, history)
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
