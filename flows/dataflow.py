@@ -181,7 +181,7 @@ class DeviceTwin:
         """When this twin's next timer is due (a dropout, a no-data alert, an alert to clear)."""
         if self.state is None:
             return None
-        return self._processor.silence_due_ms(self.state)
+        return self._processor.silence_dues([self.state])[0]
 
     def on_eof(self) -> list[TwinOutput]:
         if self.state is None:
@@ -238,21 +238,23 @@ class ShardLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, None]):
                 outputs.append(output)
             metrics.PRESENCE.heard_many([o.device_id for _, o in done], now)
             metrics.latency("twin", [done[-1][1]], now)
-        for device_id in by_device:
-            self._schedule(device_id, self._twins[device_id])
+        self._schedule(list(by_device))
         return outputs, StatefulBatchLogic.RETAIN
 
-    def _schedule(self, device_id: str, twin: DeviceTwin) -> None:
+    def _schedule(self, device_ids: list[str]) -> None:
         """Timers are lazy: a twin's timer moves later with nearly every reading, so its heap
         entry stays where it is and is checked again when it comes due; only a timer that
         moves earlier (or a twin without one) needs a new entry."""
-        due = twin.due_ms()
-        if due is None:
-            return
-        held = self._due.get(device_id)
-        if held is None or due < held:
-            self._due[device_id] = due
-            heapq.heappush(self._heap, (due, device_id))
+        twins = self._twins
+        held = [(d, state) for d in device_ids if (state := twins[d].state) is not None]
+        dues = self._processor.silence_dues([state for _, state in held])
+        due_of, heap = self._due, self._heap
+        for (device_id, _), due in zip(held, dues, strict=True):
+            if due is not None:
+                was = due_of.get(device_id)
+                if was is None or due < was:
+                    due_of[device_id] = due
+                    heapq.heappush(heap, (due, device_id))
 
     def on_notify(self) -> tuple[list[TwinOutput], bool]:
         now, heap, outputs = now_ms(), self._heap, []
@@ -268,7 +270,7 @@ class ShardLogic(StatefulBatchLogic[DeviceInbox, TwinOutput, None]):
             moved = twin.due_ms()
             if moved is not None and moved <= now:  # else it moved later, or away
                 outputs += twin.on_notify()
-            self._schedule(device_id, twin)
+        self._schedule(fired)
         return outputs, StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:

@@ -37,7 +37,8 @@ from storage.catalog import (
     sync_builtin_profiles,
 )
 from storage.database import connect, migrate
-from twin.alerts.lifecycle import AlertEngine, RuleBook
+from twin.alerts.book import RuleBook
+from twin.alerts.lifecycle import AlertEngine
 from twin.anomaly.bank import Columns, DetectorBank, TwinHeld
 from twin.anomaly.config import FLEET
 from twin.anomaly.detectors import AnomalyDetectors

@@ -305,25 +305,28 @@ class TwinProcessor:
         state.recs_mark = mark
         return recheck
 
-    def silence_due_ms(self, state: TwinState) -> int | None:
-        """Wall-clock time of this twin's next timer: a dropout, a no-data alert, or an alert
+    def silence_dues(self, states: Sequence[TwinState]) -> list[int | None]:
+        """Wall-clock time of each twin's next timer: a dropout, a no-data alert, or an alert
         whose clear time runs out while its device says nothing."""
-        if not state.last_arrival_ms:
-            return None
-        limits = []
-        if self.detectors is not None:
-            limits.append(self.detectors.silence_limit_ms(state.device_id, state.detectors))
-        if self.alerts is not None:
-            limits.append(
-                self.alerts.silence_limit_ms(state.alerts, state.device_id, state.profile)
-            )
-            clearing = [t.since_ms for t in state.alerts.tracks.values() if t.phase == "clearing"]
-            if clearing:
-                limits.append(min(clearing) - state.last_seen_ms + 60_000)
-        due = [lim for lim in limits if lim is not None]
-        if not due:
-            return None
-        return state.last_arrival_ms + max(1000, min(due)) + 1
+        bank, alerts = self.detectors, self.alerts
+        limits: Sequence[int | None] = (
+            bank.silence_limits_ms([s.device_id for s in states], [s.detectors for s in states])
+            if bank is not None
+            else [None] * len(states)
+        )
+        dues: list[int | None] = []
+        for state, limit in zip(states, limits, strict=True):
+            if not state.last_arrival_ms:
+                dues.append(None)
+                continue
+            if alerts is not None:
+                own = alerts.silence_limit_ms(
+                    state.alerts, state.device_id, state.profile, state.last_seen_ms
+                )
+                if own is not None and (limit is None or own < limit):
+                    limit = own
+            dues.append(None if limit is None else state.last_arrival_ms + max(1000, limit) + 1)
+        return dues
 
     def check_silence(self, state: TwinState, now_ms: int) -> TwinOutput | None:
         """Timers: dropout anomalies, no-data alerts, and alerts that cleared in silence. The

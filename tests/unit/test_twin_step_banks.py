@@ -9,7 +9,8 @@ import msgspec
 
 from tests.unit.test_columnar_detectors import fleet
 from twin.alerts.defaults import BUILTIN_RULES
-from twin.alerts.lifecycle import AlertEngine, RuleBook
+from twin.alerts.book import RuleBook
+from twin.alerts.lifecycle import AlertEngine
 from twin.anomaly.bank import Columns, TwinHeld
 from twin.anomaly.config import FLEET
 from twin.anomaly.detectors import AnomalyDetectors

@@ -16,11 +16,11 @@ re-triggers and auto-resolves.
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 
+from twin.alerts.book import RuleBook
 from twin.alerts.records import AlertTransition
 from twin.alerts.rules import (
     Rule,
@@ -30,10 +30,12 @@ from twin.alerts.rules import (
     rate,
     severity_rank,
     threshold,
-    with_profile_levels,
 )
 from twin.anomaly.records import Anomaly
-from twin.profiles import ProfileBook
+
+CLEARING_CHECK_MS = 60_000
+"""A clearing alert of a silent device is looked at again this long after it began clearing
+(device time): its clear time may have run out with no reading to notice."""
 
 
 class AlertTrack(msgspec.Struct, array_like=True, gc=False):
@@ -56,58 +58,6 @@ class AlertState(msgspec.Struct, kw_only=True, gc=False):
     anomaly_times: list[int] = msgspec.field(default_factory=list)
     book_version: int = -1
     """The rule book's version when the tracks were last checked against it."""
-
-
-class _Rules(msgspec.Struct, frozen=True):
-    rules: tuple[Rule, ...]
-    version: int
-    named_devices: frozenset[str]
-    cache: dict[tuple[str, str], tuple[Rule, ...]]
-
-
-class RuleBook:
-    """The rules in force; replaced whole when the stored rules change (no restart).
-
-    The rules that apply to a device are worked out once per profile (or per device, for the
-    devices a rule names) and kept until the rules change."""
-
-    def __init__(self, rules: Iterable[Rule] = (), profiles: ProfileBook | None = None) -> None:
-        self.profiles = profiles or ProfileBook()
-        self._view = _view(rules)
-
-    @property
-    def rules(self) -> tuple[Rule, ...]:
-        return self._view.rules
-
-    @property
-    def version(self) -> int:
-        """A digest of the rules' content: the same rules give the same version in any
-        process, so a twin restored from a snapshot knows whether the rules changed since."""
-        return self._view.version
-
-    def replace(self, rules: Iterable[Rule]) -> None:
-        self._view = _view(rules)  # one assignment: a reader sees the old rules or the new
-
-    def applicable(self, device_id: str, profile: str) -> tuple[Rule, ...]:
-        view = self._view
-        key = (device_id if device_id in view.named_devices else "", profile)
-        found = view.cache.get(key)
-        if found is None:
-            rules = [r for r in view.rules if r.applies(device_id, profile)]
-            replaced = {r.overrides for r in rules if r.overrides}
-            spec = self.profiles.get(profile).spec
-            resolved = (
-                with_profile_levels(r, spec(r.metric)) for r in rules if r.id not in replaced
-            )
-            found = view.cache[key] = tuple(r for r in resolved if r is not None)
-        return found
-
-
-def _view(rules: Iterable[Rule]) -> _Rules:
-    rules = tuple(rules)
-    named = frozenset(d for r in rules for d in r.devices)
-    version = zlib.crc32(msgspec.json.encode(sorted(rules, key=lambda r: r.id)))
-    return _Rules(rules, version, named, {})
 
 
 class AlertEngine:
@@ -224,14 +174,24 @@ class AlertEngine:
                            Verdict(True, rule.severity, None, detail), out)  # fmt: skip
         return out
 
-    def silence_limit_ms(self, st: AlertState, device_id: str, profile: str) -> int | None:
-        """The shortest silence that would open a no-data alert not already open."""
-        limits = []
-        for rule in self.book.applicable(device_id, profile):
-            track = st.tracks.get(rule.id)
-            if rule.type == "no_data" and (track is None or track.phase == "idle"):
-                limits.append(int(rule.silence_s * 1000))
-        return min(limits) if limits else None
+    def silence_limit_ms(
+        self, st: AlertState, device_id: str, profile: str, last_seen_ms: int | None = None
+    ) -> int | None:
+        """The shortest silence that would open a no-data alert not already open or, given
+        the device's last event time, let a clearing alert clear."""
+        limit: int | None = None
+        tracks = st.tracks
+        for rule_id, silence_ms in self.book.silences(device_id, profile):
+            track = tracks.get(rule_id)
+            if (track is None or track.phase == "idle") and (limit is None or silence_ms < limit):
+                limit = silence_ms
+        if last_seen_ms is not None:
+            for t in tracks.values():
+                if t.phase == "clearing":
+                    clears = t.since_ms - last_seen_ms + CLEARING_CHECK_MS
+                    if limit is None or clears < limit:
+                        limit = clears
+        return limit
 
     # -- the state machine ---------------------------------------------------------------
 

@@ -50,7 +50,11 @@ class DetectorBank(Protocol):
 
     def open_count(self, device_id: str, st: DetectorState) -> int: ...
 
-    def silence_limit_ms(self, device_id: str, st: DetectorState) -> int | None: ...
+    def silence_limits_ms(
+        self, device_ids: Sequence[str], states: Sequence[DetectorState]
+    ) -> list[int | None]:
+        """How long each twin's device may be silent (None: no limit known yet)."""
+        ...
 
     def check_silence(self, device_id: str, st: DetectorState, now_ms: int) -> list[Anomaly]: ...
 
@@ -86,8 +90,11 @@ class TwinHeld:
     def open_count(self, device_id: str, st: DetectorState) -> int:
         return len(st.open)
 
-    def silence_limit_ms(self, device_id: str, st: DetectorState) -> int | None:
-        return self.detectors.silence_limit_ms(st)
+    def silence_limits_ms(
+        self, device_ids: Sequence[str], states: Sequence[DetectorState]
+    ) -> list[int | None]:
+        limit = self.detectors.silence_limit_ms
+        return [limit(st) for st in states]
 
     def check_silence(self, device_id: str, st: DetectorState, now_ms: int) -> list[Anomaly]:
         return self.detectors.check_silence(st, device_id, now_ms)
@@ -121,8 +128,10 @@ class Columns:
     def open_count(self, device_id: str, st: DetectorState) -> int:
         return self.columns.open_count(device_id)
 
-    def silence_limit_ms(self, device_id: str, st: DetectorState) -> int | None:
-        return self.columns.silence_limit_ms(device_id)
+    def silence_limits_ms(
+        self, device_ids: Sequence[str], states: Sequence[DetectorState]
+    ) -> list[int | None]:
+        return self.columns.silence_limits_ms(device_ids)
 
     def check_silence(self, device_id: str, st: DetectorState, now_ms: int) -> list[Anomaly]:
         return self.columns.check_silence(device_id, now_ms)

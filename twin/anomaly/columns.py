@@ -136,8 +136,9 @@ class ColumnarDetectors:
     def check_silence(self, device_id: str, now_ms: int) -> list[Anomaly]:
         return self.scalar.check_silence(self._device(device_id).st, device_id, now_ms)
 
-    def silence_limit_ms(self, device_id: str) -> int | None:
-        return self.scalar.silence_limit_ms(self._device(device_id).st)
+    def silence_limits_ms(self, device_ids: Sequence[str]) -> list[int | None]:
+        limit, devices = self.scalar.dropout.limit_ms, self._devices
+        return [None if (dev := devices.get(d)) is None else limit(dev.st) for d in device_ids]
 
     def open_count(self, device_id: str) -> int:
         dev = self._device(device_id)
