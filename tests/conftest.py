@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from storage.database import migrate
+from storage.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "bench" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def deep_broker(tmp_path: Path) -> Iterator[int]:
+    """A private Mosquitto sized as the README advises for production (queues that hold a
+    burst, no inflight cap of its own): its port."""
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 2000000\nmax_inflight_messages 0\nmax_queued_bytes 0\n"
+    )
+    proc = subprocess.Popen(
+        ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 5
+    while not reachable("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield port
+    proc.terminate()
+    proc.wait(5)
 
 
 def reachable(host: str, port: int) -> bool:

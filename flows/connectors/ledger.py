@@ -14,16 +14,22 @@ A ticket names the source partition that read the message and orders its message
 to a list that its partition swaps out, so sinks and sources never wait for each other.
 
 Redelivery inside one process is absorbed here: after a reconnect that resumes the session the
-broker sends again every message not yet acknowledged, with the same packet identifier, and a
-message whose identifier is still in the window is the same message, already in the dataflow;
-it is not taken twice. Committed messages are acknowledged only while connected, so a message
-committed while the connection is down stays in the window and its redelivery is recognised
-the same way. A redelivery (DUP) under an identifier acknowledged just before the connection
-dropped is the same message only if topic and payload are the same (our PUBACK was lost on the
-way): it is acknowledged again, not taken; otherwise the broker had our PUBACK and reused the
-identifier for a message we never read, and it is taken. When the broker answers without the
-session (it lost it), the messages in the window can no longer be acknowledged; they are still
-stored, and their acknowledgements are dropped.
+broker sends again every message not yet acknowledged, with the same packet identifier and DUP
+set, and a redelivery whose identifier is still in the window is the same message, already in
+the dataflow; it is not taken twice. A message without DUP is always new (MQTT 5, 3.3.1.1),
+even under an identifier still in the window: Mosquitto 2.0.11 sends past the receive maximum
+when far behind, so its identifiers wrap around while the first holders wait for their commit;
+each holder is acknowledged in its turn, one PUBACK each (that broker delivers the wrapped ones
+again on the next connection all the same: duplicates, which the store absorbs).
+
+Committed messages are acknowledged only while connected, so a message committed while the
+connection is down stays in the window and its redelivery is recognised the same way. A
+redelivery (DUP) under an identifier acknowledged just before the connection dropped is the same
+message only if topic and payload are the same (our PUBACK was lost on the way): it is
+acknowledged again, not taken; otherwise the broker had our PUBACK and reused the identifier for
+a message we never read, and it is taken. When the broker answers without the session (it lost
+it), the messages in the window can no longer be acknowledged; they are still stored, and their
+acknowledgements are dropped.
 """
 
 from __future__ import annotations
@@ -115,12 +121,15 @@ class AckWindow:
         self._slot = self._origin & _SLOT_MASK
         self._next = 0
         self._pending: deque[tuple[int, int]] = deque()  # (seq, packet id or _NO_ACK)
-        self._inflight: dict[int, int] = {}  # packet id -> seq, for redeliveries
+        self._inflight: dict[int, int] = {}  # packet id -> messages in the window under it
         self._digests: dict[int, int] = {}  # seq -> digest of topic and payload
         self._acked: dict[int, int] = {}  # packet id -> digest, acknowledged, not reused since
         self._done: set[int] = set()
         self.redelivered = 0
         """Redeliveries of messages still in the window, not taken again."""
+        self.wrapped = 0
+        """New messages under an identifier still in the window (the broker past the receive
+        maximum)."""
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -133,9 +142,11 @@ class AckWindow:
         """
         if packet_id is None:  # QoS 0: nothing to acknowledge
             return NO_TICKET
-        if packet_id in self._inflight:
+        if dup and packet_id in self._inflight:
             self.redelivered += 1
             return None
+        if packet_id in self._inflight:
+            self.wrapped += 1
         acked = self._acked.pop(packet_id, None)
         if dup and acked is not None and acked == digest:
             self.redelivered += 1
@@ -147,7 +158,8 @@ class AckWindow:
         seq = self._next
         self._next = seq + 1
         self._pending.append((seq, packet_id))
-        self._inflight[packet_id] = seq
+        inflight = self._inflight
+        inflight[packet_id] = inflight.get(packet_id, 0) + 1
         if digest:
             self._digests[seq] = digest
         return seq
@@ -193,7 +205,11 @@ class AckWindow:
             done.discard(seq)
             digest = digests.pop(seq, 0)
             if packet_id != _NO_ACK:
-                del inflight[packet_id]
+                held = inflight[packet_id]
+                if held == 1:
+                    del inflight[packet_id]
+                else:
+                    inflight[packet_id] = held - 1
                 out.append(packet_id)
                 if digest:
                     acked[packet_id] = digest

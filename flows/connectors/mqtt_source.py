@@ -40,6 +40,7 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from flows.connectors.ledger import AckWindow, CommitLedger
 from flows.connectors.mqtt_broker import probe_protocol, tls_context
 from flows.connectors.mqtt_codec import (
+    RECEIVE_MAXIMUM,
     Codec,
     Packet,
     V5Codec,
@@ -78,6 +79,7 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         self._codec: Codec = V5Codec() if version == "5" else V311Codec()
         self._v5 = version == "5"
         self._window = AckWindow(source.ledger)
+        self._wrapped_seen = 0
         self._subs = source.subscriptions(self._v5)
         self._shared = any(sid == SHARED_SUBSCRIPTION for _, sid in self._subs)
         self._conn = source.connection(
@@ -125,6 +127,17 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
                 lost,
             )
         source.on_state("connected")
+
+    def _wrapped_note(self) -> None:
+        if not self._wrapped_seen:
+            log.warning(
+                "the broker sent more messages than the receive maximum (%d unacknowledged): "
+                "its packet identifiers wrapped around. All are taken; Mosquitto before 2.0.13 "
+                "delivers such messages again after a reconnect (duplicates the store absorbs). "
+                "Upgrade the broker, or lower TWIN_BATCH_SIZE to stay further behind the limit",
+                RECEIVE_MAXIMUM,
+            )
+        self._wrapped_seen = self._window.wrapped
 
     def _refused(self, code: int) -> None:
         log.warning("MQTT %s:%d refused the connection of %s: reason %d",
@@ -183,6 +196,8 @@ class _MqttPartition(StatelessSourcePartition[RawMessage]):
         acks = self._window.acks() if conn.up else []  # kept in the window until connected
         if acks:
             conn.send(self._codec.puback(acks))
+        if self._window.wrapped != self._wrapped_seen:
+            self._wrapped_note()
         if self._stopping:
             conn.poll(self._discard, 1 << 30)  # keep-alive and acknowledgements only
             if not taken and (

@@ -8,8 +8,8 @@ import threading
 from flows.runtime.rounds import RoundThread
 from storage.alert_store import load_rules, rules_fingerprint, sync_builtin_rules
 from storage.database import connect
-from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.book import RuleBook
+from twin.alerts.defaults import BUILTIN_RULES
 from twin.profiles import ProfileBook
 
 log = logging.getLogger(__name__)

@@ -64,9 +64,9 @@ def stage_quantiles(port: int, quantiles: tuple[float, ...]) -> dict[str, list[f
 
 @pytest.mark.parametrize(("rate", "batch"), [(5_000, 1), (10_000, 1), (2_000, 10), (3_000, 10)])
 def test_latency_at_a_fixed_offered_rate(
-    bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env, rate, batch
+    deep_broker, pg_admin_url, redis_url, redis_prefix, engine_env, rate, batch
 ):
-    port = bench_broker
+    port = deep_broker
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
     readings = rate * batch * SECONDS
     with fresh_database(pg_admin_url) as db:

@@ -52,9 +52,9 @@ def overheat(port: int, prefix: str) -> None:
 
 @pytest.mark.parametrize("receiver", ["hanging", "none"])
 def test_ingest_rate_while_the_webhook_receiver_hangs(
-    bench_broker: int, pg_admin_url: str, engine_env: dict[str, str], receiver: str
+    deep_broker: int, pg_admin_url: str, engine_env: dict[str, str], receiver: str
 ):
-    port = bench_broker
+    port = deep_broker
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
     hanging = Receiver(hang_s=600)
     with fresh_database(pg_admin_url) as db:

@@ -69,6 +69,7 @@ def bench_env(engine_env: dict, db: str, port: int, **extra: str) -> dict:
         TWIN_DATABASE_URL=db,
         TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
         TWIN_SNAPSHOT_INTERVAL_S="30",
+        TWIN_BATCH_SIZE=os.environ.get("BENCH_BATCH_SIZE", "5000"),
         **extra,
     )
 
@@ -111,9 +112,9 @@ def live_hashes(redis_url: str, redis_prefix: str) -> int:
     ("devices", "readings", "batch"), [(10_000, 200_000, 1), (10_000, 500_000, 10)]
 )
 def test_engine_throughput(
-    bench_broker, pg_admin_url, redis_url, redis_prefix, engine_env, devices, readings, batch
+    deep_broker, pg_admin_url, redis_url, redis_prefix, engine_env, devices, readings, batch
 ):
-    port = bench_broker
+    port = deep_broker
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
     with fresh_database(pg_admin_url) as db:
         # BENCH_RECOMMEND=off measures the engine without its recommender thread
@@ -149,7 +150,7 @@ def test_engine_throughput(
     ("devices", "readings", "batch"), [(10_000, 200_000, 1), (10_000, 500_000, 10)]
 )
 def test_engine_drains_backlog_near_the_raw_ceiling(
-    bench_broker,
+    deep_broker,
     pg_admin_url,
     redis_url,
     redis_prefix,
@@ -159,7 +160,7 @@ def test_engine_drains_backlog_near_the_raw_ceiling(
     batch,
     detectors,
 ):
-    port = bench_broker
+    port = deep_broker
     prefix = engine_env["TWIN_TOPIC_PREFIX"]
     with fresh_database(pg_admin_url) as db:
         env = bench_env(
@@ -184,6 +185,8 @@ def test_engine_drains_backlog_near_the_raw_ceiling(
         rss = rss_mib(engine)
         code = engine.stop()
         hashes = live_hashes(redis_url, redis_prefix)
+        if count != readings:
+            print("\n".join(engine.lines[-60:]))
     raw = ceiling["messages"] * batch / ceiling["seconds"]
     own = ours["messages"] * batch / ours["seconds"]
     rate = count / float(span)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.book import RuleBook
+from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.lifecycle import AlertEngine, AlertState
 from twin.alerts.records import AlertTransition
 from twin.alerts.rules import Level, Rule, inside_polygon

@@ -27,11 +27,28 @@ def test_a_redelivery_of_a_message_in_the_flow_is_not_taken_twice():
     ledger = CommitLedger()
     window = AckWindow(ledger)
     first = window.take(7)
-    assert window.take(7) is None and window.redelivered == 1
+    assert window.take(7, dup=True) is None and window.redelivered == 1
     ledger.committed([first])
     assert window.acks() == [7]  # one acknowledgement covers both deliveries
     again = window.take(7)  # the broker may reuse the identifier for a new message
     assert again is not None and again != first
+
+
+def test_an_identifier_still_in_the_window_without_dup_is_a_new_message():
+    """A broker far ahead of its receive maximum wraps its identifiers around: each message
+    under the identifier is taken, and acknowledged in its turn."""
+    ledger = CommitLedger()
+    window = AckWindow(ledger)
+    first, second = window.take(9), window.take(9)
+    assert first is not None and second is not None and first != second
+    assert window.redelivered == 0 and len(window) == 2
+    assert window.take(9, dup=True) is None  # a redelivery of one of them: not taken again
+    ledger.committed([second])
+    assert window.acks() == []  # the first holder is still in the flow
+    ledger.committed([first])
+    assert window.acks() == [9, 9]
+    assert len(window) == 0
+    assert window.take(9) is not None  # and the identifier is free again
 
 
 def test_an_acknowledged_identifier_sent_again_is_a_message_to_take():

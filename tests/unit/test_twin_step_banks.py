@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import msgspec
 
 from tests.unit.test_columnar_detectors import fleet
-from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.book import RuleBook
+from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.lifecycle import AlertEngine
 from twin.anomaly.bank import Columns, TwinHeld
 from twin.anomaly.config import FLEET
