@@ -63,13 +63,15 @@ def bare(port: int, topic: str, mode: str, wanted: int = 0) -> dict:
 
 
 def bench_env(engine_env: dict, db: str, port: int, **extra: str) -> dict:
-    """The engine's environment for a benchmark: its own database and the private broker."""
+    """The engine's environment for a benchmark: its own database and the private broker
+    (``BENCH_BATCH_SIZE`` in the environment sets the engine's source batch size)."""
+    if "BENCH_BATCH_SIZE" in os.environ:
+        extra = {"TWIN_BATCH_SIZE": os.environ["BENCH_BATCH_SIZE"], **extra}
     return dict(
         engine_env,
         TWIN_DATABASE_URL=db,
         TWIN_MQTT_URL=f"mqtt://127.0.0.1:{port}",
         TWIN_SNAPSHOT_INTERVAL_S="30",
-        TWIN_BATCH_SIZE=os.environ.get("BENCH_BATCH_SIZE", "5000"),
         **extra,
     )
 
