@@ -25,7 +25,8 @@ def test_the_group_is_plain_alone_shared_in_a_cluster_and_never_empty_in_one():
 
 
 def test_other_empty_variables_keep_their_defaults():
-    assert Settings.from_env({"TWIN_BATCH_SIZE": "", "TWIN_MQTT_CLIENT_ID": ""}).batch_size == 16_000
+    settings = Settings.from_env({"TWIN_BATCH_SIZE": "", "TWIN_MQTT_CLIENT_ID": ""})
+    assert settings.batch_size == 16_000
 
 
 @pytest.mark.parametrize(
