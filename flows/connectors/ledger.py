@@ -142,11 +142,11 @@ class AckWindow:
         """
         if packet_id is None:  # QoS 0: nothing to acknowledge
             return NO_TICKET
-        if dup and packet_id in self._inflight:
-            self.redelivered += 1
-            return None
         if packet_id in self._inflight:
-            self.wrapped += 1
+            if dup:  # the same message, still in the flow
+                self.redelivered += 1
+                return None
+            self.wrapped += 1  # a new message: the broker is past the receive maximum
         acked = self._acked.pop(packet_id, None)
         if dup and acked is not None and acked == digest:
             self.redelivered += 1

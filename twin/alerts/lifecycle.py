@@ -175,22 +175,21 @@ class AlertEngine:
         return out
 
     def silence_limit_ms(
-        self, st: AlertState, device_id: str, profile: str, last_seen_ms: int | None = None
+        self, st: AlertState, device_id: str, profile: str, last_seen_ms: int
     ) -> int | None:
-        """The shortest silence that would open a no-data alert not already open or, given
-        the device's last event time, let a clearing alert clear."""
+        """The shortest silence that would open a no-data alert not already open, or let a
+        clearing alert clear (``last_seen_ms``: the device's newest event time)."""
         limit: int | None = None
         tracks = st.tracks
         for rule_id, silence_ms in self.book.silences(device_id, profile):
             track = tracks.get(rule_id)
             if (track is None or track.phase == "idle") and (limit is None or silence_ms < limit):
                 limit = silence_ms
-        if last_seen_ms is not None:
-            for t in tracks.values():
-                if t.phase == "clearing":
-                    clears = t.since_ms - last_seen_ms + CLEARING_CHECK_MS
-                    if limit is None or clears < limit:
-                        limit = clears
+        for t in tracks.values():
+            if t.phase == "clearing":
+                clears = t.since_ms - last_seen_ms + CLEARING_CHECK_MS
+                if limit is None or clears < limit:
+                    limit = clears
         return limit
 
     # -- the state machine ---------------------------------------------------------------

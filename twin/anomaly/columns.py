@@ -137,7 +137,7 @@ class ColumnarDetectors:
         return self.scalar.check_silence(self._device(device_id).st, device_id, now_ms)
 
     def silence_limits_ms(self, device_ids: Sequence[str]) -> list[int | None]:
-        limit, devices = self.scalar.dropout.limit_ms, self._devices
+        limit, devices = self.scalar.silence_limit_ms, self._devices
         return [None if (dev := devices.get(d)) is None else limit(dev.st) for d in device_ids]
 
     def open_count(self, device_id: str) -> int:
