@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,6 +48,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def deep_broker(tmp_path: Path) -> Iterator[int]:
     """A private Mosquitto sized as the README advises for production (queues that hold a
     burst, no inflight cap of its own): its port."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("needs the mosquitto binary")
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(

@@ -133,12 +133,17 @@ def _real_skab() -> Path | None:
 
 @pytest.mark.parametrize("which", ["generated", "shipped-dataset"])
 def test_replay_delivers_every_row_once_in_order(
-    which: str, tmp_path: Path, mqtt_url: str, topic_prefix: str, engine_env: dict[str, str]
+    which: str, tmp_path: Path, deep_broker: int, topic_prefix: str, engine_env: dict[str, str]
 ):
     path = _skab_sample(tmp_path) if which == "generated" else _real_skab()
     if path is None:
         pytest.skip("the SKAB dataset is not next to this checkout")
     from simulators.replay import read_series
+
+    # a broker of its own: a default one queues at most 1,000 messages for a subscriber
+    # that falls behind (as this counting one may on a busy machine) and drops the rest
+    mqtt_url = f"mqtt://127.0.0.1:{deep_broker}"
+    engine_env = dict(engine_env, TWIN_MQTT_URL=mqtt_url)
 
     expected = read_series(path).rows
     counter = Counting(mqtt_url, topic_prefix)
