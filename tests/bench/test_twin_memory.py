@@ -33,6 +33,7 @@ VALUES = {
 def reading(dev: str, k: int, rng: random.Random) -> Reading:
     values = {m: round(v * (1 + rng.gauss(0, 0.01)), 3) for m, v in VALUES.items()}
     values["odometer_km"] = 1000.0 + k * 0.01
+    values["lat"], values["lon"] = 52.5 + k * 1e-4, 13.4  # about 11 m a second, due north
     return Reading(dev, T0 + k * 1000, values, T0 + k * 1000)
 
 

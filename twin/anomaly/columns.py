@@ -18,14 +18,14 @@ import msgspec
 import numpy as np
 
 from twin.anomaly.column_events import DETECTOR, RoundEvents
-from twin.anomaly.column_layers import RULES, WATCH, Round, VectorLayers
+from twin.anomaly.column_layers import RULES, Round, VectorLayers
+from twin.anomaly.column_plans import Plans
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.episodes import Episodes
-from twin.anomaly.layers import COUNTERS, POSITION
 from twin.anomaly.records import Anomaly, Severity
 from twin.anomaly.state import DetectorState, Episode, Track
-from twin.anomaly.track_columns import TrackColumns
+from twin.anomaly.track_columns import PLAN_FLOATS, TrackColumns
 from twin.profiles import DeviceProfile
 
 Item = tuple[str, DeviceProfile | None, int, Mapping[str, float]]
@@ -86,6 +86,7 @@ class ColumnarDetectors:
         self.tracks = TrackColumns()
         self._devices: dict[str, _Device] = {}
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
+        self._plans = Plans(self.scalar)
         self._metric_names: list[str] = []
         """Track row → its metric (rows are numbered in order and never reused)."""
         self.layers = VectorLayers(config, self.tracks)
@@ -123,7 +124,7 @@ class ColumnarDetectors:
         """A twin's state in the scalar form (for its snapshot)."""
         dev = self._device(device_id)
         st = dev.st
-        tracks = {m: self.tracks.track(row) for m, row in dev.rows.items()}
+        tracks = dict(zip(dev.rows, self.tracks.tracks(list(dev.rows.values())), strict=True))
         opened: dict[str, Episode] = dict(st.open)
         for key, (layer, row) in dev.metric_open.items():
             ep = self.tracks.episode(row, layer)
@@ -286,24 +287,22 @@ class ColumnarDetectors:
         self, dev: _Device, profile: DeviceProfile | None, keys: tuple[str, ...]
     ) -> _Layout:
         """Rows for a reading's metrics (new tracks made), and what the profile says of each."""
-        cols = self.tracks
-        plan = self.scalar.plan(profile)
-        driver = profile.driver if profile is not None else None
         rows = []
         for metric in keys:
             row = dev.rows.get(metric)
             if row is None:
                 row = dev.rows[metric] = self._new_row(metric)
-            watch, spec, low, high = plan.get(metric, ("all", None, -np.inf, np.inf))
-            cols.i["watch"][row] = WATCH[watch]
-            cols.i["has_spec"][row] = spec is not None
-            cols.f["low"][row], cols.f["high"][row] = low, high
-            cols.i["special"][row] = metric in POSITION or metric in COUNTERS
-            cols.i["position"][row] = metric in POSITION
-            cols.i["is_driver"][row] = metric == driver
-            cols.i["rule_open"][row] = ("rule:" + metric) in dev.st.open
             rows.append(row)
+        at: slice | np.ndarray = np.asarray(rows, dtype=np.int64)
+        if rows and rows == list(range(rows[0], rows[0] + len(rows))):
+            at = slice(rows[0], rows[0] + len(rows))  # the usual case: tracks made together
+        f, i = self.tracks.f, self.tracks.i
+        for name, values in self._plans.of(profile, keys).items():
+            (f if name in PLAN_FLOATS else i)[name][at] = values
+        opened = dev.st.open
+        i["rule_open"][at] = [("rule:" + m) in opened for m in keys] if opened else 0
         position = "lat" in keys and "lon" in keys
+        driver = profile.driver if profile is not None else None
         return _Layout(
             keys,
             _name(profile),

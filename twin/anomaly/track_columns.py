@@ -26,18 +26,46 @@ LAYERS = ("level", "rate", "drift", "flatline")
 """The metric layers whose open episode each row flags (thresholds are rare: kept per twin)."""
 
 
+GROWTH = 1.25
+"""How much the columns grow when full: little headroom at a million twins, and a row is
+copied a handful of times over the life of the process."""
+_FIELD_AT = {name: at for at, name in enumerate(Track.__struct_fields__)}
+_ORDER = [(FLOAT_FIELDS + INT_FIELDS).index(n) for n in Track.__struct_fields__]
+"""A row's values in the order of Track's fields, from the floats followed by the ints."""
+
+
 class TrackColumns:
-    """Grows by doubling; rows are never moved, so a row number is a stable handle."""
+    """Rows are never moved, so a row number is a stable handle.
+
+    Tracks loaded from snapshots wait in a list and go into the columns together the next time
+    the columns are read (a restart restores thousands of twins per batch, and one numpy
+    assignment per field of them all costs what a few scalar stores of one row do).
+    """
 
     def __init__(self, capacity: int = 1024) -> None:
         self.size = 0
         self._capacity = 0
-        self.f: dict[str, np.ndarray] = {}
-        self.i: dict[str, np.ndarray] = {}
+        self._f: dict[str, np.ndarray] = {}
+        self._i: dict[str, np.ndarray] = {}
         self.open: dict[str, np.ndarray] = {}
         self.episodes: dict[tuple[str, int], Episode] = {}
         """(layer, row) → the open episode: few at any time, so kept apart from the columns."""
+        self._pending: list[tuple[int, Track]] = []
         self._grow(capacity)
+
+    @property
+    def f(self) -> dict[str, np.ndarray]:
+        """The float columns by field name."""
+        if self._pending:
+            self._settle()
+        return self._f
+
+    @property
+    def i(self) -> dict[str, np.ndarray]:
+        """The integer and flag columns by field name."""
+        if self._pending:
+            self._settle()
+        return self._i
 
     def _grow(self, capacity: int) -> None:
         def grown(old: np.ndarray | None, dtype: type) -> np.ndarray:
@@ -46,35 +74,50 @@ class TrackColumns:
                 new[: self._capacity] = old
             return new
 
-        for name in FLOAT_FIELDS:
-            self.f[name] = grown(self.f.get(name), np.float64)
+        for name in FLOAT_FIELDS + PLAN_FLOATS:
+            self._f[name] = grown(self._f.get(name), np.float64)
         for name in INT_FIELDS:
-            self.i[name] = grown(self.i.get(name), np.int64)
-        for name in PLAN_FLOATS:
-            self.f[name] = grown(self.f.get(name), np.float64)
+            self._i[name] = grown(self._i.get(name), np.int64)
         for name in PLAN_FLAGS:
-            self.i[name] = grown(self.i.get(name), np.int8)
+            self._i[name] = grown(self._i.get(name), np.int8)
         for layer in LAYERS:
             self.open[layer] = grown(self.open.get(layer), np.bool_)
         self._capacity = capacity
 
     def add(self) -> int:
         if self.size == self._capacity:
-            self._grow(self._capacity * 2)
+            self._grow(max(self._capacity + 1024, int(self._capacity * GROWTH)))
         row = self.size
         self.size += 1
         return row
 
     def load(self, row: int, track: Track) -> None:
+        """The row takes the track's values (once the columns are next read)."""
+        self._pending.append((row, track))
+
+    def _settle(self) -> None:
+        pending, self._pending = self._pending, []
+        rows = np.fromiter((row for row, _ in pending), dtype=np.int64, count=len(pending))
+        astuple = msgspec.structs.astuple
+        # the integer fields are counts and millisecond times, exact as float64 (below 2**53)
+        values = np.array([astuple(track) for _, track in pending], dtype=np.float64)
         for name in FLOAT_FIELDS:
-            self.f[name][row] = getattr(track, name)
+            self._f[name][rows] = values[:, _FIELD_AT[name]]
         for name in INT_FIELDS:
-            self.i[name][row] = getattr(track, name)
+            self._i[name][rows] = values[:, _FIELD_AT[name]]
 
     def track(self, row: int) -> Track:
-        values: dict[str, float | int] = {n: float(self.f[n][row]) for n in FLOAT_FIELDS}
-        values.update({n: int(self.i[n][row]) for n in INT_FIELDS})
-        return Track(**values)  # type: ignore[arg-type]
+        return self.tracks([row])[0]
+
+    def tracks(self, rows: list[int]) -> list[Track]:
+        """The rows as scalar tracks, read one column at a time."""
+        at = np.asarray(rows, dtype=np.int64)
+        f, i = self.f, self.i
+        columns = [f[n][at].tolist() for n in FLOAT_FIELDS] + [
+            i[n][at].tolist() for n in INT_FIELDS
+        ]
+        ordered = [columns[k] for k in _ORDER]
+        return [Track(*values) for values in zip(*ordered, strict=True)]
 
     def load_episode(self, row: int, layer: str, ep: Episode) -> None:
         self.open[layer][row] = True
