@@ -95,7 +95,10 @@ class TwinProcessor:
             if self.detectors is not None:
                 state.detectors = self.detectors.adopt(device_id, state.detectors)
             return state, False
-        return TwinState(device_id=device_id), True
+        state = TwinState(device_id=device_id)
+        if self.detectors is not None:
+            state.detectors = self.detectors.adopt(device_id, state.detectors)
+        return state, True
 
     def restore(
         self, device_id: str, now_ms: int

@@ -12,6 +12,7 @@ which is the average of x per unit time over roughly the last τ of the device's
 from __future__ import annotations
 
 import math
+import struct
 
 import msgspec
 
@@ -32,10 +33,31 @@ RECENT_READINGS = 16
 """How many reading identities a twin keeps to recognise a reading delivered twice."""
 
 
+IDENTITY = struct.Struct("<q")
+"""A reading identity as the twin keeps it: 8 bytes, little-endian (a list of ints would take
+four times the memory, and a million twins keep 16 each)."""
+RECENT_BYTES = RECENT_READINGS * IDENTITY.size
+
+
 def reading_identity(reading: Reading) -> int:
     """The store's identity of a reading, ``(ts, seq or -1)``, as one int (ints and tuples of
     ints hash the same in every process)."""
     return hash((reading.ts_ms, -1 if reading.seq is None else reading.seq))
+
+
+def packed_identities(identities: list[int]) -> bytes:
+    """Identities as :attr:`TwinState.recent` holds them (newest last)."""
+    return b"".join(IDENTITY.pack(i) for i in identities[-RECENT_READINGS:])
+
+
+def holds_identity(recent: bytes, identity: int) -> bool:
+    packed = IDENTITY.pack(identity)
+    at = recent.find(packed)
+    while at >= 0:
+        if at % IDENTITY.size == 0:  # not the end of one identity and the start of the next
+            return True
+        at = recent.find(packed, at + 1)
+    return False
 
 
 class TwinState(msgspec.Struct, kw_only=True):
@@ -72,9 +94,11 @@ class TwinState(msgspec.Struct, kw_only=True):
     health: int = 100
     alerts: AlertState = msgspec.field(default_factory=AlertState)
     # bookkeeping
-    recent: list[int] = msgspec.field(default_factory=list)
-    """Identities of the newest readings (see :func:`reading_identity`): a reading delivered
-    twice close together (a publisher's resend, two sessions during a drain) counts once."""
+    recent: bytes | list[int] = b""
+    """Identities of the newest readings (see :func:`reading_identity`), packed as
+    :data:`IDENTITY` (a list of ints in snapshots of older releases, packed when decoded): a
+    reading delivered twice close together (a publisher's resend, two sessions during a
+    drain) counts once."""
     snapshot_ms: int = 0
     recs_mark: str = ""
     """The usage boundary at which maintenance recommendations were last asked for."""
@@ -114,13 +138,19 @@ class TwinState(msgspec.Struct, kw_only=True):
         Only a reading no newer than the newest one seen can be a repeat, so the common case
         (a reading newer than everything) costs one comparison.
         """
-        return reading.ts_ms <= self.last_seen_ms and reading_identity(reading) in self.recent
+        if reading.ts_ms > self.last_seen_ms:
+            return False
+        recent = self.recent
+        if type(recent) is not bytes:
+            recent = packed_identities(list(recent))
+        return holds_identity(recent, reading_identity(reading))
 
     def remember(self, reading: Reading) -> None:
         recent = self.recent
-        recent.append(reading_identity(reading))
-        if len(recent) > RECENT_READINGS:
-            del recent[0]
+        if type(recent) is not bytes:
+            recent = packed_identities(list(recent))
+        recent += IDENTITY.pack(reading_identity(reading))
+        self.recent = recent[-RECENT_BYTES:] if len(recent) > RECENT_BYTES else recent
 
     def apply(self, reading: Reading, profile: DeviceProfile) -> None:
         """Fold one valid reading into the state."""
@@ -236,4 +266,7 @@ def encode_state(state: TwinState) -> bytes:
 
 
 def decode_state(raw: bytes | str) -> TwinState:
-    return _decoder.decode(raw)
+    state = _decoder.decode(raw)
+    if type(state.recent) is not bytes:
+        state.recent = packed_identities(list(state.recent))
+    return state

@@ -7,6 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from twin.anomaly.device_rows import DeviceRows
 from twin.anomaly.state import Track
 from twin.anomaly.track_columns import TrackColumns
 
@@ -42,3 +43,19 @@ def test_rows_written_before_a_load_keep_their_values() -> None:
     assert cols.f["mean"][first].tolist() == [1.0, 2.0, 3.0]
     assert cols.tracks(later) == loaded
     assert cols.i["last_ts"][later].tolist() == [t.last_ts for t in loaded]
+
+
+def test_a_device_finds_each_metric_row_made_together_or_apart() -> None:
+    rows = DeviceRows()
+    for at, metric in enumerate(("speed", "rpm", "temp"), start=40):
+        rows.add(metric, at)
+    rows.add("fuel", 90)  # joined later, after other devices' rows
+    rows.add("oil", 43)  # right after the first three: still one run
+    assert [rows.get(m) for m in ("speed", "rpm", "temp", "oil", "fuel", "gps")] == [
+        40, 41, 42, 43, 90, None,
+    ]  # fmt: skip
+    assert dict(rows.items()) == {"speed": 40, "rpm": 41, "temp": 42, "oil": 43, "fuel": 90}
+    keys, span = rows.span(("speed", "rpm", "temp", "oil"))
+    assert keys is rows.metrics and span == range(40, 44)
+    assert rows.span(("rpm", "fuel", "speed")) == (("rpm", "fuel", "speed"), [41, 90, 40])
+    assert "fuel" in rows and "gps" not in rows

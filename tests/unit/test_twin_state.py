@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +21,14 @@ from twin.records import (
     Reading,
     Reason,
 )
-from twin.state import decode_state, encode_state
+from twin.state import (
+    IDENTITY,
+    RECENT_READINGS,
+    decode_state,
+    encode_state,
+    holds_identity,
+    reading_identity,
+)
 
 T0 = 1_763_683_200_000
 
@@ -239,3 +249,30 @@ def test_a_reading_delivered_twice_counts_once_and_late_new_ones_still_count():
     restored = decode_state(encode_state(state))  # the memory survives a snapshot
     _, again = run(p, restored, "m1", late)
     assert again.repeats == 1
+
+
+def test_a_twin_remembers_its_last_sixteen_readings_and_older_snapshots_still_count():
+    p = TwinProcessor()
+    sent = [reading("m1", T0 + k * 1000, seq=k, temperature_c=50.0) for k in range(20)]
+    state, _ = run(p, None, "m1", *sent)
+    assert len(state.recent) == RECENT_READINGS * 8
+    state, out = run(p, state, "m1", *sent[-RECENT_READINGS:], sent[0])
+    assert out.repeats == RECENT_READINGS and state.readings == 21  # the oldest is forgotten
+    older = encode_state(
+        state
+    ).replace(  # a snapshot of a release that kept a list of ints
+        b'"recent":"' + base64.b64encode(state.recent) + b'"',
+        b'"recent":' + json.dumps([reading_identity(r) for r in sent[-RECENT_READINGS:]]).encode(),
+    )
+    assert older != encode_state(state)
+    _, again = run(p, decode_state(older), "m1", sent[-1], sent[-RECENT_READINGS])
+    assert again.repeats == 2
+
+
+def test_an_identity_straddling_two_remembered_ones_is_not_a_repeat():
+    recent = IDENTITY.pack(12345) + IDENTITY.pack(-67890)
+    straddling = IDENTITY.unpack(recent[4:12])[0]  # the end of one and the start of the next
+    assert recent.find(IDENTITY.pack(straddling)) == 4
+    assert not holds_identity(recent, straddling)
+    assert holds_identity(recent, 12345) and holds_identity(recent, -67890)
+    assert holds_identity(recent + IDENTITY.pack(straddling), straddling)

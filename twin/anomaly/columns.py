@@ -22,6 +22,7 @@ from twin.anomaly.column_layers import RULES, Round, VectorLayers
 from twin.anomaly.column_plans import Plans
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, Observation
+from twin.anomaly.device_rows import DeviceRows
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Anomaly, Severity
 from twin.anomaly.state import DetectorState, Episode, Track
@@ -32,10 +33,10 @@ Item = tuple[str, DeviceProfile | None, int, Mapping[str, float]]
 """One reading: device id, its profile, device timestamp (ms), values."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Device:
     st: DetectorState
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: DeviceRows = field(default_factory=DeviceRows)
     """Metric → track row."""
     metric_open: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Episode key (``level:rpm``) → (layer, row) of the metric layers' open episodes."""
@@ -43,11 +44,11 @@ class _Device:
     """The rows of the metrics its last reading carried (most readings carry the same)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Layout:
     keys: tuple[str, ...]
     profile: str
-    rows: list[int]
+    rows: Sequence[int]
     lat: int | None
     """The rows of the position (when the reading carries both) and of the driver metric."""
     lon: int | None
@@ -110,7 +111,8 @@ class ColumnarDetectors:
             )
         )
         for metric, track in state.tracks.items():
-            row = dev.rows[metric] = self._new_row(metric)
+            row = self._new_row(metric)
+            dev.rows.add(metric, row)
             self.tracks.load(row, track)
         for key, ep in state.open.items():
             layer, _, metric = key.partition(":")
@@ -124,7 +126,9 @@ class ColumnarDetectors:
         """A twin's state in the scalar form (for its snapshot)."""
         dev = self._device(device_id)
         st = dev.st
-        tracks = dict(zip(dev.rows, self.tracks.tracks(list(dev.rows.values())), strict=True))
+        pairs = list(dev.rows.items())
+        found = self.tracks.tracks([row for _, row in pairs])
+        tracks = {metric: track for (metric, _), track in zip(pairs, found, strict=True)}
         opened: dict[str, Episode] = dict(st.open)
         for key, (layer, row) in dev.metric_open.items():
             ep = self.tracks.episode(row, layer)
@@ -287,15 +291,15 @@ class ColumnarDetectors:
         self, dev: _Device, profile: DeviceProfile | None, keys: tuple[str, ...]
     ) -> _Layout:
         """Rows for a reading's metrics (new tracks made), and what the profile says of each."""
-        rows = []
         for metric in keys:
-            row = dev.rows.get(metric)
-            if row is None:
-                row = dev.rows[metric] = self._new_row(metric)
-            rows.append(row)
-        at: slice | np.ndarray = np.asarray(rows, dtype=np.int64)
-        if rows and rows == list(range(rows[0], rows[0] + len(rows))):
-            at = slice(rows[0], rows[0] + len(rows))  # the usual case: tracks made together
+            if metric not in dev.rows:
+                dev.rows.add(metric, self._new_row(metric))
+        keys, rows = dev.rows.span(keys)
+        at: slice | np.ndarray
+        if type(rows) is range:  # the usual case: tracks made together
+            at = slice(rows.start, rows.stop)
+        else:
+            at = np.asarray(rows, dtype=np.int64)
         f, i = self.tracks.f, self.tracks.i
         for name, values in self._plans.of(profile, keys).items():
             (f if name in PLAN_FLOATS else i)[name][at] = values
