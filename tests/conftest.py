@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import psycopg
 import pytest
 import redis
 
+from flows.runtime import collector
 from storage.database import migrate
 from storage.embedded import free_port
 
@@ -279,3 +281,13 @@ def engine(engine_env: dict[str, str]) -> Iterator[EngineProcess]:
     yield proc
     if proc.proc is not None and proc.proc.poll() is None:
         proc.stop()
+
+
+@pytest.fixture
+def engine_collector() -> Iterator[None]:
+    """The garbage collector tuned as the engine tunes it, for benchmarks of the twin step."""
+    threshold = gc.get_threshold()
+    collector.off_the_hot_path()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)

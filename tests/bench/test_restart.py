@@ -41,7 +41,7 @@ def templates(n: int) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("twins", [100_000])
-def test_restart_restores_every_twin(pg_admin_url: str, twins: int) -> None:
+def test_restart_restores_every_twin(pg_admin_url: str, twins: int, engine_collector: None) -> None:
     shapes = templates(1_000)
     with fresh_database(pg_admin_url) as db:
         migrate(db)
@@ -71,6 +71,9 @@ def test_restart_restores_every_twin(pg_admin_url: str, twins: int) -> None:
     processor = TwinProcessor(detectors=Columns(FLEET), warm_states=warm).for_shard()
     started = time.perf_counter()
     restored = [processor.start(device_id)[0] for device_id in list(warm)]
+    bank = processor.detectors
+    assert isinstance(bank, Columns)
+    assert bank.columns.tracks.i["last_ts"].any()  # restored tracks are written on first read
     restore = time.perf_counter() - started
     after = rss_mib()
     print(

@@ -17,7 +17,6 @@ import time
 
 import pytest
 
-from flows.runtime import collector
 from tests.bench.test_restart import rss_mib
 from tests.bench.test_twin_memory import reading, vehicle_twins
 from twin.alerts.book import RuleBook
@@ -44,15 +43,6 @@ def templates(n: int) -> list[tuple[str, bytes]]:
     devices = [f"tpl-{i:06d}" for i in range(n)]
     states = vehicle_twins(maker, devices, 20)
     return [(d, maker.snapshot(states[d], T0).state) for d in devices]
-
-
-@pytest.fixture
-def engine_collector():
-    threshold = gc.get_threshold()
-    collector.off_the_hot_path()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*threshold)
 
 
 @pytest.mark.parametrize("twins", [100_000, 1_000_000])

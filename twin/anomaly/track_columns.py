@@ -29,6 +29,9 @@ LAYERS = ("level", "rate", "drift", "flatline")
 GROWTH = 1.25
 """How much the columns grow when full: little headroom at a million twins, and a row is
 copied a handful of times over the life of the process."""
+SETTLE_AT = 16_384
+"""Restored tracks waiting beyond this many are written at once: a restart that restores every
+twin before reading any does not hold them all (and a tuple of each) at the same time."""
 _FIELD_AT = {name: at for at, name in enumerate(Track.__struct_fields__)}
 _ORDER = [(FLOAT_FIELDS + INT_FIELDS).index(n) for n in Track.__struct_fields__]
 """A row's values in the order of Track's fields, from the floats followed by the ints."""
@@ -93,7 +96,10 @@ class TrackColumns:
 
     def load(self, row: int, track: Track) -> None:
         """The row takes the track's values (once the columns are next read)."""
-        self._pending.append((row, track))
+        pending = self._pending
+        pending.append((row, track))
+        if len(pending) >= SETTLE_AT:
+            self._settle()
 
     def _settle(self) -> None:
         pending, self._pending = self._pending, []
