@@ -116,7 +116,8 @@ class Columns:
         return Columns(self.config)
 
     def adopt(self, device_id: str, st: DetectorState) -> DetectorState:
-        self.columns.load(device_id, st)
+        if st.readings or st.tracks or st.open or st.raised:  # not a twin that starts afresh
+            self.columns.load(device_id, st)
         return HELD_IN_COLUMNS
 
     def export(self, device_id: str, st: DetectorState) -> DetectorState:
