@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import struct
 import sys
+from typing import cast
 
 import msgspec
 
@@ -48,7 +49,7 @@ def reading_identity(reading: Reading) -> int:
 
 def packed_identities(identities: list[int]) -> bytes:
     """Identities as :attr:`TwinState.recent` holds them (newest last)."""
-    return b"".join(IDENTITY.pack(i) for i in identities[-RECENT_READINGS:])
+    return b"".join(map(IDENTITY.pack, identities[-RECENT_READINGS:]))
 
 
 def holds_identity(recent: bytes, identity: int) -> bool:
@@ -104,6 +105,10 @@ class TwinState(msgspec.Struct, kw_only=True):
     recs_mark: str = ""
     """The usage boundary at which maintenance recommendations were last asked for."""
 
+    def __post_init__(self) -> None:
+        if type(self.recent) is list:  # decoded from a snapshot of an older release
+            self.recent = packed_identities(self.recent)
+
     # -- derived figures -----------------------------------------------------------------
 
     @property
@@ -141,16 +146,10 @@ class TwinState(msgspec.Struct, kw_only=True):
         """
         if reading.ts_ms > self.last_seen_ms:
             return False
-        recent = self.recent
-        if type(recent) is not bytes:
-            recent = packed_identities(list(recent))
-        return holds_identity(recent, reading_identity(reading))
+        return holds_identity(cast(bytes, self.recent), reading_identity(reading))
 
     def remember(self, reading: Reading) -> None:
-        recent = self.recent
-        if type(recent) is not bytes:
-            recent = packed_identities(list(recent))
-        recent += IDENTITY.pack(reading_identity(reading))
+        recent = cast(bytes, self.recent) + IDENTITY.pack(reading_identity(reading))
         self.recent = recent[-RECENT_BYTES:] if len(recent) > RECENT_BYTES else recent
 
     def apply(self, reading: Reading, profile: DeviceProfile) -> None:
@@ -271,8 +270,6 @@ def decode_state(raw: bytes | str) -> TwinState:
     of its kind and profile shared with every other twin, and one int object for the
     latest-value times a reading set together (a million restored twins, 0.4 KiB each)."""
     state = _decoder.decode(raw)
-    if type(state.recent) is not bytes:
-        state.recent = packed_identities(list(state.recent))
     state.kind, state.profile = sys.intern(state.kind), sys.intern(state.profile)
     times = state.latest_ts
     if times:

@@ -116,9 +116,10 @@ class ColumnarDetectors:
             self.tracks.load(row, track)
         for key, ep in state.open.items():
             layer, _, metric = key.partition(":")
-            if layer in DETECTOR and metric in dev.rows:
-                self.tracks.load_episode(dev.rows[metric], layer, ep)
-                dev.metric_open[key] = (layer, dev.rows[metric])
+            held = dev.rows.get(metric) if layer in DETECTOR else None
+            if held is not None:
+                self.tracks.load_episode(held, layer, ep)
+                dev.metric_open[key] = (layer, held)
             else:
                 dev.st.open[key] = ep
 

@@ -112,9 +112,6 @@ class TrackColumns:
         for name in INT_FIELDS:
             self._i[name][rows] = values[:, _FIELD_AT[name]]
 
-    def track(self, row: int) -> Track:
-        return self.tracks([row])[0]
-
     def tracks(self, rows: list[int]) -> list[Track]:
         """The rows as scalar tracks, read one column at a time."""
         at = np.asarray(rows, dtype=np.int64)
