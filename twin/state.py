@@ -21,6 +21,7 @@ import msgspec
 from twin.alerts.lifecycle import AlertEngine, AlertState
 from twin.anomaly.detectors import DetectorState
 from twin.clock import MS_PER_DAY, MS_PER_HOUR
+from twin.latest import Latest
 from twin.profiles import GENERIC, MACHINE, VEHICLE, DeviceProfile
 from twin.records import Reading
 
@@ -78,8 +79,11 @@ class TwinState(msgspec.Struct, kw_only=True):
     late: int = 0  # readings older than the newest value of every metric they carried
     events: int = 0
     last_event: str | None = None
-    latest: dict[str, float] = msgspec.field(default_factory=dict)
-    latest_ts: dict[str, int] = msgspec.field(default_factory=dict)
+    latest: Latest = msgspec.field(default_factory=Latest)
+    """The newest value of each metric (in a snapshot: metric → value)."""
+    latest_ts: dict[str, int] | None = None
+    """In a snapshot only: metric → the device time of its newest value (held in
+    :attr:`latest` once decoded)."""
     # vehicle usage
     odometer_km: float | None = None
     odometer_ts_ms: int = 0
@@ -108,6 +112,9 @@ class TwinState(msgspec.Struct, kw_only=True):
     def __post_init__(self) -> None:
         if type(self.recent) is list:  # decoded from a snapshot of an older release
             self.recent = packed_identities(self.recent)
+        if self.latest_ts is not None:  # decoded from a snapshot
+            self.latest.set_times(self.latest_ts)
+            self.latest_ts = None
 
     # -- derived figures -----------------------------------------------------------------
 
@@ -162,14 +169,7 @@ class TwinState(msgspec.Struct, kw_only=True):
             self.last_seen_ms = ts
         if reading.received_ms > self.last_arrival_ms:
             self.last_arrival_ms = reading.received_ms
-        latest, latest_ts = self.latest, self.latest_ts
-        moved = False
-        for name, value in reading.values.items():
-            if ts >= latest_ts.get(name, 0):
-                latest[name] = value
-                latest_ts[name] = ts
-                moved = True
-        if not moved:
+        if not self.latest.update(reading.values, ts):
             self.late += 1
         kind = profile.kind
         if kind == VEHICLE:
@@ -220,7 +220,7 @@ class TwinState(msgspec.Struct, kw_only=True):
         """The fields of the ``twin:{device_id}`` hash in Redis (``status``: ``online``, or
         ``silent`` once the device has gone quiet for longer than it usually does;
         ``anomalies_open`` from the detectors, which may hold the twin's state elsewhere)."""
-        view: dict[str, str | int | float] = dict(self.latest)
+        view: dict[str, str | int | float] = self.latest.as_dict()  # type: ignore[assignment]
         view.update(
             device_id=self.device_id,
             kind=self.kind,
@@ -257,23 +257,33 @@ class TwinState(msgspec.Struct, kw_only=True):
         return float(lat), float(lon)
 
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(TwinState)
+def _to_builtin(obj: object) -> object:
+    if type(obj) is Latest:
+        return obj.as_dict()
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+def _from_builtin(kind: type, obj: object) -> object:
+    if kind is Latest and isinstance(obj, dict):
+        return Latest.of(obj, {})
+    raise NotImplementedError(f"cannot decode {kind.__name__}")
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_to_builtin)
+_decoder = msgspec.json.Decoder(TwinState, dec_hook=_from_builtin)
 
 
 def encode_state(state: TwinState) -> bytes:
-    return _encoder.encode(state)
+    """The snapshot: latest values and their times as two maps of metric → value."""
+    fields = msgspec.structs.asdict(state)
+    fields["latest_ts"] = state.latest.times()
+    return _encoder.encode(fields)
 
 
 def decode_state(raw: bytes | str) -> TwinState:
     """A twin from its snapshot, taking no more memory than one that never left: the names
-    of its kind and profile shared with every other twin, and one int object for the
-    latest-value times a reading set together (a million restored twins, 0.4 KiB each)."""
+    of its kind and profile shared with every other twin (so are its metric names, see
+    :mod:`twin.latest`)."""
     state = _decoder.decode(raw)
     state.kind, state.profile = sys.intern(state.kind), sys.intern(state.profile)
-    times = state.latest_ts
-    if times:
-        shared: dict[int, int] = {}
-        for name, ts in times.items():
-            times[name] = shared.setdefault(ts, ts)
     return state

@@ -64,7 +64,7 @@ def test_latest_never_moves_backwards_with_out_of_order_readings():
     state, _ = run(p, None, "m1", reading("m1", T0 + 2000, temperature_c=50.0))
     state, out = run(p, state, "m1", reading("m1", T0 + 1000, temperature_c=40.0, rpm=10.0))
     assert state.latest == {"temperature_c": 50.0, "rpm": 10.0}
-    assert state.latest_ts["temperature_c"] == T0 + 2000
+    assert state.latest.time("temperature_c") == T0 + 2000
     assert state.last_seen_ms == T0 + 2000
     assert state.readings == 2 and state.late == 0
     # the late reading is still stored
@@ -207,7 +207,7 @@ def test_latest_is_the_value_with_the_newest_timestamp_in_any_arrival_order(pair
         state, _ = run(p, state, "d", reading("d", T0 + ts, x=value))
     newest = max(ts for ts, _ in pairs)
     assert state is not None
-    assert state.latest_ts["x"] == T0 + newest
+    assert state.latest.time("x") == T0 + newest
     assert state.latest["x"] in [v for ts, v in pairs if ts == newest]
     assert decode_state(encode_state(state)) == state
 
