@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as hs
 
 from twin.alerts.book import RuleBook
 from twin.alerts.defaults import BUILTIN_RULES
@@ -215,3 +217,52 @@ def test_a_limit_breach_is_one_alert_not_one_per_rule_type():
     # vibration has no threshold rule: its critical breach still alerts
     out = engine.on_anomalies(st, "p-1", "pump", T0 + 61_000, [breach("vibration_mm_s", 61)])
     assert [t.rule_id for t in out if t.transition == "opened"] == ["critical-anomaly"]
+
+
+def _judged_one_by_one(engine: AlertEngine, st: AlertState, ts_ms: int, values: dict) -> list:
+    """Every rule a reading judges through the full state machine, as a reference for the
+    short cut the engine takes for idle alerts with a reading short of every level."""
+    from twin.alerts.rules import Verdict, threshold
+
+    out: list[AlertTransition] = []
+    for rule in engine.book.applicable("car-1", "passenger_car"):
+        verdict = None
+        if rule.type == "threshold" and rule.metric in values:
+            tr = st.tracks.get(rule.id)
+            was = tr is not None and tr.phase in ("pending", "open")
+            verdict = threshold(rule, values[rule.metric], was)
+        elif rule.type == "no_data":
+            verdict = Verdict(False)
+        if verdict is not None:
+            engine._step(st, rule, "car-1", ts_ms, verdict, out)
+    return out
+
+
+COLD = Rule(id="cold", type="threshold", metric="coolant_temp_c", above=False,
+            levels=(Level(-20, "major"),), clear=-15.0, clear_s=5)  # fmt: skip
+SILENT = Rule(id="quiet", type="no_data", silence_s=10)
+
+
+@given(
+    hs.lists(
+        hs.tuples(
+            hs.integers(-3, 20),
+            hs.sampled_from([-30.0, -20.0, -17.0, 0.0, 90.0, 103.0, 105.0, 110.0, 120.0, None]),
+        ),
+        max_size=80,
+    )
+)
+def test_idle_alerts_skip_the_state_machine_with_the_same_result(steps):
+    rules = [OVERHEAT, COLD, SILENT]
+    fast, slow = AlertEngine(RuleBook(rules)), AlertEngine(RuleBook(rules))
+    a, b = AlertState(), AlertState()
+    ts = T0
+    for dt, temp in steps:
+        ts += dt * 1000  # now and then back in time: late readings change nothing
+        values = {} if temp is None else {"coolant_temp_c": temp}
+        got = fast.on_reading(a, "car-1", "passenger_car", ts, values)
+        if b.book_version != slow.book.version:
+            b.book_version = slow.book.version
+        want = _judged_one_by_one(slow, b, ts, values)
+        assert got == want
+        assert a.tracks == b.tracks

@@ -60,6 +60,19 @@ class AlertState(msgspec.Struct, kw_only=True, gc=False):
     """The rule book's version when the tracks were last checked against it."""
 
 
+_NOT_ACTIVE = Verdict(False)
+
+
+def _judged_idle(
+    tracks: dict[str, AlertTrack], rule_id: str, tr: AlertTrack | None, ts_ms: int
+) -> None:
+    """What the state machine does with a clear verdict on an idle alert: note the time."""
+    if tr is None:
+        tracks[rule_id] = AlertTrack(judged_ms=ts_ms)
+    elif ts_ms > tr.judged_ms:
+        tr.judged_ms = ts_ms
+
+
 class AlertEngine:
     def __init__(self, book: RuleBook) -> None:
         self.book = book
@@ -77,26 +90,37 @@ class AlertEngine:
         out: list[AlertTransition] = []
         if st.book_version != self.book.version:
             self._retire(st, device_id, profile, ts_ms, out)
-        rules = self.book.applicable(device_id, profile)
-        for rule in rules:
+        plan, tracks = self.book.reading_rules(device_id, profile), st.tracks
+        for rule, trip in plan.judged:
             verdict: Verdict | None = None
-            if rule.type == "threshold":
+            kind = rule.type
+            if kind == "threshold":
                 x = values.get(rule.metric)
-                if x is not None:
-                    tr = st.tracks.get(rule.id)
-                    was = tr is not None and tr.phase in ("pending", "open")
-                    verdict = threshold(rule, x, was)
-            elif rule.type == "rate":
+                if x is None:
+                    continue
+                tr = tracks.get(rule.id)
+                if tr is None or tr.phase == "idle":
+                    if not (x >= trip if rule.above else x <= trip):  # nearly every reading
+                        _judged_idle(tracks, rule.id, tr, ts_ms)
+                        continue
+                    verdict = threshold(rule, x, False)
+                else:
+                    verdict = threshold(rule, x, tr.phase in ("pending", "open"))
+            elif kind == "no_data":  # a reading: the device is not silent
+                tr = tracks.get(rule.id)
+                if tr is None or tr.phase == "idle":
+                    _judged_idle(tracks, rule.id, tr, ts_ms)
+                    continue
+                verdict = _NOT_ACTIVE
+            elif kind == "rate":
                 verdict = self._rate(st, rule, ts_ms, values)
-            elif rule.type == "geofence":
+            else:
                 lat, lon = values.get("lat"), values.get("lon")
                 if lat is not None and lon is not None:
                     verdict = geofence(rule, lat, lon)
-            elif rule.type == "no_data":
-                verdict = Verdict(False)  # a reading: the device is not silent
             if verdict is not None:
                 self._step(st, rule, device_id, ts_ms, verdict, out)
-        for metric in {r.metric for r in rules if r.type == "rate"}:
+        for metric in plan.rate_metrics:
             if metric in values:
                 st.previous[metric] = (values[metric], ts_ms)
         return out
