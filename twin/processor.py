@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 
 import msgspec
 
@@ -142,11 +142,9 @@ class TwinProcessor:
     ) -> list[tuple[TwinState, TwinOutput]]:
         """Every device's inbox of a batch (a device at most once); new state and output each."""
         steps = [self._apply(state, device_id, inbox) for state, device_id, inbox in work]
-        judged = self._judge(steps)
+        verdicts = iter(self._judge(steps))  # each step takes as many as it has readings
         finish = self._finish
-        return [
-            (step.state, finish(step, obs, now_ms)) for step, obs in zip(steps, judged, strict=True)
-        ]
+        return [(step.state, finish(step, verdicts, now_ms)) for step in steps]
 
     def _apply(self, state: TwinState | None, device_id: str, inbox: DeviceInbox) -> InboxStep:
         """The first pass: the inbox's items applied to the twin in order."""
@@ -169,30 +167,24 @@ class TwinProcessor:
         state.rejected += len(step.dead)
         return step
 
-    def _judge(self, steps: list[InboxStep]) -> list[list[Observation]]:
+    def _judge(self, steps: list[InboxStep]) -> list[Observation]:
         """The second pass: the detectors judge every accepted reading of the batch at once,
-        each scored before anything learns from it."""
+        each scored before anything learns from it (one verdict per reading, in order)."""
         bank = self.detectors
         if bank is None:
-            return [[] for _ in steps]
+            return []
         items: list[Item] = []
         states: list[DetectorState] = []
         for step in steps:
-            items += step.judged
-            states += [step.state.detectors] * len(step.judged)
-        observations = bank.observe_batch(items, states) if items else []
-        out, at = [], 0
-        for step in steps:
-            n = len(step.judged)
-            out.append(observations[at : at + n])
-            at += n
-        return out
+            if step.judged:
+                items += step.judged
+                states += [step.state.detectors] * len(step.judged)
+        return bank.observe_batch(items, states) if items else []
 
-    def _finish(self, step: InboxStep, observations: list[Observation], now_ms: int) -> TwinOutput:
+    def _finish(self, step: InboxStep, verdicts: Iterator[Observation], now_ms: int) -> TwinOutput:
         """The third pass: the alert rules follow the twin's readings and events in order,
         with the detectors' verdicts on each reading."""
         state, alerts, device_id = step.state, self.alerts, step.device_id
-        verdicts = iter(observations)
         for item, profile in step.script:
             if type(item) is Reading:
                 obs = next(verdicts, None)

@@ -204,17 +204,21 @@ class ColumnarDetectors:
                 self._metric_names.__getitem__,
             )
             self.layers.run(rnd, events, peaks)
-        for slot, (i, dev, eps) in enumerate(context):
-            device_id, profile, ts_ms, values = items[i]
-            was = positions.get(slot)
-            if was is not None and "lat" in values and "lon" in values:
-                self.scalar.position.judge(dev.st, was, values["lat"], values["lon"], ts_ms, eps)
-            peak = float(peaks[slot])
-            for ep in dev.st.open.values():
-                peak = max(peak, ep.score)
-            for layer, row in dev.metric_open.values():
-                peak = max(peak, self.tracks.episodes[(layer, row)].score)
+        for slot, peak in enumerate(peaks.tolist()):
+            i, dev, eps = context[slot]
+            if positions:
+                was = positions.get(slot)
+                if was is not None:
+                    _, _, ts_ms, values = items[i]
+                    if "lat" in values and "lon" in values:
+                        self.scalar.position.judge(dev.st, was, values["lat"], values["lon"],
+                                                   ts_ms, eps)  # fmt: skip
             flagged = bool(dev.st.open) or bool(dev.metric_open)
+            if flagged:  # rare: the peak of what is open
+                for ep in dev.st.open.values():
+                    peak = max(peak, ep.score)
+                for layer, row in dev.metric_open.values():
+                    peak = max(peak, self.tracks.episodes[(layer, row)].score)
             out[i] = Observation(eps.events, flagged, min(1.0, peak))
 
     def _episodes(self, dev: _Device, device_id: str) -> Episodes:
