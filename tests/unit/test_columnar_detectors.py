@@ -13,14 +13,27 @@ import pytest
 from simulators import scenario as scenarios
 from simulators.replay import read_series
 from simulators.traffic import Traffic, TrafficConfig
-from twin.anomaly.columns import ColumnarDetectors, Item, scalar_tracks_equal
+from twin.anomaly.columns import ColumnarDetectors, Item
 from twin.anomaly.config import FLEET, SKAB, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, DetectorState
 from twin.anomaly.records import Anomaly
+from twin.anomaly.state import Track, unpacked_state
 from twin.profiles import ProfileBook
 
 SKAB_DIR = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "skab" / "valve1"
 T0 = 1_790_000_000_000
+
+
+def scalar_tracks_equal(a: Track, b: Track, tolerance: float = 1e-9) -> bool:
+    """Two tracks hold the same state (floats within ``tolerance``, relative)."""
+    for name in Track.__struct_fields__:
+        va, vb = getattr(a, name), getattr(b, name)
+        if isinstance(va, float):
+            if not abs(va - vb) <= tolerance * max(1.0, abs(va), abs(vb)):
+                return False
+        elif va != vb:
+            return False
+    return True
 
 
 def _key(a: Anomaly) -> tuple[object, ...]:
@@ -49,7 +62,7 @@ def run_both(
             assert have.score == pytest.approx(want.score, abs=1e-9), where
             seen |= {a.detector for a in want.events}
     for device_id, st in states.items():
-        mine = columnar.state(device_id)
+        mine = unpacked_state(columnar.state(device_id))
         assert set(mine.tracks) == set(st.tracks)
         for metric, track in st.tracks.items():
             assert scalar_tracks_equal(track, mine.tracks[metric]), (device_id, metric)

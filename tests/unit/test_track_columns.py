@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 
+import msgspec
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from twin.anomaly.device_rows import DeviceRows
-from twin.anomaly.state import Track
+from twin.anomaly.state import DetectorState, Track, packed_rows, unpacked_rows, unpacked_state
 from twin.anomaly.track_columns import TrackColumns
 
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -19,14 +22,50 @@ TRACKS = st.builds(
 )  # fmt: skip
 
 
+def tracks_of(cols: TrackColumns, rows: list[int]) -> list[Track]:
+    """The rows as a snapshot packs them, unpacked as the scalar layers take them."""
+    names = tuple(str(r) for r in rows)
+    st = DetectorState(packed=packed_rows(cols.rows(rows)), packed_metrics=names)
+    return list(unpacked_state(st).tracks.values())
+
+
 @given(st.lists(TRACKS, min_size=1, max_size=40))
 def test_loaded_tracks_read_back_exactly(tracks: list[Track]) -> None:
     cols = TrackColumns(capacity=8)  # grows while rows wait to be written
     rows = [cols.add() for _ in tracks]
     for row, track in zip(rows, tracks, strict=True):
         cols.load(row, track)
-    assert cols.tracks(rows) == tracks
-    assert cols.tracks(rows[::-1]) == tracks[::-1]
+    assert tracks_of(cols, rows) == tracks
+    assert tracks_of(cols, rows[::-1]) == tracks[::-1]
+
+
+@given(st.lists(st.lists(TRACKS, min_size=1, max_size=12), min_size=1, max_size=8))
+def test_packed_blocks_and_single_tracks_load_together(devices: list[list[Track]]) -> None:
+    """Devices restored from packed snapshots and from older ones (a track at a time), in
+    any mix, wait together and are written at the next read."""
+    cols = TrackColumns(capacity=4)
+    placed = []
+    for k, tracks in enumerate(devices):
+        if k % 2:
+            rows = [cols.add() for _ in tracks]
+            for row, track in zip(rows, tracks, strict=True):
+                cols.load(row, track)
+        else:
+            packed = np.array([msgspec.structs.astuple(t) for t in tracks], dtype=np.float64)
+            st = DetectorState(packed=packed_rows(packed), packed_metrics=("m",) * len(tracks))
+            first = cols.add_block(len(tracks))
+            cols.load_block(first, unpacked_rows(st))
+            rows = list(range(first, first + len(tracks)))
+        placed.append((rows, tracks))
+    for rows, tracks in placed:
+        assert tracks_of(cols, rows) == tracks
+    assert cols.size == sum(len(t) for t in devices)
+
+
+def test_a_packed_snapshot_that_does_not_add_up_is_refused() -> None:
+    st = DetectorState(packed=b"\0" * 8 * 5, packed_metrics=("a",))
+    with pytest.raises(ValueError, match="5 numbers for 1 tracks"):
+        unpacked_rows(st)
 
 
 def test_rows_written_before_a_load_keep_their_values() -> None:
@@ -41,7 +80,7 @@ def test_rows_written_before_a_load_keep_their_values() -> None:
     for row, track in zip(later, loaded, strict=True):
         cols.load(row, track)
     assert cols.f["mean"][first].tolist() == [1.0, 2.0, 3.0]
-    assert cols.tracks(later) == loaded
+    assert tracks_of(cols, later) == loaded
     assert cols.i["last_ts"][later].tolist() == [t.last_ts for t in loaded]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
+import pytest
 
 from tests.unit.test_columnar_detectors import fleet
 from twin.alerts.book import RuleBook
@@ -14,10 +15,11 @@ from twin.alerts.lifecycle import AlertEngine
 from twin.anomaly.bank import Columns, TwinHeld
 from twin.anomaly.config import FLEET
 from twin.anomaly.detectors import AnomalyDetectors
+from twin.anomaly.state import unpacked_state
 from twin.processor import TwinProcessor, TwinSettings
 from twin.profiles import ProfileBook
 from twin.records import Attributes, DeviceEvent, DeviceInbox, Reading, TwinOutput
-from twin.state import TwinState, decode_state
+from twin.state import TwinState, decode_state, encode_state
 
 CONFIG = msgspec.structs.replace(FLEET, warmup_readings=40)
 SETTINGS = TwinSettings(snapshot_interval_ms=20_000)
@@ -66,7 +68,8 @@ def _comparable(out: TwinOutput) -> tuple[object, ...]:
     snapshot = None
     if out.snapshot is not None:
         state = decode_state(out.snapshot.state)
-        snapshot = (state.health, sorted(state.detectors.open), sorted(state.detectors.tracks),
+        snapshot = (state.health, sorted(state.detectors.open),
+                    sorted(unpacked_state(state.detectors).tracks),
                     state.detectors.readings, state.alerts)  # fmt: skip
     return (
         out.device_id,
@@ -92,9 +95,18 @@ def test_the_vectorised_twin_step_gives_the_scalar_outputs() -> None:
     assert any(o.live is not None and o.live["anomalies_open"] for o in scalar)
 
 
-def test_a_twin_restored_into_columns_carries_on_from_its_snapshot() -> None:
+def _older(raw: bytes) -> bytes:
+    """A snapshot as an older release wrote it: each track an array of numbers."""
+    state = decode_state(raw)
+    state.detectors = unpacked_state(state.detectors)
+    return encode_state(state)
+
+
+@pytest.mark.parametrize("written_by", ["this release", "an older release"])
+def test_a_twin_restored_into_columns_carries_on_from_its_snapshot(written_by: str) -> None:
     """A restart: snapshots of the scalar run's twins restore into a new shard's columns and
-    the rest of the stream gives the scalar outputs."""
+    the rest of the stream gives the scalar outputs (from packed tracks, or from the tracks
+    of an older release's snapshots)."""
     batches = _inboxes()
     half = len(batches) // 2
     scalar = _processor(TwinHeld(AnomalyDetectors(CONFIG)))
@@ -104,6 +116,10 @@ def test_a_twin_restored_into_columns_carries_on_from_its_snapshot() -> None:
         for state, out in scalar.process_batch(work, 1_790_000_000_000 + n * 5_000):
             states[out.device_id] = state
     warm = {d: scalar.snapshot(st, 0).state for d, st in states.items()}
+    assert any(decode_state(raw).detectors.packed for raw in warm.values())  # state was carried
+    if written_by == "an older release":
+        warm = {d: _older(raw) for d, raw in warm.items()}
+        assert all(not decode_state(raw).detectors.packed for raw in warm.values())
     restored = _processor(Columns(CONFIG), dict(warm)).for_shard()
     carried = _processor(TwinHeld(AnomalyDetectors(CONFIG)), dict(warm))
     for processor in (restored, carried):
@@ -115,4 +131,3 @@ def test_a_twin_restored_into_columns_carries_on_from_its_snapshot() -> None:
     rest = batches[half:]
     got, want = _run(restored, rest), _run(carried, rest)
     assert [_comparable(o) for o in got] == [_comparable(o) for o in want]
-    assert any(decode_state(raw).detectors.tracks for raw in warm.values())  # state was carried

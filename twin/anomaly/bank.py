@@ -20,7 +20,7 @@ from twin.anomaly.columns import ColumnarDetectors, Item
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.records import Anomaly
-from twin.anomaly.state import DetectorState
+from twin.anomaly.state import DetectorState, packed_state, unpacked_state
 
 
 class DetectorBank(Protocol):
@@ -70,10 +70,10 @@ class TwinHeld:
         return self
 
     def adopt(self, device_id: str, st: DetectorState) -> DetectorState:
-        return st
+        return unpacked_state(st)
 
     def export(self, device_id: str, st: DetectorState) -> DetectorState:
-        return st
+        return packed_state(st)
 
     def observe_batch(
         self, items: Sequence[Item], states: Sequence[DetectorState]
@@ -116,7 +116,7 @@ class Columns:
         return Columns(self.config)
 
     def adopt(self, device_id: str, st: DetectorState) -> DetectorState:
-        if st.readings or st.tracks or st.open or st.raised:  # not a twin that starts afresh
+        if st.readings or st.tracks or st.packed or st.open or st.raised:  # not a fresh twin
             self.columns.load(device_id, st)
         return HELD_IN_COLUMNS
 

@@ -19,13 +19,13 @@ import numpy as np
 
 from twin.anomaly.column_events import DETECTOR, RoundEvents
 from twin.anomaly.column_layers import RULES, Round, VectorLayers
-from twin.anomaly.column_plans import Plans
+from twin.anomaly.column_plans import PLAN_CACHE, Plans
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.device_rows import DeviceRows
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Anomaly, Severity
-from twin.anomaly.state import DetectorState, Episode, Track
+from twin.anomaly.state import DetectorState, Episode, packed_rows, unpacked_rows
 from twin.anomaly.track_columns import PLAN_FLOATS, TrackColumns
 from twin.profiles import DeviceProfile
 
@@ -88,6 +88,8 @@ class ColumnarDetectors:
         self._devices: dict[str, _Device] = {}
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
         self._plans = Plans(self.scalar)
+        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
+        """Each set of metric names restored, once (a million twins share a handful)."""
         self._metric_names: list[str] = []
         """Track row → its metric (rows are numbered in order and never reused)."""
         self.layers = VectorLayers(config, self.tracks)
@@ -110,7 +112,15 @@ class ColumnarDetectors:
                 raised=state.raised,
             )
         )
-        for metric, track in state.tracks.items():
+        if state.packed_metrics:  # a block of rows, written as one
+            metrics = self._names.setdefault(state.packed_metrics, state.packed_metrics)
+            if len(self._names) > PLAN_CACHE:
+                self._names.clear()  # devices that keep sending new sets of metrics
+            first = self.tracks.add_block(len(metrics))
+            self._metric_names += metrics
+            dev.rows.first, dev.rows.metrics = first, metrics
+            self.tracks.load_block(first, unpacked_rows(state))
+        for metric, track in state.tracks.items():  # a snapshot of an older release
             row = self._new_row(metric)
             dev.rows.add(metric, row)
             self.tracks.load(row, track)
@@ -124,20 +134,19 @@ class ColumnarDetectors:
                 dev.st.open[key] = ep
 
     def state(self, device_id: str) -> DetectorState:
-        """A twin's state in the scalar form (for its snapshot)."""
+        """A twin's state as its snapshot holds it (tracks packed)."""
         dev = self._device(device_id)
         st = dev.st
         pairs = list(dev.rows.items())
-        found = self.tracks.tracks([row for _, row in pairs])
-        tracks = {metric: track for (metric, _), track in zip(pairs, found, strict=True)}
+        rows = self.tracks.rows([row for _, row in pairs])
         opened: dict[str, Episode] = dict(st.open)
         for key, (layer, row) in dev.metric_open.items():
             ep = self.tracks.episode(row, layer)
             assert ep is not None
             opened[key] = msgspec.structs.replace(ep)
-        return DetectorState(tracks=tracks, open=opened, last_ts=st.last_ts,
-                             interval_ms=st.interval_ms, readings=st.readings,
-                             raised=st.raised)  # fmt: skip
+        return DetectorState(open=opened, last_ts=st.last_ts, interval_ms=st.interval_ms,
+                             readings=st.readings, raised=st.raised, packed=packed_rows(rows),
+                             packed_metrics=tuple(m for m, _ in pairs))  # fmt: skip
 
     def check_silence(self, device_id: str, now_ms: int) -> list[Anomaly]:
         return self.scalar.check_silence(self._device(device_id).st, device_id, now_ms)
@@ -383,17 +392,3 @@ class ColumnarDetectors:
         driven = at_rest[slot] and not self.tracks.i["is_driver"][row]
         self.scalar.thresholds.judge(spec, metric, float(x[k]), ts_ms, eps, driven)
         self.tracks.i["rule_open"][row] = ("rule:" + metric) in dev.st.open
-
-    # -- the metric layers, vectorised ---------------------------------------------------
-
-
-def scalar_tracks_equal(a: Track, b: Track, tolerance: float = 1e-9) -> bool:
-    """Two tracks hold the same state (floats within ``tolerance``, relative)."""
-    for name in Track.__struct_fields__:
-        va, vb = getattr(a, name), getattr(b, name)
-        if isinstance(va, float):
-            if not abs(va - vb) <= tolerance * max(1.0, abs(va), abs(vb)):
-                return False
-        elif va != vb:
-            return False
-    return True

@@ -3,7 +3,10 @@ twin's snapshot. The detector layers hold none of it (only their hyperparameters
 
 from __future__ import annotations
 
+from typing import get_type_hints
+
 import msgspec
+import numpy as np
 
 
 class Track(msgspec.Struct, array_like=True, gc=False):
@@ -48,6 +51,10 @@ class Episode(msgspec.Struct, array_like=True, gc=False):
     hold: int = 0
 
 
+TRACK_FIELDS = len(Track.__struct_fields__)
+_INT_AT = [k for k, (f, t) in enumerate(get_type_hints(Track).items()) if t is int]
+
+
 class DetectorState(msgspec.Struct, kw_only=True, gc=False):
     tracks: dict[str, Track] = msgspec.field(default_factory=dict)
     open: dict[str, Episode] = msgspec.field(default_factory=dict)
@@ -55,3 +62,46 @@ class DetectorState(msgspec.Struct, kw_only=True, gc=False):
     interval_ms: float = 0.0
     readings: int = 0
     raised: int = 0
+    packed: bytes = b""
+    """In a snapshot: the tracks of :attr:`packed_metrics` as rows of little-endian float64,
+    :class:`Track`'s fields in order (counts and millisecond times are exact as float64).
+    Base64 in the JSON, about as long as the numbers as text, but decoded without parsing
+    two hundred numbers per twin (:func:`packed_state`, :func:`unpacked_state`)."""
+    packed_metrics: tuple[str, ...] = ()
+
+
+def packed_rows(rows: np.ndarray) -> bytes:
+    """Track rows (one per metric, :class:`Track`'s fields as float64) as a snapshot packs
+    them."""
+    return np.ascontiguousarray(rows, dtype="<f8").tobytes()
+
+
+def packed_state(st: DetectorState) -> DetectorState:
+    """The state as a snapshot holds it: its tracks packed."""
+    if not st.tracks:
+        return st
+    rows = np.array([msgspec.structs.astuple(t) for t in st.tracks.values()], dtype=np.float64)
+    return msgspec.structs.replace(st, tracks={}, packed=packed_rows(rows),
+                                   packed_metrics=tuple(st.tracks))  # fmt: skip
+
+
+def unpacked_rows(st: DetectorState) -> np.ndarray:
+    """The packed tracks as a float64 array, a row per metric."""
+    rows = np.frombuffer(st.packed, dtype="<f8")
+    if rows.size != len(st.packed_metrics) * TRACK_FIELDS:
+        raise ValueError(
+            f"a snapshot packs {rows.size} numbers for {len(st.packed_metrics)} tracks"
+        )
+    return rows.reshape(len(st.packed_metrics), TRACK_FIELDS)
+
+
+def unpacked_state(st: DetectorState) -> DetectorState:
+    """The state with its packed tracks as :class:`Track` objects (the scalar layers')."""
+    if not st.packed_metrics:
+        return st
+    tracks = dict(st.tracks)
+    for metric, row in zip(st.packed_metrics, unpacked_rows(st).tolist(), strict=True):
+        for k in _INT_AT:
+            row[k] = int(row[k])
+        tracks[metric] = Track(*row)
+    return msgspec.structs.replace(st, tracks=tracks, packed=b"", packed_metrics=())

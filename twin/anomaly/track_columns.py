@@ -33,8 +33,6 @@ SETTLE_AT = 16_384
 """Restored tracks waiting beyond this many are written at once: a restart that restores every
 twin before reading any does not hold them all (and a tuple of each) at the same time."""
 _FIELD_AT = {name: at for at, name in enumerate(Track.__struct_fields__)}
-_ORDER = [(FLOAT_FIELDS + INT_FIELDS).index(n) for n in Track.__struct_fields__]
-"""A row's values in the order of Track's fields, from the floats followed by the ints."""
 
 
 class TrackColumns:
@@ -54,19 +52,21 @@ class TrackColumns:
         self.episodes: dict[tuple[str, int], Episode] = {}
         """(layer, row) → the open episode: few at any time, so kept apart from the columns."""
         self._pending: list[tuple[int, Track]] = []
+        self._pending_blocks: list[tuple[int, np.ndarray]] = []
+        self._pending_rows = 0
         self._grow(capacity)
 
     @property
     def f(self) -> dict[str, np.ndarray]:
         """The float columns by field name."""
-        if self._pending:
+        if self._pending_rows:
             self._settle()
         return self._f
 
     @property
     def i(self) -> dict[str, np.ndarray]:
         """The integer and flag columns by field name."""
-        if self._pending:
+        if self._pending_rows:
             self._settle()
         return self._i
 
@@ -94,33 +94,59 @@ class TrackColumns:
         self.size += 1
         return row
 
+    def add_block(self, n: int) -> int:
+        """``n`` rows one after the other; the first one's number."""
+        if self.size + n > self._capacity:
+            self._grow(max(self.size + n, self._capacity + 1024, int(self._capacity * GROWTH)))
+        first = self.size
+        self.size += n
+        return first
+
     def load(self, row: int, track: Track) -> None:
         """The row takes the track's values (once the columns are next read)."""
-        pending = self._pending
-        pending.append((row, track))
-        if len(pending) >= SETTLE_AT:
+        self._pending.append((row, track))
+        self._pending_rows += 1
+        if self._pending_rows >= SETTLE_AT:
+            self._settle()
+
+    def load_block(self, first: int, rows: np.ndarray) -> None:
+        """Rows ``first``, ``first + 1``, ... take the values of ``rows`` (a row per track,
+        :class:`Track`'s fields in order, as a snapshot packs them)."""
+        self._pending_blocks.append((first, rows))
+        self._pending_rows += len(rows)
+        if self._pending_rows >= SETTLE_AT:
             self._settle()
 
     def _settle(self) -> None:
         pending, self._pending = self._pending, []
-        rows = np.fromiter((row for row, _ in pending), dtype=np.int64, count=len(pending))
-        astuple = msgspec.structs.astuple
-        # the integer fields are counts and millisecond times, exact as float64 (below 2**53)
-        values = np.array([astuple(track) for _, track in pending], dtype=np.float64)
+        blocks, self._pending_blocks = self._pending_blocks, []
+        self._pending_rows = 0
+        parts = [np.concatenate([r for _, r in blocks])] if blocks else []
+        at = [np.concatenate([np.arange(f, f + len(r)) for f, r in blocks])] if blocks else []
+        if pending:
+            at.append(np.fromiter((row for row, _ in pending), dtype=np.int64,
+                                  count=len(pending)))  # fmt: skip
+            astuple = msgspec.structs.astuple
+            # the integer fields are counts and millisecond times, exact as float64 (< 2**53)
+            parts.append(np.array([astuple(track) for _, track in pending], dtype=np.float64))
+        rows = np.concatenate(at) if len(at) > 1 else at[0]
+        values = np.concatenate(parts) if len(parts) > 1 else parts[0]
         for name in FLOAT_FIELDS:
             self._f[name][rows] = values[:, _FIELD_AT[name]]
         for name in INT_FIELDS:
             self._i[name][rows] = values[:, _FIELD_AT[name]]
 
-    def tracks(self, rows: list[int]) -> list[Track]:
-        """The rows as scalar tracks, read one column at a time."""
+    def rows(self, rows: list[int]) -> np.ndarray:
+        """The rows as a snapshot packs them: a row per track, :class:`Track`'s fields in
+        order, as float64."""
         at = np.asarray(rows, dtype=np.int64)
         f, i = self.f, self.i
-        columns = [f[n][at].tolist() for n in FLOAT_FIELDS] + [
-            i[n][at].tolist() for n in INT_FIELDS
-        ]
-        ordered = [columns[k] for k in _ORDER]
-        return [Track(*values) for values in zip(*ordered, strict=True)]
+        out = np.empty((len(at), len(_FIELD_AT)), dtype=np.float64)
+        for name in FLOAT_FIELDS:
+            out[:, _FIELD_AT[name]] = f[name][at]
+        for name in INT_FIELDS:
+            out[:, _FIELD_AT[name]] = i[name][at]
+        return out
 
     def load_episode(self, row: int, layer: str, ep: Episode) -> None:
         self.open[layer][row] = True
