@@ -118,7 +118,7 @@ class ColumnarDetectors:
                 self._names.clear()  # devices that keep sending new sets of metrics
             first = self.tracks.add_block(len(metrics))
             self._metric_names += metrics
-            dev.rows.first, dev.rows.metrics = first, metrics
+            dev.rows.take_block(first, metrics)
             self.tracks.load_block(first, unpacked_rows(state))
         for metric, track in state.tracks.items():  # a snapshot of an older release
             row = self._new_row(metric)

@@ -36,6 +36,11 @@ class DeviceRows:
     def __contains__(self, metric: str) -> bool:
         return self.get(metric) is not None
 
+    def take_block(self, first: int, metrics: tuple[str, ...]) -> None:
+        """Rows ``first``, ``first + 1``, ... for ``metrics`` (a device without rows yet)."""
+        assert not self.metrics and self.apart is None
+        self.first, self.metrics = first, metrics
+
     def add(self, metric: str, row: int) -> None:
         """A new metric's row (the metric has none yet)."""
         if not self.metrics:
