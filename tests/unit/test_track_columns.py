@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from twin.anomaly.device_rows import DeviceRows
 from twin.anomaly.state import DetectorState, Track, packed_rows, unpacked_rows, unpacked_state
-from twin.anomaly.track_columns import TrackColumns
+from twin.anomaly.track_columns import COUNT_MAX, TrackColumns, counted
 
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)
-COUNTS = st.integers(min_value=0, max_value=2**53)
+COUNTS = st.integers(min_value=0, max_value=COUNT_MAX)
 TRACKS = st.builds(
-    Track, n=COUNTS, mean=FLOATS, var=FLOATS, last=FLOATS, last_ts=COUNTS, rn=COUNTS,
+    Track, n=COUNTS, mean=FLOATS, var=FLOATS, last=FLOATS, last_ts=st.integers(0, 2**53), rn=COUNTS,
     rmean=FLOATS, same=COUNTS, level_run=COUNTS, rate_run=COUNTS, cxy=FLOATS, res=FLOATS,
 )  # fmt: skip
 
@@ -98,3 +98,15 @@ def test_a_device_finds_each_metric_row_made_together_or_apart() -> None:
     assert keys is rows.metrics and span == range(40, 44)
     assert rows.span(("rpm", "fuel", "speed")) == (("rpm", "fuel", "speed"), [41, 90, 40])
     assert "fuel" in rows and "gps" not in rows
+
+
+def test_counts_saturate_instead_of_wrapping() -> None:
+    """Counts live in 32 bits: one restored beyond them, or one that keeps counting, stops at
+    the largest (the layers compare counts with limits of a few hundred)."""
+    cols = TrackColumns(capacity=4)
+    rows = [cols.add() for _ in range(3)]
+    for row, n in zip(rows, [2**40, COUNT_MAX, 7], strict=True):
+        cols.load(row, Track(n=n, same=n, last_ts=2**41 + n))
+    assert cols.i["n"][rows].tolist() == [COUNT_MAX, COUNT_MAX, 7]
+    assert cols.i["last_ts"][rows].tolist() == [2**41 + 2**40, 2**41 + COUNT_MAX, 2**41 + 7]
+    assert counted(cols.i["same"][rows]).tolist() == [COUNT_MAX, COUNT_MAX, 8]

@@ -12,7 +12,7 @@ import numpy as np
 from twin.anomaly.column_events import RoundEvents
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.records import Severity
-from twin.anomaly.track_columns import TrackColumns
+from twin.anomaly.track_columns import TrackColumns, counted
 
 ALL, RATE, FALLING, RULES = 0, 1, 2, 3
 WATCH = {"all": ALL, "rate": RATE, "falling": FALLING, "rules": RULES}
@@ -198,7 +198,7 @@ class VectorLayers:
             return
         run = cols.i[run_field]
         cr = rows[closed]
-        run[cr] = np.where(az[closed] > hi, run[cr] + 1, 0)
+        run[cr] = np.where(az[closed] > hi, counted(run[cr]), 0)
         opening = closed.copy()
         opening[closed] = (az[closed] > instant) | (run[cr] >= persist)
         for k in np.flatnonzero(opening):
@@ -251,12 +251,12 @@ class VectorLayers:
         rows = events.rows
         same = x == last
         count = cols.i["same"][rows]
-        count = np.where(has_prev, np.where(same, count + 1, 0), count)
+        count = np.where(has_prev, np.where(same, counted(count), 0), count)
         cols.i["same"][rows] = count
         changed = cols.f["changed"][rows]
         learn = has_prev & (count < cfg.flat_readings)
         step = np.where(same, 0.0, 1.0) - changed
-        changed = np.where(learn, changed + step / np.minimum(n + 1, 200), changed)
+        changed = np.where(learn, changed + step / (np.minimum(n, 199) + 1), changed)
         cols.f["changed"][rows] = changed
         is_open = cols.open["flatline"][rows]
         for k in np.flatnonzero(has_prev & is_open & ~same):
@@ -271,7 +271,7 @@ class VectorLayers:
 
     def _learn_rate(self, rows: np.ndarray, r: np.ndarray) -> None:
         cfg, f, i = self.config, self.tracks.f, self.tracks.i
-        rn = i["rn"][rows] + 1
+        rn = counted(i["rn"][rows])
         i["rn"][rows] = rn
         a = np.where(rn <= cfg.warmup_readings, 1.0 / rn, cfg.rate_alpha)
         rmean = f["rmean"][rows]
@@ -288,7 +288,7 @@ class VectorLayers:
         expected: np.ndarray,
     ) -> None:
         cfg, f, i = self.config, self.tracks.f, self.tracks.i
-        n = i["n"][rows] + 1
+        n = counted(i["n"][rows])
         i["n"][rows] = n
         # exact running moments while warming up, exponentially weighted afterwards
         a = np.where(n <= cfg.warmup_readings, 1.0 / n, cfg.alpha)

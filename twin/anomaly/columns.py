@@ -26,7 +26,7 @@ from twin.anomaly.device_rows import DeviceRows
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Anomaly, Severity
 from twin.anomaly.state import DetectorState, Episode, packed_rows, unpacked_rows
-from twin.anomaly.track_columns import PLAN_FLOATS, TrackColumns
+from twin.anomaly.track_columns import PLAN_FLOATS, TrackColumns, counted
 from twin.profiles import DeviceProfile
 
 Item = tuple[str, DeviceProfile | None, int, Mapping[str, float]]
@@ -354,7 +354,7 @@ class ColumnarDetectors:
         watch = i["watch"][rows]
         rules = keep & (watch == RULES)
         rr = rows[rules]
-        i["n"][rr] += 1
+        i["n"][rr] = counted(i["n"][rr])
         f["last"][rr] = x[rules]
         i["last_ts"][rr] = ts[rules]
         take = keep & ~rules

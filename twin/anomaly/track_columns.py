@@ -17,6 +17,19 @@ from twin.anomaly.state import Episode, Track
 FLOAT_FIELDS = ("mean", "var", "last", "rmean", "rvar", "changed", "mx", "vx", "cxy", "rv",
                 "up", "down", "res")  # fmt: skip
 INT_FIELDS = ("n", "last_ts", "rn", "same", "level_run", "rate_run")
+COUNT_FIELDS = ("n", "rn", "same", "level_run", "rate_run")
+"""Counts of readings, held in 32 bits (4 bytes a field saved on every row) and saturating at
+:data:`COUNT_MAX`: every layer compares them with limits of a few hundred at most, so a count
+that stops there judges exactly as one that goes on (a 100 Hz sensor reaches it in 248 days).
+"""
+COUNT_MAX = 2**31 - 1
+
+
+def counted(count: np.ndarray) -> np.ndarray:
+    """One more, saturating at :data:`COUNT_MAX`."""
+    return np.minimum(count, COUNT_MAX - 1) + 1
+
+
 PLAN_FLOATS = ("low", "high")
 """The band inside which no threshold of the row's metric can be crossed."""
 PLAN_FLAGS = ("watch", "has_spec", "special", "position", "is_driver", "rule_open")
@@ -80,7 +93,8 @@ class TrackColumns:
         for name in FLOAT_FIELDS + PLAN_FLOATS:
             self._f[name] = grown(self._f.get(name), np.float64)
         for name in INT_FIELDS:
-            self._i[name] = grown(self._i.get(name), np.int64)
+            dtype = np.int32 if name in COUNT_FIELDS else np.int64
+            self._i[name] = grown(self._i.get(name), dtype)
         for name in PLAN_FLAGS:
             self._i[name] = grown(self._i.get(name), np.int8)
         for layer in LAYERS:
@@ -134,7 +148,10 @@ class TrackColumns:
         for name in FLOAT_FIELDS:
             self._f[name][rows] = values[:, _FIELD_AT[name]]
         for name in INT_FIELDS:
-            self._i[name][rows] = values[:, _FIELD_AT[name]]
+            column = values[:, _FIELD_AT[name]]
+            if name in COUNT_FIELDS:
+                column = np.minimum(column, COUNT_MAX)
+            self._i[name][rows] = column
 
     def rows(self, rows: list[int]) -> np.ndarray:
         """The rows as a snapshot packs them: a row per track, :class:`Track`'s fields in
