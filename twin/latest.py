@@ -50,6 +50,12 @@ def _names_of(names: tuple[str, ...]) -> _Names:
     return found
 
 
+def shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The one copy of this tuple of metric names that twins share (a million restored twins
+    would otherwise hold a million copies of the same few)."""
+    return _names_of(names).names
+
+
 class Latest(Mapping[str, float]):
     """Metric → newest value (a read-only mapping), with :meth:`time` for when it was
     measured; :meth:`update` folds in a reading."""
@@ -63,12 +69,12 @@ class Latest(Mapping[str, float]):
         self._times = array("q")
 
     @classmethod
-    def of(cls, values: Mapping[str, float], times: Mapping[str, int]) -> Latest:
-        """From the two maps a snapshot holds (a metric without a time takes 0)."""
+    def of(cls, values: Mapping[str, float]) -> Latest:
+        """From a snapshot's map of metric → value, every time 0 until :meth:`set_times`."""
         latest = cls()
         latest._names = _names_of(tuple(values))
         latest._values = list(values.values())
-        latest._times = array("q", [times.get(name, 0) for name in values])
+        latest._times = array("q", bytes(8 * len(latest._values)))
         return latest
 
     def set_times(self, times: Mapping[str, int]) -> None:

@@ -265,7 +265,7 @@ def _to_builtin(obj: object) -> object:
 
 def _from_builtin(kind: type, obj: object) -> object:
     if kind is Latest and isinstance(obj, dict):
-        return Latest.of(obj, {})
+        return Latest.of(obj)
     raise NotImplementedError(f"cannot decode {kind.__name__}")
 
 

@@ -10,7 +10,7 @@ from twin.alerts.book import RuleBook
 from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.lifecycle import AlertEngine, AlertState
 from twin.alerts.records import AlertTransition
-from twin.alerts.rules import Level, Rule, inside_polygon
+from twin.alerts.rules import Level, Rule, Verdict, inside_polygon, threshold
 from twin.anomaly.records import Anomaly
 from twin.errors import ProfileError
 
@@ -222,8 +222,6 @@ def test_a_limit_breach_is_one_alert_not_one_per_rule_type():
 def _judged_one_by_one(engine: AlertEngine, st: AlertState, ts_ms: int, values: dict) -> list:
     """Every rule a reading judges through the full state machine, as a reference for the
     short cut the engine takes for idle alerts with a reading short of every level."""
-    from twin.alerts.rules import Verdict, threshold
-
     out: list[AlertTransition] = []
     for rule in engine.book.applicable("car-1", "passenger_car"):
         verdict = None

@@ -49,7 +49,9 @@ def test_latest_matches_two_dicts_in_any_order(readings):
     }
     assert latest.times() == times
     assert all(latest.time(m) == times.get(m) for m in METRICS)
-    assert Latest.of(values, times).as_dict() == values
+    restored = Latest.of(values)
+    restored.set_times(times)
+    assert restored.as_dict() == values and restored.times() == times
 
 
 @given(st.lists(reading, min_size=1, max_size=10))

@@ -19,7 +19,7 @@ import numpy as np
 
 from twin.anomaly.column_events import DETECTOR, RoundEvents
 from twin.anomaly.column_layers import RULES, Round, VectorLayers
-from twin.anomaly.column_plans import PLAN_CACHE, Plans
+from twin.anomaly.column_plans import Plans
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.device_rows import DeviceRows
@@ -27,6 +27,7 @@ from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Anomaly, Severity
 from twin.anomaly.state import DetectorState, Episode, packed_rows, unpacked_rows
 from twin.anomaly.track_columns import PLAN_FLOATS, TrackColumns, counted
+from twin.latest import shared_names
 from twin.profiles import DeviceProfile
 
 Item = tuple[str, DeviceProfile | None, int, Mapping[str, float]]
@@ -88,8 +89,6 @@ class ColumnarDetectors:
         self._devices: dict[str, _Device] = {}
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
         self._plans = Plans(self.scalar)
-        self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
-        """Each set of metric names restored, once (a million twins share a handful)."""
         self._metric_names: list[str] = []
         """Track row → its metric (rows are numbered in order and never reused)."""
         self.layers = VectorLayers(config, self.tracks)
@@ -113,9 +112,7 @@ class ColumnarDetectors:
             )
         )
         if state.packed_metrics:  # a block of rows, written as one
-            metrics = self._names.setdefault(state.packed_metrics, state.packed_metrics)
-            if len(self._names) > PLAN_CACHE:
-                self._names.clear()  # devices that keep sending new sets of metrics
+            metrics = shared_names(state.packed_metrics)
             first = self.tracks.add_block(len(metrics))
             self._metric_names += metrics
             dev.rows.take_block(first, metrics)

@@ -135,16 +135,15 @@ class TrackColumns:
         pending, self._pending = self._pending, []
         blocks, self._pending_blocks = self._pending_blocks, []
         self._pending_rows = 0
-        parts = [np.concatenate([r for _, r in blocks])] if blocks else []
-        at = [np.concatenate([np.arange(f, f + len(r)) for f, r in blocks])] if blocks else []
-        if pending:
+        at = [np.arange(first, first + len(block)) for first, block in blocks]
+        parts = [block for _, block in blocks]
+        if pending:  # from snapshots of older releases, a track at a time
             at.append(np.fromiter((row for row, _ in pending), dtype=np.int64,
                                   count=len(pending)))  # fmt: skip
             astuple = msgspec.structs.astuple
             # the integer fields are counts and millisecond times, exact as float64 (< 2**53)
             parts.append(np.array([astuple(track) for _, track in pending], dtype=np.float64))
-        rows = np.concatenate(at) if len(at) > 1 else at[0]
-        values = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        rows, values = np.concatenate(at), np.concatenate(parts)
         for name in FLOAT_FIELDS:
             self._f[name][rows] = values[:, _FIELD_AT[name]]
         for name in INT_FIELDS:
