@@ -324,6 +324,11 @@ def run(
     _start_jobs(settings, profiles, control)
     if settings.metrics_port:
         _serve_health(settings, source, process_id)
+    api = None
+    if settings.api == "on" and not process_id:  # process 0 of a cluster serves the API
+        from api.server import ApiThread
+
+        api = ApiThread(settings.api_config(), settings.api_host, settings.api_port).start()
     relay_stop = threading.Event()
     if processes > 1:  # messages committed by another process are acknowledged through here
         _start_relay(settings, source, process_id or 0, relay_stop)
@@ -341,6 +346,8 @@ def run(
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
     )
     relay_stop.set()
+    if api is not None:
+        api.stop()
     if install_signals:
         control.uninstall()
     log.info("engine stopped")

@@ -11,7 +11,7 @@ import msgspec
 import psycopg
 
 from twin.alerts.rules import SEVERITIES, Rule
-from twin.errors import AlertActionError, TwinstreamError
+from twin.errors import AlertActionError, TwinstreamError, UnknownItem
 
 _rule_decoder = msgspec.json.Decoder(Rule)
 
@@ -91,7 +91,7 @@ def set_rule_enabled(conn: psycopg.Connection, rule_id: str, enabled: bool) -> N
         (enabled, rule_id),
     )
     if cur.rowcount == 0:
-        raise AlertActionError(f"no alert rule {rule_id!r}")
+        raise UnknownItem(f"no alert rule {rule_id!r}")
     conn.commit()
 
 
@@ -100,7 +100,7 @@ def remove_rule(conn: psycopg.Connection, rule_id: str) -> bool:
     start). Returns True when the rule was deleted."""
     row = conn.execute("SELECT builtin FROM alert_rules WHERE id = %s", (rule_id,)).fetchone()
     if row is None:
-        raise AlertActionError(f"no alert rule {rule_id!r}")
+        raise UnknownItem(f"no alert rule {rule_id!r}")
     if row[0]:
         set_rule_enabled(conn, rule_id, False)
         return False
@@ -151,10 +151,14 @@ def list_alerts(
     device: str | None = None,
     severity: str | None = None,
     since: datetime | None = None,
+    rule: str | None = None,
     limit: int = 100,
 ) -> list[AlertRow]:
     where: list[str] = []
     args: list[Any] = []
+    if rule:
+        where.append("rule_id = %s")
+        args.append(rule)
     if status == "open":
         where.append("status <> 'resolved'")
     elif status:
@@ -182,7 +186,7 @@ def show_alert(conn: psycopg.Connection, alert_id: str) -> tuple[dict[str, Any],
     cur = conn.execute("SELECT * FROM alerts WHERE id = %s", (alert_id,))
     row = cur.fetchone()
     if row is None:
-        raise AlertActionError(f"no alert {alert_id!r}")
+        raise UnknownItem(f"no alert {alert_id!r}")
     names = [d.name for d in cur.description or ()]
     timeline = conn.execute(
         "SELECT at, transition, status, severity, by, note FROM alert_timeline "
@@ -212,7 +216,7 @@ def act(
         "SELECT status, severity FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)
     ).fetchone()
     if row is None:
-        raise AlertActionError(f"no alert {alert_id!r}")
+        raise UnknownItem(f"no alert {alert_id!r}")
     status, severity = row
     if status not in _ALLOWED[action]:
         raise AlertActionError(f"alert {alert_id} is {status}: cannot {action} it")

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from twin.alerts.rules import SEVERITIES
-from twin.errors import AlertActionError, ConfigurationError
+from twin.errors import ConfigurationError, UnknownItem
 
 CHANNELS = ("webhook", "slack", "email", "log")
 SEVERITY_ORDER = "ARRAY['info','warning','major','critical']"
@@ -100,7 +100,7 @@ def remove_route(conn: psycopg.Connection, route_id: str) -> None:
     """Remove a route; what it still had pending in the outbox is cancelled."""
     cur = conn.execute("DELETE FROM notification_routes WHERE id = %s", (route_id,))
     if cur.rowcount == 0:
-        raise AlertActionError(f"no route {route_id!r}")
+        raise UnknownItem(f"no route {route_id!r}")
     conn.execute(
         "UPDATE notification_outbox SET status = 'cancelled', done_at = now() "
         "WHERE route_id = %s AND status = 'pending'",

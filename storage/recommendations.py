@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from storage.reference import replacements
 from twin.clock import MS_PER_DAY
-from twin.errors import AlertActionError
+from twin.errors import AlertActionError, UnknownItem
 from twin.maintenance.recommend import DeviceFacts, Recommendation
 from twin.profiles import DeviceProfile, ProfileBook
 from twin.state import decode_state
@@ -259,7 +259,7 @@ def show(conn: psycopg.Connection, rec_id: int) -> dict[str, Any]:
     cur = conn.execute("SELECT * FROM part_recommendations WHERE id = %s", (rec_id,))
     row = cur.fetchone()
     if row is None:
-        raise AlertActionError(f"no recommendation {rec_id}")
+        raise UnknownItem(f"no recommendation {rec_id}")
     return dict(zip([d.name for d in cur.description or ()], row, strict=True))
 
 
@@ -279,7 +279,7 @@ def give_feedback(
         (rec_id,),
     ).fetchone()
     if row is None:
-        raise AlertActionError(f"no recommendation {rec_id}")
+        raise UnknownItem(f"no recommendation {rec_id}")
     device_id, part, status = row
     if status != "open":
         raise AlertActionError(f"recommendation {rec_id} is {status}: feedback was given")

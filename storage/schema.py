@@ -556,3 +556,19 @@ maintenance_reports = Table(
     Index("ix_maintenance_reports_day", "day", "report_type"),
     Index("ix_maintenance_reports_device", "device_id", "day"),
 )
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("digest", LargeBinary, nullable=False),
+    Column("created_at", TZ, nullable=False, server_default=NOW),
+    Column("last_used_at", TZ),
+    Column("revoked_at", TZ),
+    CheckConstraint("role IN ('viewer', 'operator', 'admin')", name="ck_api_keys_role"),
+    UniqueConstraint("digest", name="uq_api_keys_digest"),
+)
+"""Keys of the HTTP API: only a digest of each is kept (the key is shown once, when made)."""

@@ -268,6 +268,7 @@ def engine_env(
         TWIN_MQTT_CLIENT_ID=run_id,
         TWIN_MQTT_GROUP=run_id,
         TWIN_METRICS_PORT="0",
+        TWIN_API="off",  # the API tests turn it on, on a free port
         TWIN_SNAPSHOT_INTERVAL_S="1",
         TWIN_LOG_LEVEL="INFO",
         PYTHONPATH=str(ROOT),

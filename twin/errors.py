@@ -9,7 +9,8 @@ stream. Exceptions are kept for bugs and for configuration that cannot work::
      ├── StoreError               a store did not take a write
      │    ├── StoreUnavailable    it could not be reached (retried with backoff)
      │    └── StoreRejected       it refused the content (retrying will not change that)
-     ├── AlertActionError        an unknown alert, or a change its status does not allow
+     ├── AlertActionError        a change an alert's (or recommendation's) status does not allow
+     │    └── UnknownItem         no alert, recommendation, rule, route or key of that id
      └── DeliveryError           a notification receiver did not take a notification (retried)
 """
 
@@ -41,7 +42,11 @@ class StoreRejected(StoreError):
 
 
 class AlertActionError(TwinstreamError):
-    """An unknown alert or route, or a change its status does not allow."""
+    """A change an alert's or a recommendation's status does not allow."""
+
+
+class UnknownItem(AlertActionError):
+    """No alert, recommendation, rule, route or API key of that id (the API answers 404)."""
 
 
 class DeliveryError(TwinstreamError):

@@ -24,7 +24,7 @@ from storage.alert_store import (
 )
 from storage.database import connect_migrated
 from twin.alerts.rules import parse_rules
-from twin.errors import AlertActionError, ConfigurationError
+from twin.errors import ConfigurationError, UnknownItem
 
 
 def _since(text: str) -> datetime:
@@ -150,7 +150,7 @@ def _list_routes(conn: psycopg.Connection) -> None:
 def _test_route(conn: psycopg.Connection, route_id: str, settings: Settings) -> None:
     route = next((r for r in outbox.list_routes(conn) if r.id == route_id), None)
     if route is None:
-        raise AlertActionError(f"no route {route_id!r}")
+        raise UnknownItem(f"no route {route_id!r}")
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     sample = {
         "alert_id": f"test:{route.id}:{now_ms}",
@@ -201,7 +201,7 @@ def _rule(conn: psycopg.Connection, args: argparse.Namespace) -> int:
     if action == "show":
         found = next((r for r in stored_rules(conn) if r.id == args.id), None)
         if found is None:
-            raise AlertActionError(f"no alert rule {args.id!r}")
+            raise UnknownItem(f"no alert rule {args.id!r}")
         print(json.dumps(found.definition, indent=2, sort_keys=True))
         return 0
     if action == "set":

@@ -400,4 +400,41 @@ MAINTENANCE = (
     ),
 )
 
-ROOMS = (SERVE, DEMO, SIMULATE, EVALUATE, ALERTS, MAINTENANCE)
+API = (
+    Command(
+        "api",
+        "serve the HTTP API and the console alone (twin run serves them beside the engine)",
+        (
+            arg("--host", help="address to listen on (TWIN_API_HOST, 0.0.0.0)"),
+            arg("--port", type=port, help="port (TWIN_API_PORT, 8080)"),
+        ),
+        run="flows.cli.api:serve",
+    ),
+    Command(
+        "apikey",
+        "keys of the HTTP API: create, list, revoke",
+        run="flows.cli.api:run_apikey",
+        sub=(
+            Command(
+                "create",
+                "make a key and print it (the only time it is shown)",
+                (
+                    arg("--role", required=True, choices=("viewer", "operator", "admin")),
+                    arg("--name", required=True, help="who or what uses it"),
+                    arg("--json", action="store_true", help="print the key's record as JSON"),
+                ),
+            ),
+            Command(
+                "list",
+                "keys, by id (never the keys themselves)",
+                (
+                    arg("--revoked", action="store_true", help="revoked keys too"),
+                    arg("--json", action="store_true", help="print what the API returns"),
+                ),
+            ),
+            Command("revoke", "revoke a key", (arg("id", type=positive_int),)),
+        ),
+    ),
+)
+
+ROOMS = (SERVE, DEMO, SIMULATE, EVALUATE, ALERTS, MAINTENANCE, API)

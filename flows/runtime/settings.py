@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from api.config import ApiConfig
 from twin import defaults
 from twin.errors import ConfigurationError
 
@@ -69,6 +70,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "database_url": ("TWIN_DATABASE_URL", str),
     "redis_url": ("TWIN_REDIS_URL", str),
     "metrics_port": ("TWIN_METRICS_PORT", int),
+    "api": ("TWIN_API", str),
+    "api_host": ("TWIN_API_HOST", str),
+    "api_port": ("TWIN_API_PORT", int),
     "mqtt_ca_file": ("TWIN_MQTT_CA_FILE", str),
     "topic_prefix": ("TWIN_TOPIC_PREFIX", str),
     "mqtt_group": ("TWIN_MQTT_GROUP", str),
@@ -114,6 +118,9 @@ class Settings:
     database_url: str | None = None
     redis_url: str | None = None
     metrics_port: int = 9108  # 0 = no metrics endpoint
+    api: str = "on"  # "off": `twin run` serves no HTTP API (run `twin api` apart, or none)
+    api_host: str = "0.0.0.0"
+    api_port: int = 8080
     mqtt_ca_file: str | None = None
     topic_prefix: str = ""
     mqtt_group: str | None = None  # shared-subscription group; "" = plain; unset = plain alone,
@@ -211,6 +218,10 @@ class Settings:
             raise ConfigurationError("TWIN_DETECTOR_WARMUP must be 0 or more")
         if self.snapshot_interval_s <= 0 or self.epoch_interval_s <= 0:
             raise ConfigurationError("snapshot and epoch intervals must be positive")
+        if self.api not in ("on", "off"):
+            raise ConfigurationError("TWIN_API must be on or off")
+        if not 1 <= self.api_port <= 65535:
+            raise ConfigurationError("TWIN_API_PORT must be a port number")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigurationError("TWIN_METRICS_PORT must be a port number (0 = off)")
         if self.topic_prefix and not self.topic_prefix.endswith("/"):
@@ -229,6 +240,14 @@ class Settings:
         if not self.mqtt_url:
             raise ConfigurationError("TWIN_MQTT_URL is not set")
         return MqttEndpoint.parse(self.mqtt_url, self.mqtt_ca_file)
+
+    def api_config(self) -> ApiConfig:
+        """What the API needs of these settings."""
+        return ApiConfig(
+            database_url=self.require_database(),
+            redis_url=self.redis_url,
+            redis_prefix=self.redis_prefix,
+        )
 
     def require_database(self) -> str:
         if not self.database_url:

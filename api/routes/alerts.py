@@ -1,0 +1,111 @@
+"""``/alerts`` and ``/anomalies``: the inbox, one alert with its timeline, and what operators do
+with alerts (the same rules as ``twin alerts``: the acting key is named in the timeline)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, Field
+
+from api.auth import OPERATOR, VIEWER, acting
+from api.params import AlertId, Limit, moment
+from api.stores import Stores
+from storage import device_reads
+from storage.alert_store import act, list_alerts, show_alert
+from storage.api_keys import ApiKey
+
+router = APIRouter(tags=["alerts"])
+
+Severity = Literal["info", "warning", "major", "critical"]
+
+
+@router.get("/alerts", summary="alerts, newest first", dependencies=[VIEWER])
+def alerts(
+    request: Request,
+    status: Annotated[Literal["open", "new", "acknowledged", "resolved"] | None, Query()] = None,
+    device: Annotated[str | None, Query(max_length=64)] = None,
+    severity: Annotated[Severity | None, Query(description="this severity or worse")] = None,
+    rule: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[str | None, Query(description="RFC 3339: last seen at or after")] = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    stores: Stores = request.app.state.stores
+    after = moment(since, "since")
+    with stores.connection() as conn:
+        rows = list_alerts(
+            conn, status=status, device=device, severity=severity, since=after, rule=rule,
+            limit=limit,
+        )  # fmt: skip
+    return {"items": [dataclasses.asdict(r) for r in rows]}
+
+
+@router.get("/alerts/{alert_id}", summary="one alert and its timeline", dependencies=[VIEWER])
+def alert(request: Request, alert_id: AlertId) -> dict[str, Any]:
+    stores: Stores = request.app.state.stores
+    with stores.connection() as conn:
+        body, timeline = show_alert(conn, alert_id)
+    body["timeline"] = [
+        {"at": at, "transition": t, "status": s, "severity": sev, "by": by, "note": note}
+        for at, t, s, sev, by, note in timeline
+    ]
+    return body
+
+
+class Note(BaseModel):
+    note: str = Field(default="", max_length=2000)
+
+
+class Assignment(Note):
+    to: str = Field(min_length=1, max_length=200, description="who takes the alert")
+
+
+def _act(
+    request: Request, alert_id: str, action: str, key: ApiKey, note: str, to: str | None
+) -> dict[str, Any]:
+    stores: Stores = request.app.state.stores
+    with stores.connection() as conn:
+        status = act(conn, alert_id, action, acting(key), note, to)
+    return {"id": alert_id, "status": status}
+
+
+@router.post("/alerts/{alert_id}/ack", summary="acknowledge a new alert")
+def ack(
+    request: Request, alert_id: AlertId, body: Annotated[Note | None, Body()] = None,
+    key: ApiKey = OPERATOR,
+) -> dict[str, Any]:  # fmt: skip
+    return _act(request, alert_id, "ack", key, body.note if body else "", None)
+
+
+@router.post("/alerts/{alert_id}/assign", summary="assign an open alert to someone")
+def assign(
+    request: Request, alert_id: AlertId, body: Assignment, key: ApiKey = OPERATOR
+) -> dict[str, Any]:
+    return _act(request, alert_id, "assign", key, body.note, body.to)
+
+
+@router.post("/alerts/{alert_id}/resolve", summary="resolve an open alert")
+def resolve(
+    request: Request, alert_id: AlertId, body: Annotated[Note | None, Body()] = None,
+    key: ApiKey = OPERATOR,
+) -> dict[str, Any]:  # fmt: skip
+    return _act(request, alert_id, "resolve", key, body.note if body else "", None)
+
+
+@router.get("/anomalies", summary="anomaly episodes, newest first", dependencies=[VIEWER])
+def anomalies(
+    request: Request,
+    device: Annotated[str | None, Query(max_length=64)] = None,
+    open: Annotated[bool, Query(description="only episodes still open")] = False,
+    since: Annotated[str | None, Query(description="RFC 3339")] = None,
+    until: Annotated[str | None, Query(description="RFC 3339")] = None,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    stores: Stores = request.app.state.stores
+    start, end = moment(since, "since"), moment(until, "until")
+    with stores.connection() as conn:
+        rows = device_reads.anomalies(
+            conn, device=device, open_only=open, since=start, until=end, limit=limit
+        )
+    return {"items": [dataclasses.asdict(r) for r in rows]}

@@ -1,0 +1,42 @@
+"""The API's connections to the stores, opened at start and shared by its threads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from api.config import ApiConfig
+from api.key_cache import KeyCache
+from storage.database import psycopg_url
+from storage.live_reads import LiveReads
+
+
+class Stores:
+    def __init__(self, config: ApiConfig) -> None:
+        self.config = config
+        self.pool = ConnectionPool(
+            psycopg_url(config.database_url),
+            min_size=1,
+            max_size=config.pool_size,
+            open=False,
+            timeout=5,
+            kwargs={"connect_timeout": 5},
+        )
+        self.live = LiveReads(config.redis_url, config.redis_prefix) if config.redis_url else None
+        self.keys = KeyCache(config.key_cache_s)
+
+    def open(self) -> None:
+        self.pool.open(wait=False)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        with self.pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
+        if self.live is not None:
+            self.live.close()

@@ -1,0 +1,105 @@
+"""A small fleet written by the twin step and the real writers, for the API tests to read.
+
+Three devices over ten minutes of device time from a fixed start: a car that overheats (an
+alert, and with it a timeline), a healthy car in group ``north`` and a pump. Their outputs go
+through :class:`~storage.pg_writer.PgWriter` and :class:`~storage.live_store.LiveStore`, as the
+engine's sinks write them.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+import psycopg
+
+from storage import api_keys
+from storage.database import psycopg_url
+from storage.live_store import LiveStore
+from storage.pg_writer import PgWriter
+from twin.alerts.book import RuleBook
+from twin.alerts.defaults import BUILTIN_RULES
+from twin.alerts.lifecycle import AlertEngine
+from twin.processor import TwinProcessor
+from twin.profiles import ProfileBook
+from twin.records import Attributes, DeviceInbox, Reading
+
+T0 = 1_763_632_800_000  # 2025-11-20T10:00:00Z
+MINUTES = 10
+
+
+@dataclass
+class Fleet:
+    run: str
+    hot: str
+    cool: str
+    pump: str
+    keys: dict[str, str] = field(default_factory=dict)
+    """Role → a key of that role."""
+
+    @property
+    def devices(self) -> list[str]:
+        return [self.hot, self.cool, self.pump]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _inboxes(fleet: Fleet, second: int) -> list[DeviceInbox]:
+    ts = T0 + second * 1000
+    hot_c = 90.0 + min(30.0, second / 10)  # past 105 °C after 150 s, 120 °C from 300 s
+    car = {"speed_kmh": 50.0, "rpm": 2000.0, "fuel_level_pct": 60.0, "battery_v": 13.8,
+           "odometer_km": 1000 + second / 100, "lat": 52.5, "lon": 13.4}  # fmt: skip
+    items = [
+        (fleet.hot, {**car, "coolant_temp_c": hot_c}),
+        (fleet.cool, {**car, "coolant_temp_c": 88.0, "lat": 52.6}),
+        (fleet.pump, {"temperature_c": 55.0, "vibration_mm_s": 2.0, "load_pct": 70.0}),
+    ]
+    inboxes = []
+    for device, values in items:
+        inbound: list = [Reading(device, ts, values, ts, seq=second)]
+        if second == 0:
+            profile = "pump" if device == fleet.pump else "passenger_car"
+            attrs = {"profile": profile, "model": f"model-{device[-3:]}"}
+            if device == fleet.cool:
+                attrs["group"] = "north"
+            inbound.insert(0, Attributes(device, attrs, ts))
+        inboxes.append(DeviceInbox(device, inbound, len(inbound)))
+    return inboxes
+
+
+def write_fleet(database_url: str, redis_url: str, redis_prefix: str, run: str) -> Fleet:
+    fleet = Fleet(run, f"{run}-hot", f"{run}-cool", f"{run}-pump")
+    profiles = ProfileBook()
+    processor = TwinProcessor(profiles, alerts=AlertEngine(RuleBook(list(BUILTIN_RULES), profiles)))
+    writer, live = PgWriter(database_url), LiveStore(redis_url, prefix=redis_prefix, ttl_s=3600)
+    states: dict[str, object] = {}
+    for second in range(0, MINUTES * 60, 5):
+        outputs = []
+        for inbox in _inboxes(fleet, second):
+            state, out = processor.process(
+                states.get(inbox.device_id),
+                inbox.device_id,
+                inbox,
+                T0 + second * 1000,  # type: ignore[arg-type]
+            )
+            states[inbox.device_id] = state
+            outputs.append(out)
+        writer.write(outputs)
+        live.write(outputs)
+    writer.write([processor.final(s, T0 + MINUTES * 60_000) for s in states.values()])  # type: ignore[arg-type]
+    live.close()
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        for role in api_keys.ROLES:
+            _, fleet.keys[role] = api_keys.create(conn, f"{run} {role}", role)
+        conn.execute(
+            "INSERT INTO part_recommendations (device_id, part, name, category, rank, "
+            "base_confidence, final_confidence, wear, cost, critical, stock, reorder, reasoning, "
+            "model_version) VALUES (%s, 'BRK-PAD-F', 'Front brake pads', 'brakes', 1, 70, 72, "
+            "0.8, 120, true, 'in_stock', false, '[]', 'test')",
+            (fleet.hot,),
+        )
+    return fleet
