@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import problems
 from api.config import ApiConfig
-from api.routes import admin, alerts, devices, fleet, maintenance, twins
+from api.routes import admin, alerts, devices, fleet, maintenance, stream, twins
 from api.stores import Stores
 
 PREFIX = "/api/v1"
@@ -49,7 +49,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     )
     app.state.stores = stores
     problems.install(app)
-    for module in (devices, twins, alerts, maintenance, fleet, admin):
+    for module in (devices, twins, alerts, maintenance, fleet, stream, admin):
         app.include_router(module.router, prefix=PREFIX)
 
     @app.get("/healthz", tags=["health"], summary="the API answers (no key needed)")

@@ -27,6 +27,8 @@ class Stores:
         )
         self.live = LiveReads(config.redis_url, config.redis_prefix) if config.redis_url else None
         self.keys = KeyCache(config.key_cache_s)
+        self.streams = 0
+        """Live-push streams open now (they run on the server's event loop, one thread)."""
 
     def open(self) -> None:
         self.pool.open(wait=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
+import httpx
 import psycopg
 
 from storage import api_keys
@@ -24,6 +25,7 @@ from twin.processor import TwinProcessor
 from twin.profiles import ProfileBook
 from twin.records import Attributes, DeviceInbox, Reading
 
+PROBLEM = "application/problem+json"
 T0 = 1_763_632_800_000  # 2025-11-20T10:00:00Z
 MINUTES = 10
 
@@ -103,3 +105,15 @@ def write_fleet(database_url: str, redis_url: str, redis_prefix: str, run: str) 
             (fleet.hot,),
         )
     return fleet
+
+
+def auth(fleet: Fleet, role: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {fleet.keys[role]}"}
+
+
+def problem(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status and body["detail"]
+    return body

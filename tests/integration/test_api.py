@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -11,54 +9,12 @@ import psycopg
 import pytest
 import redis
 
-from api.config import ApiConfig
-from api.server import ApiThread
 from flows.jobs import rollups
 from storage import reports
 from storage.database import psycopg_url
-from tests.integration.api_fleet import MINUTES, T0, Fleet, free_port, write_fleet
+from tests.integration.api_fleet import MINUTES, T0, Fleet, auth, problem
 
 START = datetime.fromtimestamp(T0 / 1000, UTC)
-PROBLEM = "application/problem+json"
-
-
-@pytest.fixture(scope="module")
-def fleet_prefix() -> Iterator[str]:
-    yield f"api-{uuid.uuid4().hex[:8]}:"
-
-
-@pytest.fixture(scope="module")
-def fleet(database_url: str, redis_url: str, fleet_prefix: str) -> Iterator[Fleet]:
-    yield write_fleet(database_url, redis_url, fleet_prefix, f"api{uuid.uuid4().hex[:6]}")
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{fleet_prefix}*"))
-    if keys:
-        client.delete(*keys)
-
-
-@pytest.fixture(scope="module")
-def client(
-    database_url: str, redis_url: str, fleet_prefix: str, fleet: Fleet
-) -> Iterator[httpx.Client]:
-    """The API served by uvicorn on a free port, as ``twin run`` serves it."""
-    config = ApiConfig(database_url=database_url, redis_url=redis_url, redis_prefix=fleet_prefix)
-    server = ApiThread(config, "127.0.0.1", free_port()).start()
-    assert server.started
-    with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10) as http:
-        yield http
-    server.stop()
-
-
-def auth(fleet: Fleet, role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {fleet.keys[role]}"}
-
-
-def problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and body["detail"]
-    return body
 
 
 def test_health_needs_no_key_and_every_route_needs_one(client: httpx.Client, fleet: Fleet):

@@ -1,0 +1,130 @@
+"""Live push: twin updates and alert transitions as Server-Sent Events, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import httpx
+
+from api.config import ApiConfig
+from api.routes import stream
+from api.stores import Stores
+from storage.live_store import LiveStore
+from tests.integration.api_fleet import T0, Fleet, auth, problem
+from twin.alerts.records import AlertTransition
+from twin.records import TwinOutput
+
+
+def events(response: httpx.Response) -> Iterator[dict]:
+    """The events of an SSE response as they arrive (comments and retry lines skipped)."""
+    event: dict = {}
+    for line in response.iter_lines():
+        if not line:
+            if "event" in event:
+                yield event
+            event = {}
+        elif line.startswith(("id: ", "event: ")):
+            name, _, value = line.partition(": ")
+            event[name] = value
+        elif line.startswith("data: "):
+            event["data"] = json.loads(line[6:])
+
+
+def next_of(stream: Iterator[dict], kind: str, **match: object) -> dict:
+    for event in stream:
+        if event["event"] == kind and all(event["data"].get(k) == v for k, v in match.items()):
+            return event
+    raise AssertionError(f"the stream ended before a {kind} event")
+
+
+def change(redis_url: str, prefix: str, fleet: Fleet, speed: float, alert: str) -> None:
+    """What the engine's Redis sink writes for one batch: a new live view, a transition."""
+    now = T0 + 3_600_000
+    view = {"device_id": fleet.cool, "status": "online", "speed_kmh": speed, "updated_ms": now}
+    moved = AlertTransition(
+        alert_id=alert, device_id=fleet.cool, rule_id="battery-low", rule_type="threshold",
+        transition="opened", severity="warning", peak_severity="warning", occurrences=1,
+        first_seen_ms=now, last_seen_ms=now, at_ms=now,
+    )  # fmt: skip
+    out = TwinOutput(fleet.cool, [], [], [], live=view, alerts=[moved])
+    store = LiveStore(redis_url, prefix=prefix, ttl_s=3600)
+    store.write([out])
+    store.close()
+
+
+def test_twin_updates_and_alerts_arrive_and_resume(
+    client: httpx.Client, fleet: Fleet, redis_url: str, fleet_prefix: str
+):
+    viewer = auth(fleet, "viewer")
+    url = f"/api/v1/stream?devices={fleet.cool},{fleet.hot}&rate=10"
+    with client.stream("GET", url, headers=viewer) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        stream = events(response)
+        first = {next_of(stream, "twin")["data"]["device_id"] for _ in range(2)}
+        assert first == {fleet.cool, fleet.hot}  # each device's state as it is, first
+        change(redis_url, fleet_prefix, fleet, 77.5, f"{fleet.run}-a1")
+        written = time.monotonic()
+        alert = next_of(stream, "alert", alert_id=f"{fleet.run}-a1")
+        twin = next_of(stream, "twin", device_id=fleet.cool)
+        took = time.monotonic() - written
+    assert twin["data"]["speed_kmh"] == 77.5 and alert["data"]["transition"] == "opened"
+    assert took < 5, f"the change took {took:.1f} s to arrive"
+    seen = alert["id"]
+    change(redis_url, fleet_prefix, fleet, 78.0, f"{fleet.run}-a2")
+    resumed = {**viewer, "Last-Event-ID": seen}
+    with client.stream("GET", url, headers=resumed) as response:
+        again = next_of(events(response), "alert")
+    assert again["data"]["alert_id"] == f"{fleet.run}-a2"
+    assert [int(p) for p in again["id"].split("-")] > [int(p) for p in seen.split("-")]
+
+
+def test_fleet_stream_sends_summaries(client: httpx.Client, fleet: Fleet):
+    with client.stream("GET", "/api/v1/stream?devices=fleet", headers=auth(fleet, "viewer")) as r:
+        summary = next_of(events(r), "summary")
+    assert summary["data"]["by_status"].get("online", 0) >= 2
+
+
+def test_stream_inputs_are_checked(client: httpx.Client, fleet: Fleet):
+    viewer = auth(fleet, "viewer")
+    problem(client.get("/api/v1/stream?devices=bad%20id", headers=viewer), 400)
+    problem(client.get("/api/v1/stream?devices=" + ",".join(["d"] * 101), headers=viewer), 400)
+    problem(client.get(f"/api/v1/stream?devices={fleet.cool}&rate=0", headers=viewer), 422)
+    problem(client.get("/api/v1/stream", headers=viewer), 422)
+    bad_resume = {**viewer, "Last-Event-ID": "yesterday"}
+    problem(client.get(f"/api/v1/stream?devices={fleet.cool}", headers=bad_resume), 400)
+    problem(client.get(f"/api/v1/stream?devices={fleet.cool}"), 401)
+
+
+class _Connected:
+    """What the event generator asks of its request: the app's stores, and whether the
+    client went away (never, here: the client is only slow)."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.app = SimpleNamespace(state=SimpleNamespace(stores=stores))
+
+    async def is_disconnected(self) -> bool:
+        return False
+
+
+def test_a_client_that_stops_taking_events_is_dropped(
+    fleet: Fleet, redis_url: str, fleet_prefix: str, database_url: str, monkeypatch
+):
+    monkeypatch.setattr(stream, "SLOW_CLIENT_S", 0.2)
+    stores = Stores(ApiConfig(database_url, redis_url, fleet_prefix))
+    watch = stream.Watch(stores, [fleet.cool], 10.0, "0-0")  # every stored alert: plenty
+    request = _Connected(stores)
+
+    async def consume() -> tuple[int, bool]:
+        taken = 0
+        async for _ in stream._events(request, watch):  # type: ignore[arg-type]
+            taken += 1
+            await asyncio.sleep(0.3)  # the client's socket is full: each send waits
+        return taken, stores.streams == 0
+
+    taken, closed = asyncio.run(asyncio.wait_for(consume(), timeout=20))
+    assert taken == 2 and closed  # the retry line, one event, then it was cut off
+    stores.close()
