@@ -29,17 +29,19 @@ constraints:
 demo: $(STAMP)
 	$(BIN)/twin demo $(DEMO_ARGS)
 
-# Prometheus (promtool) and docker-compose for the deployment tests, from Debian's packages
+# Prometheus (promtool) and docker-compose for the deployment tests and chromium for the console
+# tests, from Debian's packages
 # (without their recommended packages) where the machine has apt and they are missing;
 # elsewhere those tests say they were skipped.
-TOOLS := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v docker-compose),,docker-compose)
+TOOLS := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v docker-compose),,docker-compose) \
+	$(if $(shell command -v chromium),,chromium)
 tools:
 	@if [ -n "$(strip $(TOOLS))" ]; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing from Debian for the deployment tests: $(strip $(TOOLS))"; \
+	    echo "installing from Debian for the deployment and console tests: $(strip $(TOOLS))"; \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(TOOLS) \
-	      >/dev/null || echo "could not install $(strip $(TOOLS)): those deployment tests skip"; \
-	  else echo "$(strip $(TOOLS)) not installed: those deployment tests skip"; fi; fi
+	      >/dev/null || echo "could not install $(strip $(TOOLS)): those tests skip"; \
+	  else echo "$(strip $(TOOLS)) not installed: those tests skip"; fi; fi
 
 test: $(STAMP) tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.auth import VIEWER
+from api.auth import VIEWER, Credentials, caller
 from api.stores import Stores
 from storage import device_reads
 
@@ -23,6 +23,12 @@ def summary(request: Request) -> dict[str, Any]:
     by_status = {"online": live.get("online", 0), "silent": live.get("silent", 0)}
     by_status["offline"] = max(0, counts.devices - sum(by_status.values()))
     return {"by_status": by_status, **dataclasses.asdict(counts)}
+
+
+@router.get("/me", summary="the calling key: its name and role", tags=["keys"])
+def me(request: Request, credentials: Credentials) -> dict[str, Any]:
+    key = caller(request, credentials)
+    return {"id": key.id, "name": key.name, "role": key.role}
 
 
 @router.get("/fleet/positions", summary="positioned devices (from the live GEO set)")

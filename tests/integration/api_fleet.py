@@ -21,9 +21,10 @@ from storage.pg_writer import PgWriter
 from twin.alerts.book import RuleBook
 from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.lifecycle import AlertEngine
+from twin.alerts.records import AlertTransition
 from twin.processor import TwinProcessor
 from twin.profiles import ProfileBook
-from twin.records import Attributes, DeviceInbox, Reading
+from twin.records import Attributes, DeviceInbox, Reading, TwinOutput
 
 PROBLEM = "application/problem+json"
 T0 = 1_763_632_800_000  # 2025-11-20T10:00:00Z
@@ -117,3 +118,18 @@ def problem(response: httpx.Response, status: int) -> dict:
     body = response.json()
     assert body["status"] == status and body["detail"]
     return body
+
+
+def change(redis_url: str, prefix: str, fleet: Fleet, speed: float, alert: str) -> None:
+    """What the engine's Redis sink writes for one batch: a new live view, a transition."""
+    now = T0 + 3_600_000
+    view = {"device_id": fleet.cool, "status": "online", "speed_kmh": speed, "updated_ms": now}
+    moved = AlertTransition(
+        alert_id=alert, device_id=fleet.cool, rule_id="battery-low", rule_type="threshold",
+        transition="opened", severity="warning", peak_severity="warning", occurrences=1,
+        first_seen_ms=now, last_seen_ms=now, at_ms=now,
+    )  # fmt: skip
+    out = TwinOutput(fleet.cool, [], [], [], live=view, alerts=[moved])
+    store = LiveStore(redis_url, prefix=prefix, ttl_s=3600)
+    store.write([out])
+    store.close()

@@ -13,10 +13,7 @@ import httpx
 from api.config import ApiConfig
 from api.routes import stream
 from api.stores import Stores
-from storage.live_store import LiveStore
-from tests.integration.api_fleet import T0, Fleet, auth, problem
-from twin.alerts.records import AlertTransition
-from twin.records import TwinOutput
+from tests.integration.api_fleet import Fleet, auth, change, problem
 
 
 def events(response: httpx.Response) -> Iterator[dict]:
@@ -39,21 +36,6 @@ def next_of(stream: Iterator[dict], kind: str, **match: object) -> dict:
         if event["event"] == kind and all(event["data"].get(k) == v for k, v in match.items()):
             return event
     raise AssertionError(f"the stream ended before a {kind} event")
-
-
-def change(redis_url: str, prefix: str, fleet: Fleet, speed: float, alert: str) -> None:
-    """What the engine's Redis sink writes for one batch: a new live view, a transition."""
-    now = T0 + 3_600_000
-    view = {"device_id": fleet.cool, "status": "online", "speed_kmh": speed, "updated_ms": now}
-    moved = AlertTransition(
-        alert_id=alert, device_id=fleet.cool, rule_id="battery-low", rule_type="threshold",
-        transition="opened", severity="warning", peak_severity="warning", occurrences=1,
-        first_seen_ms=now, last_seen_ms=now, at_ms=now,
-    )  # fmt: skip
-    out = TwinOutput(fleet.cool, [], [], [], live=view, alerts=[moved])
-    store = LiveStore(redis_url, prefix=prefix, ttl_s=3600)
-    store.write([out])
-    store.close()
 
 
 def test_twin_updates_and_alerts_arrive_and_resume(
