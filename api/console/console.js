@@ -4,7 +4,7 @@
 
 const API = "/api/v1";
 const SEVERITIES = ["info", "warning", "major", "critical"];
-const state = { key: sessionStorage.getItem("twin.key"), me: null, cleanup: [] };
+const state = { key: sessionStorage.getItem("twin.key"), me: null, cleanup: [], view: 0 };
 
 // -- small helpers ------------------------------------------------------------------------
 
@@ -112,9 +112,21 @@ function openStream(query, onEvent) {
   return () => { stopped = true; control.abort(); };
 }
 
-function every(ms, fn) {
+// Each navigation is a new view; work a page started for an older view is stopped, not shown.
+function keep(view, stop) {
+  if (view === state.view) state.cleanup.push(stop);
+  else stop();
+}
+
+function show(view, ...nodes) {
+  if (view !== state.view) return false;
+  main().replaceChildren(...nodes);
+  return true;
+}
+
+function every(view, ms, fn) {
   const timer = setInterval(fn, ms);
-  state.cleanup.push(() => clearInterval(timer));
+  keep(view, () => clearInterval(timer));
 }
 
 function statusPill(status) {
@@ -160,7 +172,7 @@ function signInPage(message) {
 
 // -- fleet --------------------------------------------------------------------------------
 
-async function fleetPage() {
+async function fleetPage(view) {
   const cards = el("div", { class: "cards", id: "cards" });
   const search = el("input", { id: "search", placeholder: "Search id, model, VIN" });
   const status = el("select", { id: "status-filter" },
@@ -210,7 +222,7 @@ async function fleetPage() {
   search.addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => loadDevices(true), 300); });
   status.addEventListener("change", () => loadDevices(true));
   more.addEventListener("click", () => loadDevices(false));
-  main().replaceChildren(
+  show(view,
     el("h1", {}, "Fleet ", el("span", { id: "live-dot", class: "live-dot", title: "live" })), cards,
     el("div", { class: "grid" },
       el("section", { class: "panel" }, el("h2", {}, "Devices"), el("div", { class: "toolbar" }, search, status),
@@ -218,8 +230,8 @@ async function fleetPage() {
       el("section", { class: "panel" }, el("h2", {}, "Map"), map, el("p", { class: "muted", id: "map-note" }))));
   await Promise.all([loadSummary(), loadDevices(true)]);
   await loadMap();
-  every(10000, () => { loadSummary(); loadMap(); });
-  state.cleanup.push(openStream("devices=fleet", (kind, data) => {
+  every(view, 10000, () => { loadSummary(); loadMap(); });
+  keep(view, openStream("devices=fleet", (kind, data) => {
     if (kind === "alert") { toast(`${data.device_id}: ${data.rule_id} ${data.transition}`); loadSummary(); loadDevices(true); }
   }));
 }
@@ -256,7 +268,7 @@ function drawMap(map, items, known) {
 
 // -- device -------------------------------------------------------------------------------
 
-async function devicePage(deviceId) {
+async function devicePage(view, deviceId) {
   const device = await api(`/devices/${encodeURIComponent(deviceId)}`);
   const twin = await api(`/twins/${encodeURIComponent(deviceId)}`);
   const values = el("tbody", { id: "values" });
@@ -313,7 +325,7 @@ async function devicePage(deviceId) {
 
   metric.addEventListener("change", loadChart);
   range.addEventListener("change", loadChart);
-  main().replaceChildren(
+  if (!show(view,
     el("h1", {}, deviceId, " ", el("span", { class: "muted" }, `${device.kind} · ${device.profile}`), " ", el("span", { id: "live-dot", class: "live-dot", title: "live" })),
     facts,
     el("div", { class: "grid" },
@@ -322,11 +334,11 @@ async function devicePage(deviceId) {
         el("p", { class: "muted" }, "Shaded: anomaly episodes."))),
     el("section", { class: "panel" }, el("h2", {}, "Alerts"), alertTable(alerts)),
     el("section", { class: "panel" }, el("h2", {}, "Maintenance recommendations"),
-      el("table", {}, el("thead", {}, el("tr", {}, ...["part", "name", "confidence", "due", "stock"].map((h) => el("th", {}, h)))), recs)));
+      el("table", {}, el("thead", {}, el("tr", {}, ...["part", "name", "confidence", "due", "stock"].map((h) => el("th", {}, h)))), recs)))) return;
   showTwin(twin);
   await Promise.all([loadChart(), loadLists()]);
-  every(30000, loadChart);
-  state.cleanup.push(openStream(`devices=${encodeURIComponent(deviceId)}`, (kind, data) => {
+  every(view, 30000, loadChart);
+  keep(view, openStream(`devices=${encodeURIComponent(deviceId)}`, (kind, data) => {
     if (kind === "twin" && data.last_seen_ms) newest = Math.max(newest, data.last_seen_ms);
     if (kind === "twin") showTwin({ ...data, values: Object.fromEntries(Object.entries(data).filter(([k]) => !TWIN_FIELDS.has(k))) });
     if (kind === "alert") { toast(`${data.rule_id} ${data.transition}`); loadLists(); }
@@ -395,7 +407,7 @@ function alertRows(items, reload, withDevice = true) {
   });
 }
 
-async function alertsPage() {
+async function alertsPage(view) {
   const status = el("select", { id: "alert-status" }, ...["open", "new", "acknowledged", "resolved"].map((s) => el("option", { value: s }, s)));
   const sev = el("select", { id: "alert-severity" }, el("option", { value: "" }, "any severity"), ...SEVERITIES.map((s) => el("option", { value: s }, `${s} or worse`)));
   const body = el("tbody", { id: "inbox" });
@@ -411,10 +423,10 @@ async function alertsPage() {
   }
   status.addEventListener("change", load);
   sev.addEventListener("change", load);
-  main().replaceChildren(el("h1", {}, "Alerts ", el("span", { id: "live-dot", class: "live-dot", title: "live" })),
+  show(view, el("h1", {}, "Alerts ", el("span", { id: "live-dot", class: "live-dot", title: "live" })),
     el("section", { class: "panel" }, el("div", { class: "toolbar" }, status, sev, count), alertTable(body)));
   await load();
-  state.cleanup.push(openStream("devices=fleet", (kind) => { if (kind === "alert") load(); }));
+  keep(view, openStream("devices=fleet", (kind) => { if (kind === "alert") load(); }));
 }
 
 async function updateBadge() {
@@ -431,6 +443,7 @@ async function updateBadge() {
 
 async function render(message) {
   for (const stop of state.cleanup.splice(0)) stop();
+  const view = ++state.view;
   const signedIn = Boolean(state.key);
   document.getElementById("nav").hidden = !signedIn;
   document.getElementById("sign-out").hidden = !signedIn;
@@ -440,12 +453,12 @@ async function render(message) {
     document.getElementById("who").textContent = `${state.me.name} · ${state.me.role}`;
     const [, page, arg] = location.hash.split("/");
     for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.dataset.page === (page || "fleet"));
-    if (page === "device" && arg) await devicePage(decodeURIComponent(arg));
-    else if (page === "alerts") await alertsPage();
-    else await fleetPage();
+    if (page === "device" && arg) await devicePage(view, decodeURIComponent(arg));
+    else if (page === "alerts") await alertsPage(view);
+    else await fleetPage(view);
     updateBadge();
   } catch (err) {
-    if (state.key) main().replaceChildren(el("p", { class: "error" }, err.message));
+    if (state.key) show(view, el("p", { class: "error" }, err.message));
   }
 }
 
