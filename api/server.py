@@ -23,6 +23,7 @@ def _server(config: ApiConfig, host: str, port: int) -> uvicorn.Server:
             port=port,
             log_config=None,  # the process's own logging
             access_log=False,
+            log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=2,
         )
@@ -50,6 +51,7 @@ class ApiThread:
                 break
             time.sleep(0.02)
         if self._server.started:
+            self.port = self._server.servers[0].sockets[0].getsockname()[1]  # port 0: the one taken
             log.info("API listening on http://%s:%d/api/v1 (console at /)", self.host, self.port)
         else:
             log.error("API did not start on %s:%d", self.host, self.port)

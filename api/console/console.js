@@ -274,7 +274,7 @@ async function devicePage(view, deviceId) {
   const values = el("tbody", { id: "values" });
   const facts = el("p", { class: "muted", id: "facts" });
   const metric = el("select", { id: "metric" });
-  const range = el("select", { id: "range" }, ...[["1", "last hour"], ["6", "last 6 hours"], ["24", "last 24 hours"]].map(([h, t]) => el("option", { value: h }, t)));
+  const range = el("select", { id: "range" }, ...[["0.25", "last 15 minutes"], ["1", "last hour"], ["6", "last 6 hours"], ["24", "last 24 hours"]].map(([h, t]) => el("option", { value: h }, t)));
   const chart = svg("svg", { id: "chart", viewBox: "0 0 800 260", preserveAspectRatio: "none" });
   const alerts = el("tbody", { id: "device-alerts" });
   const recs = el("tbody", { id: "device-recs" });

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Literal
 
 import msgspec
 from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel, Field
 
+from api import bodies
 from api.auth import ADMIN
 from api.stores import Stores
 from storage import api_keys, outbox
@@ -22,15 +22,11 @@ Profile = Annotated[str, Field(max_length=64)]
 ItemId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
-def key_body(key: api_keys.ApiKey) -> dict[str, Any]:
-    return dataclasses.asdict(key)
-
-
 @router.get("/apikeys", summary="API keys (never the keys themselves)")
 def list_keys(request: Request, revoked: bool = False) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
-        return {"items": [key_body(k) for k in api_keys.list_keys(conn, revoked=revoked)]}
+        return bodies.keys(api_keys.list_keys(conn, revoked=revoked))
 
 
 class NewKey(BaseModel):
@@ -43,7 +39,7 @@ def create_key(request: Request, body: NewKey) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
         record, key = api_keys.create(conn, body.name, body.role)
-    return {**key_body(record), "key": key}
+    return {**bodies.key(record), "key": key}
 
 
 @router.delete("/apikeys/{key_id}", summary="revoke a key")
@@ -52,14 +48,14 @@ def revoke_key(request: Request, key_id: Annotated[int, Path(ge=1, le=2**62)]) -
     with stores.connection() as conn:
         record = api_keys.revoke(conn, key_id)
     stores.keys.forget(key_id)
-    return key_body(record)
+    return bodies.key(record)
 
 
 @router.get("/rules", summary="alert rules as stored")
 def rules(request: Request) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
-        return {"items": [dataclasses.asdict(r) for r in stored_rules(conn)]}
+        return bodies.rules(stored_rules(conn))
 
 
 @router.put("/rules/{rule_id}", summary="add or replace a rule (its JSON definition)")
@@ -91,17 +87,11 @@ def delete_rule(request: Request, rule_id: ItemId) -> dict[str, Any]:
     return {"id": rule_id, "deleted": deleted, "disabled": not deleted}
 
 
-def route_body(route: outbox.Route) -> dict[str, Any]:
-    body = dataclasses.asdict(route)
-    body["secret"] = "***" if route.secret else ""
-    return body
-
-
 @router.get("/routes", summary="notification routes (secrets masked)")
 def routes(request: Request) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
-        return {"items": [route_body(r) for r in outbox.list_routes(conn)]}
+        return bodies.routes(outbox.list_routes(conn), outbox.counts(conn))
 
 
 class RouteIn(BaseModel):
@@ -122,7 +112,7 @@ def put_route(request: Request, route_id: ItemId, body: RouteIn) -> dict[str, An
     route = outbox.Route(id=route_id, **{**body.model_dump(), "profiles": tuple(body.profiles)})
     with stores.connection() as conn:
         outbox.save_route(conn, route)
-    return route_body(route)
+    return bodies.route(route)
 
 
 @router.delete("/routes/{route_id}", summary="remove a route (its pending notifications cancelled)")

@@ -3,12 +3,12 @@ with alerts (the same rules as ``twin alerts``: the acting key is named in the t
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, Field
 
+from api import bodies
 from api.auth import OPERATOR, VIEWER, acting
 from api.params import AlertId, Limit, moment
 from api.stores import Stores
@@ -38,19 +38,14 @@ def alerts(
             conn, status=status, device=device, severity=severity, since=after, rule=rule,
             limit=limit,
         )  # fmt: skip
-    return {"items": [dataclasses.asdict(r) for r in rows]}
+    return bodies.alerts(rows)
 
 
 @router.get("/alerts/{alert_id}", summary="one alert and its timeline", dependencies=[VIEWER])
 def alert(request: Request, alert_id: AlertId) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
-        body, timeline = show_alert(conn, alert_id)
-    body["timeline"] = [
-        {"at": at, "transition": t, "status": s, "severity": sev, "by": by, "note": note}
-        for at, t, s, sev, by, note in timeline
-    ]
-    return body
+        return bodies.alert(*show_alert(conn, alert_id))
 
 
 class Note(BaseModel):
@@ -108,4 +103,4 @@ def anomalies(
         rows = device_reads.anomalies(
             conn, device=device, open_only=open, since=start, until=end, limit=limit
         )
-    return {"items": [dataclasses.asdict(r) for r in rows]}
+    return bodies.items(rows)

@@ -3,13 +3,13 @@ people give it (which the next rankings learn from)."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from api import bodies
 from api.auth import OPERATOR, VIEWER, acting
 from api.params import Limit
 from api.problems import Problem
@@ -37,7 +37,7 @@ def recommendations(
         rows = recs.list_recommendations(
             conn, device=device, status=None if status == "all" else status, limit=limit
         )
-    return {"items": [dataclasses.asdict(r) for r in rows]}
+    return bodies.recommendations(rows)
 
 
 @router.get("/recommendations/{rec_id}", summary="one recommendation with its reasoning",
@@ -91,4 +91,4 @@ def daily_report(
                 f"no daily report for {device or 'the fleet'} on {day} (the engine writes one "
                 "after each day; `twin report daily` writes one now)",
             ) from None
-    return {"date": day, "device_id": device, "report": content}
+    return bodies.report(day, device, content)

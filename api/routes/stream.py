@@ -22,14 +22,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth import VIEWER
 from api.problems import Problem
 from api.stores import Stores
-from storage.live_reads import typed
+from storage.live_feed import LiveFeed
 from twin.topics import DEVICE_ID_RE
 
 router = APIRouter(tags=["stream"], dependencies=[VIEWER])
@@ -64,42 +63,30 @@ class Watch:
 
     def __init__(self, stores: Stores, devices: list[str] | None, rate: float, after: str):
         assert stores.config.redis_url is not None
-        self.client = aioredis.Redis.from_url(stores.config.redis_url, socket_timeout=5)
+        self.feed = LiveFeed(stores.config.redis_url, stores.config.redis_prefix)
         self.stores, self.devices, self.tick = stores, devices, 1.0 / rate
-        self.keys = stores.live.keys if stores.live is not None else None
         self.after = after
         self.sent: dict[str, int] = {}
 
     async def start_id(self) -> str:
         """Where the alert stream is now: a client that did not say starts from here."""
-        assert self.keys is not None
-        newest: Any = await self.client.xrevrange(self.keys.alerts, count=1)
-        return newest[0][0].decode() if newest else "0-0"
+        return await self.feed.newest_alert_id()
 
     async def alerts(self) -> list[bytes]:
-        assert self.keys is not None
-        found: Any = await self.client.xread({self.keys.alerts: self.after}, count=200)
         out = []
-        for _, entries in found:
-            for entry_id, fields in entries:
-                self.after = entry_id.decode()
-                body = {k.decode(): v.decode() for k, v in fields.items()}
-                body["at_ms"] = int(body.get("at_ms", 0))
-                if self.devices is None or body.get("device_id") in self.devices:
-                    out.append(sse("alert", body, self.after))
+        for entry_id, body in await self.feed.alerts_after(self.after):
+            self.after = entry_id
+            if self.devices is None or body.get("device_id") in self.devices:
+                out.append(sse("alert", body, entry_id))
         return out
 
     async def twins(self) -> list[bytes]:
-        if not self.devices or self.keys is None:
+        if not self.devices:
             return []
-        pipe = self.client.pipeline(transaction=False)
-        for device in self.devices:
-            pipe.hgetall(self.keys.twin(device))
         out = []
-        for device, fields in zip(self.devices, await pipe.execute(), strict=True):
-            if not fields:
+        for device, body in zip(self.devices, await self.feed.twins(self.devices), strict=True):
+            if body is None:
                 continue
-            body = typed(fields)
             stamp = int(body.get("updated_ms", 0)) or int(body.get("last_seen_ms", 0))
             if self.sent.get(device) != stamp:
                 self.sent[device] = stamp
@@ -107,7 +94,7 @@ class Watch:
         return out
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.feed.close()
 
 
 async def _events(request: Request, watch: Watch) -> AsyncIterator[bytes]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
+from api import bodies
 from flows.jobs import channels
 from flows.runtime.settings import Settings
 from storage import outbox
@@ -66,6 +66,9 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
                 since=_since(args.since) if args.since else None,
                 limit=args.limit,
             )
+            if args.json:
+                print(bodies.dumps(bodies.alerts(rows)))
+                return 0
             now = datetime.now(UTC)
             print(
                 f"{'id':<44} {'status':<12} {'severity':<9} {'peak':<9} {'n':>4} "
@@ -82,6 +85,9 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.action == "show":
             alert, timeline = show_alert(conn, args.id)
+            if args.json:
+                print(bodies.dumps(bodies.alert(alert, timeline)))
+                return 0
             for key, value in alert.items():
                 if value is not None:
                     print(f"{key:<16} {value}")
@@ -103,7 +109,7 @@ def run_alerts(args: argparse.Namespace, settings: Settings) -> int:
 
 def _route(conn: psycopg.Connection, args: argparse.Namespace, settings: Settings) -> int:
     if args.route_action == "list":
-        _list_routes(conn)
+        _list_routes(conn, args.json)
     elif args.route_action == "add":
         outbox.save_route(
             conn,
@@ -129,8 +135,11 @@ def _route(conn: psycopg.Connection, args: argparse.Namespace, settings: Setting
     return 0
 
 
-def _list_routes(conn: psycopg.Connection) -> None:
+def _list_routes(conn: psycopg.Connection, as_json: bool) -> None:
     routes = outbox.list_routes(conn)
+    if as_json:
+        print(bodies.dumps(bodies.routes(routes, outbox.counts(conn))))
+        return
     print(f"{'id':<20} {'channel':<8} {'min sev':<9} {'per h':>5} {'remind':>7} target")
     for r in routes:
         scope = ", ".join(
@@ -187,6 +196,9 @@ def _rule(conn: psycopg.Connection, args: argparse.Namespace) -> int:
     action = args.rule_action
     if action == "list":
         rules = stored_rules(conn)
+        if args.json:
+            print(bodies.dumps(bodies.rules(rules)))
+            return 0
         print(f"{'id':<24} {'type':<10} {'severity':<9} {'state':<9} {'origin':<8} applies to")
         for r in rules:
             d = r.definition
@@ -202,7 +214,8 @@ def _rule(conn: psycopg.Connection, args: argparse.Namespace) -> int:
         found = next((r for r in stored_rules(conn) if r.id == args.id), None)
         if found is None:
             raise UnknownItem(f"no alert rule {args.id!r}")
-        print(json.dumps(found.definition, indent=2, sort_keys=True))
+        shown = bodies.items([found])["items"][0] if args.json else found.definition
+        print(bodies.dumps(shown))
         return 0
     if action == "set":
         if args.file == "-":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from api import bodies
 from flows.runtime.settings import Settings
 from storage import api_keys
 from storage.database import connect_migrated, migrate
@@ -19,24 +19,12 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _record(key: api_keys.ApiKey) -> dict[str, object]:
-    return {
-        "id": key.id,
-        "name": key.name,
-        "role": key.role,
-        "prefix": key.prefix,
-        "created_at": key.created_at.isoformat(),
-        "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
-        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-    }
-
-
 def run_apikey(args: argparse.Namespace, settings: Settings) -> int:
     with connect_migrated(settings.require_database()) as conn:
         if args.action == "create":
             record, key = api_keys.create(conn, args.name, args.role)
             if args.json:
-                print(json.dumps({**_record(record), "key": key}))
+                print(bodies.dumps({**bodies.key(record), "key": key}))
             else:
                 print(key)
                 print(f"key {record.id} ({record.role}, {record.name}): shown this once; "
@@ -45,7 +33,7 @@ def run_apikey(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "list":
             keys = api_keys.list_keys(conn, revoked=args.revoked)
             if args.json:
-                print(json.dumps({"items": [_record(k) for k in keys]}))
+                print(bodies.dumps(bodies.keys(keys)))
                 return 0
             print(f"{'id':>4} {'role':<9} {'prefix':<11} {'created':<17} {'last used':<17} name")
             for k in keys:

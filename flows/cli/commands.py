@@ -16,6 +16,7 @@ from flows.cli.args import (
 )
 
 SEVERITIES = ("info", "warning", "major", "critical")
+JSON = arg("--json", action="store_true", help="print what the HTTP API returns for this")
 METRICS_PORT = arg("--metrics-port", type=port, help="serve published-rate metrics on this port")
 
 SERVE = (
@@ -79,6 +80,11 @@ DEMO = (
                 "--inspect",
                 action="store_true",
                 help="only show what the last demo stored, then exit",
+            ),
+            arg(
+                "--keep-serving",
+                action="store_true",
+                help="publish and serve the console until Ctrl-C (instead of --duration)",
             ),
         ),
         run="flows.cli.demo:run",
@@ -212,8 +218,8 @@ ALERT_RULES = Command(
     "alert rules: list, show, set, enable, disable, remove",
     dest="rule_action",
     sub=(
-        Command("list", "the stored rules"),
-        Command("show", "one rule as JSON", (arg("id"),)),
+        Command("list", "the stored rules", (JSON,)),
+        Command("show", "one rule as JSON", (arg("id"), JSON)),
         Command("enable", "enable a rule", (arg("id"),)),
         Command("disable", "disable a rule", (arg("id"),)),
         Command("remove", "delete a rule (a shipped rule is disabled instead)", (arg("id"),)),
@@ -253,7 +259,7 @@ ALERT_ROUTES = Command(
     "where notifications go: list, add, remove, test",
     dest="route_action",
     sub=(
-        Command("list", "routes and the outbox by status"),
+        Command("list", "routes and the outbox by status", (JSON,)),
         Command("add", "add a route, or replace the one with this id", ROUTE_ADD),
         Command("remove", "remove a route and cancel what it had pending", (arg("id"),)),
         Command("test", "send a test notification through a route now", (arg("id"),)),
@@ -275,9 +281,10 @@ ALERTS = (
                     arg("--severity", choices=SEVERITIES, help="this severity or worse"),
                     arg("--since", help="30m, 2h, 7d or an ISO time"),
                     arg("--limit", type=positive_int, default=100),
+                    JSON,
                 ),
             ),
-            Command("show", "one alert with its timeline", (arg("id"),)),
+            Command("show", "one alert with its timeline", (arg("id"), JSON)),
             _actor("ack", "acknowledge"),
             _actor("resolve", "resolve"),
             _actor("assign", "assign"),
@@ -318,7 +325,7 @@ MAINTENANCE = (
             Command(
                 "show",
                 "what the catalog holds",
-                (arg("--parts", action="store_true", help="list every part"),),
+                (arg("--parts", action="store_true", help="list every part"), JSON),
             ),
         ),
     ),
@@ -342,7 +349,7 @@ MAINTENANCE = (
                     arg("--notes"),
                 ),
             ),
-            Command("list", "a device's services, newest first", (arg("device"),)),
+            Command("list", "a device's services, newest first", (arg("device"), JSON)),
         ),
     ),
     Command(
@@ -357,6 +364,7 @@ MAINTENANCE = (
                 (
                     arg("--date", help="YYYY-MM-DD (default today, as of now)"),
                     arg("--device", help="this device's report instead of the fleet's"),
+                    JSON,
                 ),
             ),
         ),
@@ -382,15 +390,18 @@ MAINTENANCE = (
                     arg("--device"),
                     arg("--status", default="open", choices=RECOMMENDATION_STATUSES),
                     arg("--limit", type=positive_int, default=100),
+                    JSON,
                 ),
             ),
             Command(
-                "show", "one recommendation with its reasoning", (arg("id", type=positive_int),)
+                "show",
+                "one recommendation with its reasoning",
+                (arg("id", type=positive_int), JSON),
             ),
             _feedback("accept", "accept"),
             _feedback("reject", "reject"),
             _feedback("modify", "fit another part"),
-            Command("stats", "acceptance per part and per business rule"),
+            Command("stats", "acceptance per part and per business rule", (JSON,)),
             Command(
                 "refresh",
                 "rank now (the engine does this as twins change)",
@@ -429,7 +440,7 @@ API = (
                 "keys, by id (never the keys themselves)",
                 (
                     arg("--revoked", action="store_true", help="revoked keys too"),
-                    arg("--json", action="store_true", help="print what the API returns"),
+                    JSON,
                 ),
             ),
             Command("revoke", "revoke a key", (arg("id", type=positive_int),)),

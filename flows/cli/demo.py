@@ -10,14 +10,16 @@ of what reached PostgreSQL and Redis. Embedded data stays in ``--data-dir`` for
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from bytewax.run import cli_main
@@ -31,7 +33,7 @@ from flows.runtime.settings import Settings, mask_url
 from simulators import scenario as scenarios
 from simulators.publisher import Publisher, PublishReport
 from simulators.traffic import TrafficConfig
-from storage import outbox
+from storage import api_keys, outbox
 from storage.database import connect
 from storage.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedRedis
 from storage.queries import StoreSummary, summarize
@@ -49,10 +51,27 @@ class DemoOptions:
     keep: bool = False
     scenario: str = "demo"
     """Faults to inject (a shipped scenario name or a TOML file; "none": a healthy fleet)."""
+    keep_serving: bool = False
+    """Publish and serve the console until Ctrl-C, instead of for ``duration_s``."""
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+@dataclass
+class DemoStop(StopControl):
+    """The first Ctrl-C stops the fleet; the engine takes what the fleet sent, then stops (a
+    second Ctrl-C stops it at once, a third abandons its retries)."""
+
+    fleet: threading.Event = field(default_factory=threading.Event)
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self.fleet.is_set():
+            self.fleet.set()
+            _say("stopping the fleet; the engine stores what it sent, then stops")
+            return
+        super().handle(signum, frame)
 
 
 def start_servers(settings: Settings, data: Path, stack: ExitStack) -> Settings:
@@ -109,7 +128,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     own_database = not settings.database_url
     with ExitStack() as stack:
         settings = start_servers(settings.replace(metrics_port=0), data, stack)
-        control = StopControl()
+        control = DemoStop()
         control.install()
         profiles, warm = prepare(settings)
         flow, source = build(settings, control, profiles, warm)
@@ -117,6 +136,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
             _seed(settings)
         notifier.from_settings(settings, control.stop).start()
         recommender.from_settings(settings, profiles, control.stop).start()
+        _serve_console(settings, stack)
         publisher, faults = _publisher(settings, options, control, scenario)
         report_box: list[PublishReport] = []
         started = time.monotonic()
@@ -124,9 +144,13 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
 
         def drive() -> None:
             source.subscribed.wait(30)
+            how_long = (
+                "until Ctrl-C" if options.keep_serving
+                else f"for {options.duration_s:.0f}s (Ctrl-C stops early)"
+            )  # fmt: skip
             _say(
                 f"publishing {options.devices} devices at {options.rate:.0f} readings/s "
-                f"for {options.duration_s:.0f}s (Ctrl-C stops early){note}"
+                f"{how_long}{note}"
             )
             report_box.append(publisher.run())
             _wait_drained(report_box[0], control)
@@ -145,6 +169,27 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     return 0 if ok else 1
 
 
+def _serve_console(settings: Settings, stack: ExitStack) -> None:
+    """The API and console for the demo's stores, with a viewer and an operator key made for
+    this run (on TWIN_API_PORT, or any free port when that one is taken)."""
+    from api.server import ApiThread
+
+    with connect(settings.database_url or "") as conn:
+        keys = {
+            role: api_keys.create(conn, f"demo {role}", role)[1] for role in ("viewer", "operator")
+        }
+    server = ApiThread(settings.api_config(), "127.0.0.1", settings.api_port).start()
+    if not server.started:
+        server = ApiThread(settings.api_config(), "127.0.0.1", 0).start()
+    if not server.started:
+        _say("  console     not served (no port to listen on)")
+        return
+    stack.callback(server.stop)
+    _say(f"  console     http://127.0.0.1:{server.port}/")
+    _say(f"  viewer key  {keys['viewer']}")
+    _say(f"  operator key {keys['operator']} (acknowledges, assigns and resolves alerts)")
+
+
 def _seed(settings: Settings) -> None:
     with connect(settings.database_url or "") as conn:
         load_defaults(conn)
@@ -153,7 +198,7 @@ def _seed(settings: Settings) -> None:
 
 
 def _publisher(
-    settings: Settings, options: DemoOptions, control: StopControl, scenario: Any
+    settings: Settings, options: DemoOptions, control: DemoStop, scenario: Any
 ) -> tuple[Publisher, list[Any]]:
     """The simulated fleet, with the scenario's faults planned into it."""
     traffic = TrafficConfig(
@@ -165,12 +210,12 @@ def _publisher(
     )
     config = publisher_config(settings, traffic, client_id="twin-demo-fleet")
     start_ms = time.time_ns() // 1_000_000
-    publisher = Publisher(config, stop=control.stop, start_ms=start_ms)
+    publisher = Publisher(config, stop=control.fleet, start_ms=start_ms)
     if scenario is None:
         return publisher, []
     faults = scenario.plan(publisher.fleet, traffic.seed, start_ms, traffic.duration_s)
     if faults:
-        publisher = Publisher(config, stop=control.stop, faults=faults, start_ms=start_ms)
+        publisher = Publisher(config, stop=control.fleet, faults=faults, start_ms=start_ms)
     return publisher, faults
 
 
@@ -300,5 +345,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         data_dir=args.data_dir,
         keep=args.keep,
         scenario=args.scenario,
+        keep_serving=args.keep_serving,
     )
+    if options.keep_serving:
+        options = dataclasses.replace(options, duration_s=10 * 365 * 86400.0)
     return inspect(settings, options) if args.inspect else run_demo(settings, options)

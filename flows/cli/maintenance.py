@@ -6,6 +6,9 @@ import argparse
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import msgspec
+
+from api import bodies
 from flows.jobs.recommender import evaluate
 from flows.runtime.settings import Settings
 from storage import recommendations as recs
@@ -64,8 +67,21 @@ def run_catalog(args: argparse.Namespace, settings: Settings) -> int:
             print(", ".join(f"{table} {n}" for table, n in written.items()) + " rows written")
             return 0
         catalog = load_catalog(conn)
+    if args.json:
+        print(bodies.dumps(_catalog_body(catalog)))
+        return 0
     _show(catalog, args.parts)
     return 0
+
+
+def _catalog_body(catalog: Catalog) -> dict[str, Any]:
+    return {
+        "parts": [msgspec.to_builtins(p) for _, p in sorted(catalog.parts.items())],
+        "dealers": [msgspec.to_builtins(d) for _, d in sorted(catalog.dealers.items())],
+        "stock_levels": len(catalog.stock),
+        "business_rules": len(catalog.rules),
+        "schedules": len(catalog.schedules),
+    }
 
 
 def _service_line(r: ServiceRecord) -> str:
@@ -83,6 +99,9 @@ def run_service(args: argparse.Namespace, settings: Settings) -> int:
     with connect_migrated(settings.require_database()) as conn:
         if args.action == "list":
             rows = services(conn, args.device)
+            if args.json:
+                print(bodies.dumps(bodies.items(rows)))
+                return 0
             for r in rows:
                 print(_service_line(r))
             print(f"{len(rows)} service(s)")
@@ -112,6 +131,19 @@ def run_service(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _show_recommendation(row: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(bodies.dumps(row))
+        return
+    for key, value in row.items():
+        if key != "reasoning" and value is not None:
+            print(f"{key:<16} {value}")
+    print("reasoning:")
+    for step in row["reasoning"]:
+        print(f"  {step['factor']:<9} {step['value']:>8g}  -> {step['confidence']:5.1f}  "
+              f"{step['why']}")  # fmt: skip
+
+
 def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
     with connect_migrated(settings.require_database()) as conn:
         if args.action == "list":
@@ -119,6 +151,9 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
                 conn, device=args.device, status=None if args.status == "all" else args.status,
                 limit=args.limit,
             )  # fmt: skip
+            if args.json:
+                print(bodies.dumps(bodies.recommendations(rows)))
+                return 0
             print(f"{'id':>6} {'device':<14} {'#':>2} {'part':<16} {'conf':>5} {'due':<10} "
                   f"{'cost':>8} {'stock':<8} {'status':<9} name")  # fmt: skip
             for r in rows:
@@ -130,14 +165,7 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{len(rows)} recommendation(s) (stock ! = reorder)")
             return 0
         if args.action == "show":
-            row = recs.show(conn, args.id)
-            for key, value in row.items():
-                if key != "reasoning" and value is not None:
-                    print(f"{key:<16} {value}")
-            print("reasoning:")
-            for step in row["reasoning"]:
-                print(f"  {step['factor']:<9} {step['value']:>8g}  -> {step['confidence']:5.1f}  "
-                      f"{step['why']}")  # fmt: skip
+            _show_recommendation(recs.show(conn, args.id), args.json)
             return 0
         if args.action in ("accept", "reject", "modify"):
             feedback = {"accept": "accepted", "reject": "rejected", "modify": "modified"}
@@ -151,6 +179,9 @@ def run_recommendations(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.action == "stats":
             per_part, per_rule = recs.acceptance(conn)
+            if args.json:
+                print(bodies.dumps(bodies.acceptance(per_part, per_rule)))
+                return 0
             for title, table in (("part", per_part), ("business rule", per_rule)):
                 print(f"{title:<48} {'accepted':>8} {'rejected':>8} {'modified':>8} "
                       f"{'rate':>6} {'cost':>8}")  # fmt: skip
@@ -237,5 +268,8 @@ def run_report(args: argparse.Namespace, settings: Settings) -> int:
                 raise ConfigurationError(
                     f"no report for {args.device} on {day}: it sent no readings that day"
                 ) from None
+    if args.json:
+        print(bodies.dumps(bodies.report(day, args.device, report)))
+        return 0
     _print_report(report)
     return 0

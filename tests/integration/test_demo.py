@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+
 from tests.conftest import ROOT
+from tests.integration.api_fleet import free_port
+from tests.integration.helpers import wait_until
 
 
 def test_demo_runs_on_embedded_servers_and_loses_nothing(tmp_path: Path):
@@ -49,3 +54,48 @@ def test_demo_runs_on_embedded_servers_and_loses_nothing(tmp_path: Path):
     )
     assert inspected.returncode == 0
     assert re.search(rf"^telemetry rows\s+{stored}\s", inspected.stdout, re.MULTILINE)
+
+
+def test_demo_keeps_serving_the_console_until_ctrl_c(tmp_path: Path):
+    """``--keep-serving``: the console's URL and keys are printed, twins change while it is
+    open, and Ctrl-C stops the fleet first so that everything it sent is stored."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWIN_")}
+    env["TWIN_API_PORT"] = str(free_port())
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "demo", "--keep-serving", "--devices", "20",
+         "--rate", "100", "--data-dir", str(tmp_path / "demo")],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            lines.append(line)
+            if line.startswith("  operator key"):
+                break
+        out = "".join(lines)
+        url = re.search(r"console +(http://\S+)/", out).group(1)  # type: ignore[union-attr]
+        viewer = re.search(r"viewer key +(\S+)", out).group(1)  # type: ignore[union-attr]
+        assert url.endswith(env["TWIN_API_PORT"])
+        headers = {"Authorization": f"Bearer {viewer}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as api:
+            assert "twinstream console" in api.get("/").text
+
+            def readings() -> int:
+                devices = api.get("/api/v1/devices?limit=1").json()["items"]
+                if not devices:
+                    return 0
+                return int(api.get(f"/api/v1/twins/{devices[0]['device_id']}").json()["readings"])
+
+            first = wait_until(readings, timeout_s=60)
+            wait_until(lambda: readings() > first, timeout_s=30)
+        demo.send_signal(signal.SIGINT)
+        rest, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    out = "".join(lines) + rest
+    assert demo.returncode == 0, out
+    published = int(re.search(r"readings published\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    stored = int(re.search(r"telemetry rows\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    assert published > 0 and stored == published, out
