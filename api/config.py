@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twin import defaults
+
 
 @dataclass(frozen=True)
 class ApiConfig:
@@ -18,5 +20,11 @@ class ApiConfig:
     """The most points one telemetry read returns (the rest: ask again from ``next``)."""
     max_page: int = 500
     """The most items one list returns."""
+    max_replay: int = 50_000
+    """The most stored readings one ``/twins/{id}?at=`` replays after its base snapshot."""
+    history_interval_s: float = defaults.HISTORY_INTERVAL_S
+    """How far apart the history snapshots are (the engine's ``TWIN_HISTORY_INTERVAL_S``)."""
+    retention_days: int = defaults.RETENTION_DAYS
+    """How long raw telemetry, and with it the history, is kept."""
     pool_size: int = 8
     """PostgreSQL connections the API keeps open."""

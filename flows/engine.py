@@ -212,10 +212,7 @@ def build(  # type: ignore[no-untyped-def]
         ledger=ledger,
         topic_prefix=settings.topic_prefix,
         abandon=control.abandon,
-        retention_days=settings.retention_days,
-        partitions_ahead_days=settings.partitions_ahead_days,
-        hourly_retention_days=settings.hourly_retention_days,
-        daily_retention_days=settings.daily_retention_days,
+        **settings.keeping(),
     )
     live = RedisSink(settings.redis_url, prefix=settings.redis_prefix, ttl_s=settings.twin_ttl_s)
     metrics.SOURCE_BUFFERED.set_function(lambda: source.buffered)

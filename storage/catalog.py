@@ -32,6 +32,11 @@ def load_profiles(conn: psycopg.Connection) -> list[DeviceProfile]:
     return [profile_from_mapping(row[0]) for row in rows]
 
 
+def load_profile(conn: psycopg.Connection, name: str) -> DeviceProfile | None:
+    row = conn.execute("SELECT definition FROM device_profiles WHERE name = %s", (name,)).fetchone()
+    return profile_from_mapping(row[0]) if row is not None else None
+
+
 def load_snapshots(conn: psycopg.Connection) -> dict[str, bytes]:
     """Every twin's latest snapshot, encoded, by device id (used to warm twins on start)."""
     out: dict[str, bytes] = {}

@@ -1,14 +1,16 @@
-"""Maintenance: telemetry partitions ahead, raw retention, and old notification records.
+"""Maintenance: telemetry partitions ahead, raw retention, old notification records and twin
+history.
 
-Finished notifications and their delivery attempts are kept as long as raw telemetry; the
-hourly tier and the 15-minute windows a year, the daily tier forever (both configurable)."""
+Finished notifications, their delivery attempts and the twins' history are kept as long as raw
+telemetry; the hourly tier and the 15-minute windows a year, the daily tier forever (both
+configurable)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from storage import outbox, partitions, rollups
+from storage import outbox, partitions, rollups, twin_history
 from storage.database import connect
 from twin import defaults
 
@@ -19,6 +21,7 @@ class MaintenanceReport:
     dropped: list[date]
     notifications_pruned: int = 0
     rollups_pruned: int = 0
+    history_pruned: int = 0
 
 
 def maintain(
@@ -36,5 +39,7 @@ def maintain(
         dropped = partitions.drop_expired(conn, today, retention_days)
         pruned = outbox.prune(conn, retention_days)
         tiers = rollups.prune(conn, hourly_retention_days, daily_retention_days)
+        midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
+        history = twin_history.prune(conn, retention_days, midnight)
         conn.commit()
-    return MaintenanceReport(created, dropped, pruned, tiers)
+    return MaintenanceReport(created, dropped, pruned, tiers, history)

@@ -26,6 +26,7 @@ from storage.writers.dead_letters import DeadLetterRows
 from storage.writers.marks import RecheckQueue, RollupMarks
 from storage.writers.registry import EventRows, RegistryRows, SnapshotRows
 from storage.writers.telemetry import STAGE, TelemetryRows
+from twin import defaults
 from twin.errors import StoreRejected, StoreUnavailable
 from twin.records import DeadLetter, TwinOutput
 
@@ -50,8 +51,10 @@ class PgWriter:
         url: str,
         *,
         clock: Callable[[], int] = wall_clock_ms,
+        history_interval_s: float = defaults.HISTORY_INTERVAL_S,
     ) -> None:
         self._url = url
+        self._history_interval_s = history_interval_s
         self._clock = clock
         """Epoch ms now: decides which readings are late for an hour already rolled up."""
         self._conn: psycopg.Connection | None = None
@@ -125,7 +128,7 @@ class PgWriter:
             EventRows(),
             RollupMarks(self._clock()),
             RecheckQueue(),
-            SnapshotRows(),
+            SnapshotRows(self._history_interval_s),
             DeadLetterRows(extra_dead),
         ]
         last = {out.device_id: out for out in outputs}

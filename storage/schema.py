@@ -104,6 +104,21 @@ twin_snapshots = Table(
 ingested at or before it (the engine writes a twin's snapshot only with its last output of a
 batch), so the rows ingested after it are what a restarted twin replays."""
 
+twin_history = Table(
+    "twin_history",
+    metadata,
+    Column("device_id", Text, nullable=False),
+    Column("bucket", TZ, nullable=False),
+    Column("last_seen", TZ, nullable=False),
+    Column("taken_at", TZ, nullable=False),
+    Column("state", JSONB, nullable=False),
+    PrimaryKeyConstraint("device_id", "bucket", name="pk_twin_history"),
+    Index("ix_twin_history_bucket", "bucket"),
+)
+"""Past snapshots, one per device and history interval (``TWIN_HISTORY_INTERVAL_S``): the first
+snapshot whose newest reading falls in a bucket is kept, without the detectors' baselines. The
+twin as it was at a time is the nearest one before it with the stored readings replayed."""
+
 mqtt_sessions = Table(
     "mqtt_sessions",
     metadata,

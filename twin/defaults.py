@@ -15,6 +15,9 @@ MQTT_SESSION_EXPIRY_S = 3600
 TWIN_TTL_S = 300
 """A twin's live hash expires after this much silence."""
 SNAPSHOT_INTERVAL_S = 30.0
+HISTORY_INTERVAL_S = 900.0
+"""One snapshot per device and this interval is kept as the twin's history (0: none): the twin
+at a past time is the nearest one before it with at most this much telemetry replayed."""
 RETENTION_DAYS = 30
 """Raw telemetry (and finished notification records) are kept this many days."""
 PARTITIONS_AHEAD_DAYS = 3

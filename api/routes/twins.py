@@ -1,15 +1,17 @@
-"""``/twins/{id}``: a twin's live state from Redis, or its last snapshot once it went quiet."""
+"""``/twins/{id}``: a twin's live state from Redis, or its last snapshot once it went quiet;
+with ``at``, the twin as it was then (``api.twin_at``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from api.auth import VIEWER
-from api.params import DeviceId
+from api.params import DeviceId, moment
 from api.problems import Problem
 from api.stores import Stores
+from api.twin_at import twin_at
 from storage import device_reads
 from twin.state import decode_state
 
@@ -60,9 +62,20 @@ def live_body(device_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-@router.get("/twins/{device_id}", summary="the twin's live state (or its last snapshot)")
-def get_twin(request: Request, device_id: DeviceId) -> dict[str, Any]:
+AT = "RFC 3339 time: the twin as it was then (values exact to the reading; health as of the \
+nearest stored snapshot before it)"
+
+
+@router.get("/twins/{device_id}", summary="the twin's live state, its last snapshot, or its past")
+def get_twin(
+    request: Request,
+    device_id: DeviceId,
+    at: Annotated[str | None, Query(max_length=64, description=AT)] = None,
+) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
+    when = moment(at, "at")
+    if when is not None:
+        return twin_at(stores, device_id, when)
     if stores.live is not None:
         fields = stores.live.twin(device_id)
         if fields is not None:

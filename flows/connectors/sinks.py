@@ -64,7 +64,7 @@ class _PgPartition(StatelessSinkPartition[TwinOutput | DeadLetter]):
 
     def __init__(self, sink: PgSink, worker_index: int) -> None:
         self._sink = sink
-        self._writer = PgWriter(sink.url)
+        self._writer = PgWriter(sink.url, history_interval_s=sink.history_interval_s)
         self._maintains = worker_index == 0
         self._next_maintenance = 0.0
         self._snapshots = 0
@@ -343,6 +343,7 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         hourly_retention_days: int = defaults.HOURLY_RETENTION_DAYS,
         daily_retention_days: int = defaults.DAILY_RETENTION_DAYS,
         maintenance_interval_s: float = 3600.0,
+        history_interval_s: float = defaults.HISTORY_INTERVAL_S,
         retry_initial_s: float = 0.1,
         retry_max_s: float = 5.0,
     ) -> None:
@@ -356,6 +357,7 @@ class PgSink(DynamicSink[TwinOutput | DeadLetter]):
         self.hourly_retention_days = hourly_retention_days
         self.daily_retention_days = daily_retention_days
         self.maintenance_interval_s = maintenance_interval_s
+        self.history_interval_s = history_interval_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
 

@@ -84,6 +84,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "redis_prefix": ("TWIN_REDIS_PREFIX", str),
     "twin_ttl_s": ("TWIN_TWIN_TTL_S", int),
     "snapshot_interval_s": ("TWIN_SNAPSHOT_INTERVAL_S", float),
+    "history_interval_s": ("TWIN_HISTORY_INTERVAL_S", float),
     "retention_days": ("TWIN_RETENTION_DAYS", int),
     "partitions_ahead_days": ("TWIN_PARTITIONS_AHEAD_DAYS", int),
     "max_payload_bytes": ("TWIN_MAX_PAYLOAD_BYTES", int),
@@ -133,6 +134,7 @@ class Settings:
     redis_prefix: str = ""
     twin_ttl_s: int = defaults.TWIN_TTL_S
     snapshot_interval_s: float = defaults.SNAPSHOT_INTERVAL_S
+    history_interval_s: float = defaults.HISTORY_INTERVAL_S
     retention_days: int = defaults.RETENTION_DAYS
     partitions_ahead_days: int = defaults.PARTITIONS_AHEAD_DAYS
     max_payload_bytes: int = defaults.MAX_PAYLOAD_BYTES
@@ -218,6 +220,8 @@ class Settings:
             raise ConfigurationError("TWIN_DETECTOR_WARMUP must be 0 or more")
         if self.snapshot_interval_s <= 0 or self.epoch_interval_s <= 0:
             raise ConfigurationError("snapshot and epoch intervals must be positive")
+        if self.history_interval_s < 0:
+            raise ConfigurationError("TWIN_HISTORY_INTERVAL_S must be 0 (no history) or more")
         if self.api not in ("on", "off"):
             raise ConfigurationError("TWIN_API must be on or off")
         if not 1 <= self.api_port <= 65535:
@@ -247,7 +251,19 @@ class Settings:
             database_url=self.require_database(),
             redis_url=self.redis_url,
             redis_prefix=self.redis_prefix,
+            history_interval_s=self.history_interval_s,
+            retention_days=self.retention_days,
         )
+
+    def keeping(self) -> dict[str, Any]:
+        """How long the PostgreSQL sink keeps what it writes, and how much history."""
+        return {
+            "retention_days": self.retention_days,
+            "partitions_ahead_days": self.partitions_ahead_days,
+            "hourly_retention_days": self.hourly_retention_days,
+            "daily_retention_days": self.daily_retention_days,
+            "history_interval_s": self.history_interval_s,
+        }
 
     def require_database(self) -> str:
         if not self.database_url:

@@ -33,6 +33,14 @@ _UPSERT_SNAPSHOT = (
 )
 """``txn_at`` is this transaction's time: the snapshot covers every row of its device ingested
 at or before it, because it is written only with its twin's last output of the batch."""
+_KEEP_HISTORY = (
+    "INSERT INTO twin_history (device_id, bucket, last_seen, taken_at, state) "
+    "SELECT device_id, to_timestamp(floor(extract(epoch FROM last_seen) / %(every)s) * %(every)s), "
+    "last_seen, taken_at, state - 'detectors' - 'recent' FROM twin_snapshots "
+    "WHERE device_id = ANY(%(ids)s) AND txn_at = now() ON CONFLICT DO NOTHING"
+)
+"""The first snapshot of each history bucket (by its newest reading) is kept; ``txn_at = now()``
+picks the snapshots this transaction wrote (an older one arriving late is not)."""
 _TOUCH_DEVICE = "UPDATE devices SET last_seen = GREATEST(last_seen, %s) WHERE device_id = %s"
 
 
@@ -86,9 +94,11 @@ class EventRows:
 
 class SnapshotRows:
     """A twin's snapshot, written only with its last output of the batch, so that it covers
-    every row of its device up to this transaction (see ``txn_at``)."""
+    every row of its device up to this transaction (see ``txn_at``); and, one per
+    ``history_interval_s`` (0: none), kept as the twin's history."""
 
-    def __init__(self) -> None:
+    def __init__(self, history_interval_s: float = 0.0) -> None:
+        self.history_interval_s = history_interval_s
         self.rows: list[tuple[object, ...]] = []
         self.touches: list[tuple[object, ...]] = []
 
@@ -105,4 +115,7 @@ class SnapshotRows:
         if self.rows:
             cur.executemany(_UPSERT_SNAPSHOT, self.rows)
             cur.executemany(_TOUCH_DEVICE, self.touches)
+            if self.history_interval_s > 0:
+                ids = [row[0] for row in self.rows]
+                cur.execute(_KEEP_HISTORY, {"every": self.history_interval_s, "ids": ids})
             result.snapshots = len(self.rows)

@@ -29,6 +29,8 @@ from twin.records import Attributes, DeviceInbox, Reading, TwinOutput
 PROBLEM = "application/problem+json"
 T0 = 1_763_632_800_000  # 2025-11-20T10:00:00Z
 MINUTES = 10
+HISTORY_S = 120.0
+"""One history snapshot per two minutes: five per device."""
 
 
 @dataclass
@@ -78,7 +80,8 @@ def write_fleet(database_url: str, redis_url: str, redis_prefix: str, run: str) 
     fleet = Fleet(run, f"{run}-hot", f"{run}-cool", f"{run}-pump")
     profiles = ProfileBook()
     processor = TwinProcessor(profiles, alerts=AlertEngine(RuleBook(list(BUILTIN_RULES), profiles)))
-    writer, live = PgWriter(database_url), LiveStore(redis_url, prefix=redis_prefix, ttl_s=3600)
+    writer = PgWriter(database_url, history_interval_s=HISTORY_S)
+    live = LiveStore(redis_url, prefix=redis_prefix, ttl_s=3600)
     states: dict[str, object] = {}
     for second in range(0, MINUTES * 60, 5):
         outputs = []

@@ -35,7 +35,7 @@ def output(device: str, *readings: Reading, dead: list[DeadLetter] | None = None
 
 
 def test_migrating_twice_is_a_no_op(database_url: str):
-    assert migrate(database_url) == current_revision(database_url) == "0011_api_keys"
+    assert migrate(database_url) == current_revision(database_url) == "0012_twin_history"
 
 
 def test_redelivered_readings_are_stored_once_across_batches(database_url: str):
