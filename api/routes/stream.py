@@ -1,8 +1,9 @@
 """``/stream``: live push as Server-Sent Events.
 
 * ``twin`` events: the live fields of each watched device when they change, coalesced (at most
-  ``rate`` per second per device: a device that changed five times within one tick is sent
-  once, as it is now);
+  ``rate`` per second per device: a device that changed five times within that time is sent
+  once, as it is now); Redis is looked at every :data:`POLL_S`, so a change goes out within
+  that time of its write unless the device's rate holds it back;
 * ``alert`` events: every alert transition from the Redis stream the engine writes, each with
   the stream entry's id as its SSE id, so a client that reconnects with ``Last-Event-ID``
   carries on after the last transition it saw;
@@ -33,6 +34,7 @@ from twin.topics import DEVICE_ID_RE
 
 router = APIRouter(tags=["stream"], dependencies=[VIEWER])
 
+POLL_S = 0.05
 SLOW_CLIENT_S = 10.0
 PING_S = 15.0
 SUMMARY_S = 5.0
@@ -64,9 +66,11 @@ class Watch:
     def __init__(self, stores: Stores, devices: list[str] | None, rate: float, after: str):
         assert stores.config.redis_url is not None
         self.feed = LiveFeed(stores.config.redis_url, stores.config.redis_prefix)
-        self.stores, self.devices, self.tick = stores, devices, 1.0 / rate
+        self.stores, self.devices, self.gap = stores, devices, 1.0 / rate
         self.after = after
         self.sent: dict[str, int] = {}
+        self.due: dict[str, float] = {}
+        """When each device may be sent again (its rate)."""
 
     async def start_id(self) -> str:
         """Where the alert stream is now: a client that did not say starts from here."""
@@ -83,13 +87,18 @@ class Watch:
     async def twins(self) -> list[bytes]:
         if not self.devices:
             return []
+        now = time.monotonic()
+        wanted = [d for d in self.devices if self.due.get(d, 0.0) <= now]
+        if not wanted:
+            return []
         out = []
-        for device, body in zip(self.devices, await self.feed.twins(self.devices), strict=True):
+        for device, body in zip(wanted, await self.feed.twins(wanted), strict=True):
             if body is None:
                 continue
             stamp = int(body.get("updated_ms", 0)) or int(body.get("last_seen_ms", 0))
             if self.sent.get(device) != stamp:
                 self.sent[device] = stamp
+                self.due[device] = now + self.gap
                 out.append(sse("twin", {"device_id": device, **body}))
         return out
 
@@ -120,7 +129,7 @@ async def _events(request: Request, watch: Watch) -> AsyncIterator[bytes]:
                 if time.monotonic() - started > SLOW_CLIENT_S:
                     return  # the client does not keep up: dropped
                 next_ping = time.monotonic() + PING_S
-            await asyncio.sleep(watch.tick)
+            await asyncio.sleep(POLL_S)
     finally:
         stores.streams -= 1
         await watch.close()

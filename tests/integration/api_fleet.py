@@ -123,9 +123,11 @@ def problem(response: httpx.Response, status: int) -> dict:
     return body
 
 
-def change(redis_url: str, prefix: str, fleet: Fleet, speed: float, alert: str) -> None:
+def change(
+    redis_url: str, prefix: str, fleet: Fleet, speed: float, alert: str, later_ms: int = 0
+) -> None:
     """What the engine's Redis sink writes for one batch: a new live view, a transition."""
-    now = T0 + 3_600_000
+    now = T0 + 3_600_000 + later_ms
     view = {"device_id": fleet.cool, "status": "online", "speed_kmh": speed, "updated_ms": now}
     moved = AlertTransition(
         alert_id=alert, device_id=fleet.cool, rule_id="battery-low", rule_type="threshold",

@@ -110,3 +110,35 @@ def test_a_client_that_stops_taking_events_is_dropped(
     taken, closed = asyncio.run(asyncio.wait_for(consume(), timeout=20))
     assert taken == 2 and closed  # the retry line, one event, then it was cut off
     stores.close()
+
+
+def test_twin_updates_are_coalesced_to_the_rate(
+    fleet: Fleet, redis_url: str, fleet_prefix: str, database_url: str, monkeypatch
+):
+    clock = [1_000.0]
+    monkeypatch.setattr(stream.time, "monotonic", lambda: clock[0])
+    stores = Stores(ApiConfig(database_url, redis_url, fleet_prefix))
+    watch = stream.Watch(stores, [fleet.cool], 1.0, "0-0")  # one update per second at most
+
+    def write(speed: float, later_ms: int) -> None:
+        change(redis_url, fleet_prefix, fleet, speed, f"{fleet.run}-c{later_ms}", later_ms)
+
+    async def speeds() -> list[float]:
+        return [json.loads(e.split(b"data: ")[1])["speed_kmh"] for e in await watch.twins()]
+
+    async def run() -> list[list[float]]:
+        seen = []
+        write(60.0, 10_000)
+        seen.append(await speeds())
+        write(61.0, 10_100)
+        write(62.0, 10_200)
+        clock[0] += 0.5
+        seen.append(await speeds())  # held back: the device was sent half a second ago
+        clock[0] += 0.5
+        seen.append(await speeds())  # the newest state only
+        seen.append(await speeds())  # nothing new
+        await watch.close()
+        return seen
+
+    assert asyncio.run(run()) == [[60.0], [], [62.0], []]
+    stores.close()
