@@ -35,6 +35,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         try:
             yield
         finally:
+            await stores.close_feed()
             stores.close()
 
     app = FastAPI(

@@ -11,6 +11,7 @@ from psycopg_pool import ConnectionPool
 from api.config import ApiConfig
 from api.key_cache import KeyCache
 from storage.database import psycopg_url
+from storage.live_feed import LiveFeed
 from storage.live_reads import LiveReads
 
 
@@ -26,6 +27,8 @@ class Stores:
             kwargs={"connect_timeout": 5},
         )
         self.live = LiveReads(config.redis_url, config.redis_prefix) if config.redis_url else None
+        self.feed = LiveFeed(config.redis_url, config.redis_prefix) if config.redis_url else None
+        """Live reads on the server's event loop (the routes that answer most often)."""
         self.keys = KeyCache(config.key_cache_s)
         self.streams = 0
         """Live-push streams open now (they run on the server's event loop, one thread)."""
@@ -37,6 +40,10 @@ class Stores:
     def connection(self) -> Iterator[psycopg.Connection]:
         with self.pool.connection() as conn:
             yield conn
+
+    async def close_feed(self) -> None:
+        if self.feed is not None:
+            await self.feed.close()
 
     def close(self) -> None:
         self.pool.close()

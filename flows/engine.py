@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import FrameType
 
 import msgspec
@@ -26,7 +27,7 @@ from flows.connectors.redis_sink import RedisSink
 from flows.connectors.sinks import PgSink
 from flows.dataflow import SHARDS_PER_WORKER, WakeSource, build_flow
 from flows.jobs.alert_rules import RuleReloader, load_book
-from flows.runtime import collector, metrics
+from flows.runtime import collector, logs, metrics
 from flows.runtime.settings import Settings
 from storage import registry, sessions
 from storage.catalog import (
@@ -323,9 +324,10 @@ def run(
         _serve_health(settings, source, process_id)
     api = None
     if settings.api == "on" and not process_id:  # process 0 of a cluster serves the API
-        from api.server import ApiThread
+        from api.server import ApiProcess
 
-        api = ApiThread(settings.api_config(), settings.api_host, settings.api_port).start()
+        setup = partial(logs.configure, settings.log_level, settings.log_format)
+        api = ApiProcess(settings.api_config(), settings.api_host, settings.api_port, setup).start()
     relay_stop = threading.Event()
     if processes > 1:  # messages committed by another process are acknowledged through here
         _start_relay(settings, source, process_id or 0, relay_stop)

@@ -26,8 +26,8 @@ def summary(request: Request) -> dict[str, Any]:
 
 
 @router.get("/me", summary="the calling key: its name and role", tags=["keys"])
-def me(request: Request, credentials: Credentials) -> dict[str, Any]:
-    key = caller(request, credentials)
+async def me(request: Request, credentials: Credentials) -> dict[str, Any]:
+    key = await caller(request, credentials)
     return {"id": key.id, "name": key.name, "role": key.role}
 
 

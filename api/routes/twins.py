@@ -3,6 +3,7 @@ with ``at``, the twin as it was then (``api.twin_at``)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -67,19 +68,25 @@ nearest stored snapshot before it)"
 
 
 @router.get("/twins/{device_id}", summary="the twin's live state, its last snapshot, or its past")
-def get_twin(
+async def get_twin(
     request: Request,
     device_id: DeviceId,
     at: Annotated[str | None, Query(max_length=64, description=AT)] = None,
 ) -> dict[str, Any]:
+    """On the event loop while the twin is live (one Redis round trip, no thread hop); the
+    stored snapshot and the past are read on a worker thread."""
     stores: Stores = request.app.state.stores
     when = moment(at, "at")
     if when is not None:
-        return twin_at(stores, device_id, when)
-    if stores.live is not None:
-        fields = stores.live.twin(device_id)
+        return await asyncio.to_thread(twin_at, stores, device_id, when)
+    if stores.feed is not None:
+        fields = (await stores.feed.twins([device_id]))[0]
         if fields is not None:
             return live_body(device_id, fields)
+    return await asyncio.to_thread(_stored, stores, device_id)
+
+
+def _stored(stores: Stores, device_id: str) -> dict[str, Any]:
     with stores.connection() as conn:
         snap = device_reads.snapshot(conn, device_id)
         if snap is None:
