@@ -24,7 +24,5 @@ class ApiConfig:
     """The most stored readings one ``/twins/{id}?at=`` replays after its base snapshot."""
     history_interval_s: float = defaults.HISTORY_INTERVAL_S
     """How far apart the history snapshots are (the engine's ``TWIN_HISTORY_INTERVAL_S``)."""
-    retention_days: int = defaults.RETENTION_DAYS
-    """How long raw telemetry, and with it the history, is kept."""
     pool_size: int = 8
     """PostgreSQL connections the API keeps open."""

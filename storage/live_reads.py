@@ -43,11 +43,6 @@ class LiveReads:
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.keys = LiveKeys(prefix)
 
-    def twin(self, device_id: str) -> dict[str, Any] | None:
-        """The twin's live fields; None when its hash expired (the device is offline)."""
-        fields: dict[bytes, bytes] = self.client.hgetall(self.keys.twin(device_id))  # type: ignore[assignment]
-        return typed(fields) if fields else None
-
     def healths(self, device_ids: Sequence[str]) -> list[tuple[str, int | None]]:
         """(status, health) of each device, one round trip."""
         pipe = self.client.pipeline(transaction=False)

@@ -252,7 +252,6 @@ class Settings:
             redis_url=self.redis_url,
             redis_prefix=self.redis_prefix,
             history_interval_s=self.history_interval_s,
-            retention_days=self.retention_days,
         )
 
     def keeping(self) -> dict[str, Any]:
