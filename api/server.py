@@ -3,7 +3,7 @@ process of its own (``twin run``), or on a thread (tests, and tools that serve a
 
 Beside the engine the API needs its own interpreter: on a thread of the engine's process it
 shares the engine's GIL, and the twin step holds it for milliseconds at a time (measured at
-5,000 readings/s: p99 54 ms for ``GET /twins/{id}`` on a thread, 14 ms in a process).
+5,000 readings/s: p99 44 ms for ``GET /twins/{id}`` on a thread, 7-8 ms in a process).
 """
 
 from __future__ import annotations
