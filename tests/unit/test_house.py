@@ -179,8 +179,8 @@ TOOLS = {
     "ruff": "the linter, run by make lint",
     "mypy": "the type checker, run by make lint",
     "pytest-timeout": "a pytest plugin, configured by `timeout` in pyproject.toml",
-    "httptools": "uvicorn's HTTP parser, named by api/server.py (http=\"httptools\")",
-    "uvloop": "uvicorn's event loop, named by api/server.py (loop=\"uvloop\")",
+    "httptools": 'uvicorn\'s HTTP parser, named by api/server.py (http="httptools")',
+    "uvloop": 'uvicorn\'s event loop, named by api/server.py (loop="uvloop")',
 }
 
 
