@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from api.config import ApiConfig
 from api.key_cache import KeyCache
+from api.status_counts import StatusCounts
 from storage.database import psycopg_url
 from storage.live_feed import LiveFeed
 from storage.live_reads import LiveReads
@@ -27,6 +28,8 @@ class Stores:
             kwargs={"connect_timeout": 5},
         )
         self.live = LiveReads(config.redis_url, config.redis_prefix) if config.redis_url else None
+        self.counts = StatusCounts(self.live) if self.live is not None else None
+        """Live twins by status, shared by every caller."""
         self.feed = LiveFeed(config.redis_url, config.redis_prefix) if config.redis_url else None
         """Live reads on the server's event loop (the routes that answer most often)."""
         self.keys = KeyCache(config.key_cache_s)

@@ -19,7 +19,7 @@ def summary(request: Request) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
         counts = device_reads.fleet_counts(conn)
-    live = stores.live.status_counts() if stores.live is not None else {}
+    live = stores.counts.get() if stores.counts is not None else {}
     by_status = {"online": live.get("online", 0), "silent": live.get("silent", 0)}
     by_status["offline"] = max(0, counts.devices - sum(by_status.values()))
     return {"by_status": by_status, **dataclasses.asdict(counts)}

@@ -117,8 +117,8 @@ async def _events(request: Request, watch: Watch) -> AsyncIterator[bytes]:
         while not await request.is_disconnected():
             batch = await watch.alerts() + await watch.twins()
             now = time.monotonic()
-            if watch.devices is None and now >= next_summary and stores.live is not None:
-                counts = await asyncio.to_thread(stores.live.status_counts)
+            if watch.devices is None and now >= next_summary and stores.counts is not None:
+                counts = await asyncio.to_thread(stores.counts.get)
                 batch.append(sse("summary", {"by_status": counts}))
                 next_summary = now + SUMMARY_S
             if not batch and now >= next_ping:
