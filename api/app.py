@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import models, problems
 from api.config import ApiConfig
 from api.routes import admin, alerts, devices, fleet, maintenance, stream, twins
 from api.stores import Stores
@@ -51,11 +52,23 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.stores = stores
     problems.install(app)
     for module in (devices, twins, alerts, maintenance, fleet, stream, admin):
-        app.include_router(module.router, prefix=PREFIX)
+        app.include_router(module.router, prefix=PREFIX, responses=models.ERRORS)
 
     @app.get("/healthz", tags=["health"], summary="the API answers (no key needed)")
     def healthz() -> dict[str, Any]:
         return {"status": "ok"}
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, with the problem document's schema the errors refer to."""
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                                   routes=app.routes)  # fmt: skip
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = models.Problem.model_json_schema()
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     if (CONSOLE / "index.html").exists():
         app.mount("/", StaticFiles(directory=CONSOLE, html=True), name="console")

@@ -8,10 +8,19 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Path, Query
+from pydantic import StringConstraints
 
 from api.problems import Problem
 from twin.parsing import METRIC_NAME_RE
 from twin.topics import DEVICE_ID_RE
+
+NO_NUL = r"^[^\x00]*$"
+"""Text a PostgreSQL text column can hold: anything but NUL."""
+Plain = Annotated[str, StringConstraints(pattern=NO_NUL)]
+"""A text field of a request body."""
+DeviceQuery = Annotated[
+    str | None, Query(pattern=f"^{DEVICE_ID_RE.pattern}$", description="a device id")
+]
 
 DeviceId = Annotated[
     str, Path(pattern=f"^{DEVICE_ID_RE.pattern}$", description="a device id as on the wire")

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from api import bodies
 from api.auth import OPERATOR, VIEWER, acting
-from api.params import AlertId, Limit, moment
+from api.models import AlertDetail, Alerts, Anomalies, Done, answers
+from api.params import NO_NUL, AlertId, DeviceQuery, Limit, Plain, moment
 from api.stores import Stores
 from storage import device_reads
 from storage.alert_store import act, list_alerts, show_alert
@@ -21,13 +22,18 @@ router = APIRouter(tags=["alerts"])
 Severity = Literal["info", "warning", "major", "critical"]
 
 
-@router.get("/alerts", summary="alerts, newest first", dependencies=[VIEWER])
+@router.get(
+    "/alerts",
+    summary="alerts, newest first",
+    dependencies=[VIEWER],
+    responses=answers(Alerts),
+)
 def alerts(
     request: Request,
     status: Annotated[Literal["open", "new", "acknowledged", "resolved"] | None, Query()] = None,
-    device: Annotated[str | None, Query(max_length=64)] = None,
+    device: DeviceQuery = None,
     severity: Annotated[Severity | None, Query(description="this severity or worse")] = None,
-    rule: Annotated[str | None, Query(max_length=200)] = None,
+    rule: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     since: Annotated[str | None, Query(description="RFC 3339: last seen at or after")] = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
@@ -41,7 +47,12 @@ def alerts(
     return bodies.alerts(rows)
 
 
-@router.get("/alerts/{alert_id}", summary="one alert and its timeline", dependencies=[VIEWER])
+@router.get(
+    "/alerts/{alert_id}",
+    summary="one alert and its timeline",
+    dependencies=[VIEWER],
+    responses=answers(AlertDetail),
+)
 def alert(request: Request, alert_id: AlertId) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
@@ -49,11 +60,11 @@ def alert(request: Request, alert_id: AlertId) -> dict[str, Any]:
 
 
 class Note(BaseModel):
-    note: str = Field(default="", max_length=2000)
+    note: Plain = Field(default="", max_length=2000)
 
 
 class Assignment(Note):
-    to: str = Field(min_length=1, max_length=200, description="who takes the alert")
+    to: Plain = Field(min_length=1, max_length=200, description="who takes the alert")
 
 
 def _act(
@@ -65,7 +76,7 @@ def _act(
     return {"id": alert_id, "status": status}
 
 
-@router.post("/alerts/{alert_id}/ack", summary="acknowledge a new alert")
+@router.post("/alerts/{alert_id}/ack", summary="acknowledge a new alert", responses=answers(Done))
 def ack(
     request: Request, alert_id: AlertId, body: Annotated[Note | None, Body()] = None,
     key: ApiKey = OPERATOR,
@@ -73,14 +84,18 @@ def ack(
     return _act(request, alert_id, "ack", key, body.note if body else "", None)
 
 
-@router.post("/alerts/{alert_id}/assign", summary="assign an open alert to someone")
+@router.post(
+    "/alerts/{alert_id}/assign",
+    summary="assign an open alert to someone",
+    responses=answers(Done),
+)
 def assign(
     request: Request, alert_id: AlertId, body: Assignment, key: ApiKey = OPERATOR
 ) -> dict[str, Any]:
     return _act(request, alert_id, "assign", key, body.note, body.to)
 
 
-@router.post("/alerts/{alert_id}/resolve", summary="resolve an open alert")
+@router.post("/alerts/{alert_id}/resolve", summary="resolve an open alert", responses=answers(Done))
 def resolve(
     request: Request, alert_id: AlertId, body: Annotated[Note | None, Body()] = None,
     key: ApiKey = OPERATOR,
@@ -88,10 +103,15 @@ def resolve(
     return _act(request, alert_id, "resolve", key, body.note if body else "", None)
 
 
-@router.get("/anomalies", summary="anomaly episodes, newest first", dependencies=[VIEWER])
+@router.get(
+    "/anomalies",
+    summary="anomaly episodes, newest first",
+    dependencies=[VIEWER],
+    responses=answers(Anomalies),
+)
 def anomalies(
     request: Request,
-    device: Annotated[str | None, Query(max_length=64)] = None,
+    device: DeviceQuery = None,
     open: Annotated[bool, Query(description="only episodes still open")] = False,
     since: Annotated[str | None, Query(description="RFC 3339")] = None,
     until: Annotated[str | None, Query(description="RFC 3339")] = None,

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from api.auth import VIEWER
-from api.params import DeviceId, Limit, after_cursor, cursor_of, metric_names, moment
+from api.models import Device, DevicePage, Telemetry, answers
+from api.params import NO_NUL, DeviceId, Limit, after_cursor, cursor_of, metric_names, moment
 from api.problems import Problem
 from api.stores import Stores
 from storage import device_reads, telemetry_reads
@@ -50,14 +51,18 @@ def _live(stores: Stores, rows: list[DeviceRow]) -> list[tuple[str, int | None]]
     return stores.live.healths([r.device_id for r in rows])
 
 
-@router.get("/devices", summary="devices, filtered, in id order, a page at a time")
+@router.get(
+    "/devices",
+    summary="devices, filtered, in id order, a page at a time",
+    responses=answers(DevicePage),
+)
 def list_devices(
     request: Request,
-    kind: Annotated[str | None, Query(max_length=64)] = None,
-    profile: Annotated[str | None, Query(max_length=64)] = None,
+    kind: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    profile: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     status: Annotated[Literal["online", "silent", "offline"] | None, Query()] = None,
-    group: Annotated[str | None, Query(max_length=200)] = None,
-    search: Annotated[str | None, Query(max_length=100)] = None,
+    group: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    search: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Limit = 50,
 ) -> dict[str, Any]:
@@ -82,7 +87,11 @@ def list_devices(
     return {"items": items, "next_cursor": cursor_of(after) if more and after else None}
 
 
-@router.get("/devices/{device_id}", summary="one device: registry row, live status, open alerts")
+@router.get(
+    "/devices/{device_id}",
+    summary="one device: registry row, live status, open alerts",
+    responses=answers(Device),
+)
 def get_device(request: Request, device_id: DeviceId) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
@@ -106,7 +115,7 @@ def _step(step: str, span: timedelta) -> str:
 @router.get(
     "/devices/{device_id}/telemetry",
     summary="readings over a time range: raw, hourly or daily by range and step",
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"model": Telemetry, "content": {"text/csv": {}}}},
 )
 def telemetry(
     request: Request,

@@ -8,13 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.auth import VIEWER, Credentials, caller
+from api.models import FleetSummary, Me, Positions, answers
 from api.stores import Stores
 from storage import device_reads
 
 router = APIRouter(tags=["fleet"], dependencies=[VIEWER])
 
 
-@router.get("/fleet/summary", summary="devices by status, kind, profile; open alerts by severity")
+@router.get(
+    "/fleet/summary",
+    summary="devices by status, kind, profile; open alerts by severity",
+    responses=answers(FleetSummary),
+)
 def summary(request: Request) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
@@ -25,13 +30,19 @@ def summary(request: Request) -> dict[str, Any]:
     return {"by_status": by_status, **dataclasses.asdict(counts)}
 
 
-@router.get("/me", summary="the calling key: its name and role", tags=["keys"])
+@router.get(
+    "/me", summary="the calling key: its name and role", tags=["keys"], responses=answers(Me)
+)
 async def me(request: Request, credentials: Credentials) -> dict[str, Any]:
     key = await caller(request, credentials)
     return {"id": key.id, "name": key.name, "role": key.role}
 
 
-@router.get("/fleet/positions", summary="positioned devices (from the live GEO set)")
+@router.get(
+    "/fleet/positions",
+    summary="positioned devices (from the live GEO set)",
+    responses=answers(Positions),
+)
 def positions(
     request: Request, limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000
 ) -> dict[str, Any]:

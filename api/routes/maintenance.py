@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 
 from api import bodies
 from api.auth import OPERATOR, VIEWER, acting
-from api.params import Limit
+from api.models import Done, Recommendation, Recommendations, Report, answers
+from api.params import DeviceQuery, Limit, Plain
 from api.problems import Problem
 from api.stores import Stores
 from storage import recommendations as recs
@@ -25,10 +26,15 @@ RecStatus = Literal["open", "accepted", "rejected", "modified", "cleared", "all"
 FEEDBACK = {"accept": "accepted", "reject": "rejected", "modify": "modified"}
 
 
-@router.get("/recommendations", summary="part recommendations", dependencies=[VIEWER])
+@router.get(
+    "/recommendations",
+    summary="part recommendations",
+    dependencies=[VIEWER],
+    responses=answers(Recommendations),
+)
 def recommendations(
     request: Request,
-    device: Annotated[str | None, Query(max_length=64)] = None,
+    device: DeviceQuery = None,
     status: Annotated[RecStatus, Query()] = "open",
     limit: Limit = 100,
 ) -> dict[str, Any]:
@@ -40,8 +46,12 @@ def recommendations(
     return bodies.recommendations(rows)
 
 
-@router.get("/recommendations/{rec_id}", summary="one recommendation with its reasoning",
-            dependencies=[VIEWER])  # fmt: skip
+@router.get(
+    "/recommendations/{rec_id}",
+    summary="one recommendation with its reasoning",
+    dependencies=[VIEWER],
+    responses=answers(Recommendation),
+)
 def recommendation(request: Request, rec_id: RecId) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     with stores.connection() as conn:
@@ -49,12 +59,16 @@ def recommendation(request: Request, rec_id: RecId) -> dict[str, Any]:
 
 
 class Feedback(BaseModel):
-    reason: str = Field(default="", max_length=2000)
+    reason: Plain = Field(default="", max_length=2000)
     actual_cost: float | None = Field(default=None, ge=0, le=1e9)
     alternative_part: str | None = Field(default=None, max_length=64, description="fitted instead")
 
 
-@router.post("/recommendations/{rec_id}/{action}", summary="accept, reject or modify")
+@router.post(
+    "/recommendations/{rec_id}/{action}",
+    summary="accept, reject or modify",
+    responses=answers(Done),
+)
 def feedback(
     request: Request,
     rec_id: RecId,
@@ -74,11 +88,16 @@ def feedback(
     return {"id": rec_id, "status": FEEDBACK[action]}
 
 
-@router.get("/reports/daily", summary="the daily maintenance report", dependencies=[VIEWER])
+@router.get(
+    "/reports/daily",
+    summary="the daily maintenance report",
+    dependencies=[VIEWER],
+    responses=answers(Report),
+)
 def daily_report(
     request: Request,
     date_: Annotated[date | None, Query(alias="date", description="YYYY-MM-DD; today")] = None,
-    device: Annotated[str | None, Query(max_length=64, description="default: the fleet")] = None,
+    device: DeviceQuery = None,
 ) -> dict[str, Any]:
     stores: Stores = request.app.state.stores
     day = date_ or datetime.now(UTC).date()

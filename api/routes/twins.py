@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.auth import VIEWER
+from api.models import Twin, answers
 from api.params import DeviceId, moment
 from api.problems import Problem
 from api.stores import Stores
@@ -67,7 +68,11 @@ AT = "RFC 3339 time: the twin as it was then (values exact to the reading; healt
 nearest stored snapshot before it)"
 
 
-@router.get("/twins/{device_id}", summary="the twin's live state, its last snapshot, or its past")
+@router.get(
+    "/twins/{device_id}",
+    summary="the twin's live state, its last snapshot, or its past",
+    responses=answers(Twin),
+)
 async def get_twin(
     request: Request,
     device_id: DeviceId,
