@@ -1,8 +1,9 @@
 """Measure the detectors on labelled data, through the same code the dataflow runs.
 
 SKAB protocol (``../shared/datasets/README.md``): each file is one device seen from its first
-row; the first 400 rows learn and are not scored; every later row's verdict (1 if any anomaly
-is open after the row) is compared with the ``anomaly`` label, and TP, FP, TN, FN are summed
+row (a file without an ``anomaly`` column, such as ``anomaly-free.csv``, is all normal); the
+first 400 rows learn and are not scored; every later row's verdict (1 if any anomaly is open
+after the row) is compared with the ``anomaly`` label, and TP, FP, TN, FN are summed
 over all files. F1 = TP / (TP + (FP + FN) / 2), FAR = FP / (FP + TN), MAR = FN / (FN + TP).
 Detection delay per file: rows (seconds) from the first labelled row to the first verdict 1
 at or after it. The detectors never see the labels.
@@ -94,9 +95,7 @@ def skab_files(paths: Iterable[str | Path]) -> list[Path]:
 def evaluate_skab_file(path: Path, config: DetectorConfig = SKAB) -> FileResult:
     series = read_series(path, exclude=())
     label_col = next((c for c in series.metrics if c.lower() == "anomaly"), None)
-    if label_col is None:
-        raise ConfigurationError(f"{path}: no 'anomaly' column (not a SKAB file?)")
-    label_name = series.metrics[label_col]
+    label_name = series.metrics[label_col] if label_col is not None else ""  # a clean file
     skip = {
         name for col, name in series.metrics.items() if col.lower() in ("anomaly", "changepoint")
     }

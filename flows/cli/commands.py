@@ -183,6 +183,17 @@ EVALUATE = (
                 ),
             ),
             Command(
+                "synthetic",
+                "labelled synthetic series of eight families, made from a seed",
+                (
+                    arg("--seed", type=int, default=1),
+                    arg("--per-family", type=positive_int, default=3, help="series per family"),
+                    arg("--window", type=fraction, default=0.1, help="window share per anomaly"),
+                    arg("--probation", type=fraction, default=0.15, help="share that learns"),
+                    arg("--report", metavar="FILE", help="write the scores as JSON"),
+                ),
+            ),
+            Command(
                 "scenario",
                 "a simulated fleet with injected faults",
                 (

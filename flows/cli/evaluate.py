@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from flows.cli.evaluate_series import skab_windows, window_line, window_report
 from flows.runtime.settings import Settings
 from simulators import scenario as scenarios
 from simulators.evaluation import (
@@ -29,6 +30,10 @@ from twin.errors import ConfigurationError
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.dataset == "skab":
         config, evaluation = _skab(args)
+    elif args.dataset == "synthetic":
+        from flows.cli.evaluate_series import run_synthetic
+
+        config, evaluation = run_synthetic(args)
     else:
         config, evaluation = _scenario(args, settings)
     if args.report:
@@ -66,6 +71,12 @@ def _skab(args: argparse.Namespace) -> tuple[DetectorConfig, dict[str, Any]]:
         f"F1 {total.f1:.3f}  FAR {total.far:.1%}  MAR {total.mar:.1%}  median delay "
         f"{'-' if median is None else f'{median:.0f} s'}  ({rows / seconds:,.0f} rows/s)"
     )
+    windows = skab_windows(results)
+    print(window_line(windows.windows))
+    print(
+        f"false alarms: {windows.false_alarms} opened outside every window, "
+        f"{windows.false_per_1000:.2f} per 1,000 such rows"
+    )
     if args.rows_csv:
         _rows_csv(Path(args.rows_csv), results)
     if args.plots:
@@ -76,6 +87,8 @@ def _skab(args: argparse.Namespace) -> tuple[DetectorConfig, dict[str, Any]]:
         "paths": [str(p) for p in args.paths],
         **_scores(total),
         "median_delay_s": median,
+        "window": window_report(windows.windows),
+        "false_per_1000": round(windows.false_per_1000, 3),
         "per_file": [
             {"file": str(r.path), "f1": round(r.counts.f1, 4), "delay_s": r.delay_s}
             for r in results

@@ -92,9 +92,33 @@ def test_evaluate_skab_reports_scores_rows_and_registry(
     assert done.returncode == 0, done.stderr
     scores = json.loads(report.read_text())
     assert scores["files"] == 2 and scores["f1"] > 0.8 and scores["far"] < 0.05
+    assert scores["window"]["windows"] == 2 and scores["window"]["standard"] > 50
     lines = rows_csv.read_text().splitlines()
     assert lines[0] == "file,datetime,score,verdict" and len(lines) == 1 + 2 * 700
     assert {line.rsplit(",", 1)[1] for line in lines[1:]} <= {"0", "1"}
     version = done.stdout.rsplit("recorded in model_versions as ", 1)[1].strip()
     stored = q(database_url, "SELECT evaluations FROM model_versions WHERE version = %s", version)
     assert stored and stored[0][0][-1]["f1"] == scores["f1"]
+
+
+def test_evaluate_synthetic_scores_each_family_by_rows_and_windows(
+    tmp_path: Path, engine_env: dict[str, str], database_url: str
+):
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "evaluate", "synthetic", "--seed", "3",
+         "--per-family", "1", "--report", str(report)],
+        env=engine_env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(report.read_text())
+    assert scores["series"] == 8 and set(scores["per_family"]) >= {"seasonal", "stuck", "missing"}
+    assert scores["window"]["windows"] == 9  # one per series, two in the seasonal one
+    for name in ("standard", "reward_low_fp", "reward_low_fn"):
+        assert -100 < scores["window"][name] <= 100, name
+    assert "reward_low_fn" in done.stdout and "stuck" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "evaluate", "synthetic", "--window", "2"],
+        env=engine_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "[0, 1)" in bad.stderr
