@@ -201,6 +201,7 @@ def _scenario(
         "quiet_devices": result.quiet_devices,
         "false_alarms": result.false_alarms,
         "false_per_device_hour": round(result.false_per_device_hour, 4),
+        "false_per_device_day": round(24 * result.false_per_device_hour, 3),
     }
     return config, evaluation
 
@@ -224,7 +225,7 @@ def _print_scenario(
     print(
         f"false anomalies on {result.quiet_devices} fault-free devices: {result.false_alarms} "
         f"in {result.quiet_hours:.1f} device-hours = {result.false_per_device_hour:.2f} "
-        "per device-hour (after warm-up)"
+        f"per device-hour, {24 * result.false_per_device_hour:.1f} per device-day (after warm-up)"
     )
 
 
