@@ -17,6 +17,7 @@ from flows.cli.args import (
 
 SEVERITIES = ("info", "warning", "major", "critical")
 JSON = arg("--json", action="store_true", help="print what the HTTP API returns for this")
+FOLDS_HELP = "also choose the configuration on K-1 folds of the files, score it on the other"
 METRICS_PORT = arg("--metrics-port", type=port, help="serve published-rate metrics on this port")
 
 SERVE = (
@@ -179,6 +180,7 @@ EVALUATE = (
                     arg("paths", nargs="+", help="files or directories of SKAB CSV files"),
                     arg("--rows-csv", metavar="FILE", help="file,datetime,score,verdict per row"),
                     arg("--plots", metavar="DIR", help="a PNG per file: signals, score, verdicts"),
+                    arg("--folds", type=positive_int, metavar="K", help=FOLDS_HELP),
                     arg("--report", metavar="FILE", help="write the scores as JSON"),
                 ),
             ),

@@ -77,11 +77,12 @@ def _skab(args: argparse.Namespace) -> tuple[DetectorConfig, dict[str, Any]]:
         f"false alarms: {windows.false_alarms} opened outside every window, "
         f"{windows.false_per_1000:.2f} per 1,000 such rows"
     )
+    held_out = _held_out(results, args.folds) if args.folds else None
     if args.rows_csv:
         _rows_csv(Path(args.rows_csv), results)
     if args.plots:
         _plots(Path(args.plots), results)
-    evaluation = {
+    evaluation: dict[str, Any] = {
         "dataset": "skab",
         "files": len(results),
         "paths": [str(p) for p in args.paths],
@@ -93,8 +94,30 @@ def _skab(args: argparse.Namespace) -> tuple[DetectorConfig, dict[str, Any]]:
             {"file": str(r.path), "f1": round(r.counts.f1, 4), "delay_s": r.delay_s}
             for r in results
         ],
+        "held_out": held_out,
     }
     return config, evaluation
+
+
+def _held_out(results: list[FileResult], k: int) -> dict[str, Any]:
+    """Cross-validated by experiment: the figure for files the configuration was not chosen on."""
+    from simulators.tuning import cross_validate, grid
+
+    configs = grid()
+    folds = cross_validate([r.path for r in results], k, configs)
+    print(f"held out, {k} folds by experiment, best of {len(configs)} configurations each:")
+    for n, fold in enumerate(folds):
+        c = fold.chosen
+        print(
+            f"  fold {n + 1} ({len(fold.held_out)} files): chose level_hi {c.level_hi}, "
+            f"level_lo {c.level_lo}, hold {c.hold} (F1 {fold.tuned.f1:.3f} where chosen); "
+            f"held out F1 {fold.held.f1:.3f}, FAR {fold.held.far:.1%}"
+        )
+    held = Counts()
+    for fold in folds:
+        held.add(fold.held)
+    print(f"held out, all folds: F1 {held.f1:.3f}  FAR {held.far:.1%}  MAR {held.mar:.1%}")
+    return {"folds": k, **_scores(held)}
 
 
 def _scores(c: Counts) -> dict[str, Any]:

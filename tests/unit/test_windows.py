@@ -110,3 +110,27 @@ def test_the_detectors_are_scored_on_the_suite():
     assert families["stuck"].windows["standard"].detected == 1  # a flatline is plain to see
     assert -100.0 < total.windows["standard"].normalised <= 100.0
     assert total.clean_rows > 0
+
+
+def test_held_out_folds_choose_on_the_other_files_and_score_on_their_own(tmp_path):
+    from simulators.evaluation import evaluate_skab_file
+    from simulators.tuning import cross_validate, grid
+    from tests.unit.test_replay import skab_file
+    from twin.errors import ConfigurationError
+
+    files = [
+        skab_file(tmp_path / f"{n}.csv", rows=700, anomaly_from=480 + 20 * n, anomaly_to=600)
+        for n in range(4)
+    ]
+    configs = grid()[:4]
+    folds = cross_validate(files, 2, configs)
+    assert [sorted(f.name for f in fold.held_out) for fold in folds] == [
+        ["0.csv", "2.csv"], ["1.csv", "3.csv"],
+    ]  # fmt: skip
+    for fold in folds:
+        assert fold.chosen in configs
+        held = [evaluate_skab_file(f, fold.chosen).counts for f in fold.held_out]
+        assert fold.held.tp == sum(c.tp for c in held) and fold.held.fp == sum(c.fp for c in held)
+        assert fold.held.tp + fold.held.fp + fold.held.tn + fold.held.fn == 2 * 300
+    with pytest.raises(ConfigurationError, match="folds"):
+        cross_validate(files, 5, configs)
