@@ -280,6 +280,34 @@ async function devicePage(view, deviceId) {
   const recs = el("tbody", { id: "device-recs" });
   const cells = new Map();
   let newest = twin.last_seen_ms || Date.now();  // the chart ends at the device's last reading
+  let pinned = null;  // a past time being shown instead of the live twin
+  const atTime = el("input", { type: "datetime-local", id: "at-time", step: "1", title: "show the twin as it was then" });
+  const atShow = el("button", { id: "at-show", class: "small" }, "Show then");
+  const atLive = el("button", { id: "at-live", class: "small", hidden: "" }, "Back to live");
+  const asOf = el("p", { class: "muted", id: "as-of", hidden: "" });
+  const valuesTitle = el("h2", {}, "Live values");
+
+  async function showAt(time) {
+    const t = await api(`/twins/${encodeURIComponent(deviceId)}?at=${encodeURIComponent(time.toISOString())}`);
+    pinned = time;
+    const r = t.resolution;
+    const base = r.base_last_seen ? `the ${r.base} of ${when(r.base_last_seen)}` : "its first reading";
+    asOf.replaceChildren(`As it was at ${time.toLocaleString()}: ${number(r.replayed_readings)} readings replayed `,
+      `from ${base}; values exact to the reading, health as of ${r.health_as_of ? when(r.health_as_of) : "the replay's start"}.`);
+    asOf.hidden = false;
+    atLive.hidden = false;
+    valuesTitle.textContent = "Values then";
+    showTwin({ ...t, status: "past", alerts_open: t.alerts_open.length });
+  }
+
+  async function backToLive() {
+    pinned = null;
+    asOf.hidden = true;
+    atLive.hidden = true;
+    valuesTitle.textContent = "Live values";
+    atTime.value = "";
+    showTwin(await api(`/twins/${encodeURIComponent(deviceId)}`));
+  }
 
   function showTwin(t) {
     facts.replaceChildren(statusPill(t.status || "offline"), ` health ${t.health ?? "—"} · last reading ${when(t.last_seen_ms)} · `,
@@ -325,13 +353,26 @@ async function devicePage(view, deviceId) {
 
   metric.addEventListener("change", loadChart);
   range.addEventListener("change", loadChart);
+  atShow.addEventListener("click", () => {
+    if (atTime.value) showAt(new Date(atTime.value)).catch((e) => toast(e.message));
+  });
+  atLive.addEventListener("click", () => backToLive().catch((e) => toast(e.message)));
+  chart.addEventListener("click", (e) => {  // the twin at the clicked time
+    const box = chart.getBoundingClientRect(), to = newest + 1000, from = to - Number(range.value) * 3600e3;
+    const frac = ((e.clientX - box.left) / box.width * 800 - 40) / 750;
+    if (frac < 0 || frac > 1) return;
+    const time = new Date(from + frac * (to - from));
+    atTime.value = new Date(time - time.getTimezoneOffset() * 60e3).toISOString().slice(0, 19);
+    showAt(time).catch((err) => toast(err.message));
+  });
   if (!show(view,
     el("h1", {}, deviceId, " ", el("span", { class: "muted" }, `${device.kind} · ${device.profile}`), " ", el("span", { id: "live-dot", class: "live-dot", title: "live" })),
     facts,
     el("div", { class: "grid" },
-      el("section", { class: "panel" }, el("h2", {}, "Live values"), el("table", { class: "values" }, values)),
+      el("section", { class: "panel" }, valuesTitle,
+        el("div", { class: "toolbar" }, atTime, atShow, atLive), asOf, el("table", { class: "values" }, values)),
       el("section", { class: "panel" }, el("h2", {}, "History"), el("div", { class: "toolbar" }, metric, range), chart,
-        el("p", { class: "muted" }, "Shaded: anomaly episodes."))),
+        el("p", { class: "muted" }, "Shaded: anomaly episodes. Click the chart to see the twin as it was then."))),
     el("section", { class: "panel" }, el("h2", {}, "Alerts"), alertTable(alerts)),
     el("section", { class: "panel" }, el("h2", {}, "Maintenance recommendations"),
       el("table", {}, el("thead", {}, el("tr", {}, ...["part", "name", "confidence", "due", "stock"].map((h) => el("th", {}, h)))), recs)))) return;
@@ -340,7 +381,7 @@ async function devicePage(view, deviceId) {
   every(view, 30000, loadChart);
   keep(view, openStream(`devices=${encodeURIComponent(deviceId)}`, (kind, data) => {
     if (kind === "twin" && data.last_seen_ms) newest = Math.max(newest, data.last_seen_ms);
-    if (kind === "twin") showTwin({ ...data, values: Object.fromEntries(Object.entries(data).filter(([k]) => !TWIN_FIELDS.has(k))) });
+    if (kind === "twin" && !pinned) showTwin({ ...data, values: Object.fromEntries(Object.entries(data).filter(([k]) => !TWIN_FIELDS.has(k))) });
     if (kind === "alert") { toast(`${data.rule_id} ${data.transition}`); loadLists(); }
   }));
 }

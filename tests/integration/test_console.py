@@ -35,7 +35,7 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(browser, client: httpx.Client) -> Iterator[object]:
     context = browser.new_context(
-        base_url=str(client.base_url), viewport={"width": 1360, "height": 900}
+        base_url=str(client.base_url), viewport={"width": 1360, "height": 900}, timezone_id="UTC"
     )
     context.set_default_timeout(10_000)
     opened = context.new_page()
@@ -97,6 +97,22 @@ def test_device_values_change_live(page, fleet: Fleet, redis_url: str, fleet_pre
     speed = "#values td[data-metric='speed_kmh']"
     page.wait_for_function(f"() => document.querySelector(\"{speed}\").textContent === '88.25'")
     shot(page, "device")
+
+
+def test_the_device_page_shows_the_twin_as_it_was(page, fleet: Fleet):
+    sign_in(page, fleet.keys["viewer"])
+    page.goto(f"/#/device/{fleet.hot}")
+    coolant = "#values td[data-metric='coolant_temp_c']"
+    page.wait_for_function(f"() => document.querySelector(\"{coolant}\")?.textContent === '120'")
+    page.fill("#at-time", "2025-11-20T10:03:10")  # the page shows UTC here
+    page.click("#at-show")
+    page.wait_for_function(f"() => document.querySelector(\"{coolant}\").textContent === '109'")
+    assert "readings replayed" in page.locator("#as-of").inner_text()
+    assert "past" in page.locator("#facts").inner_text()
+    shot(page, "device-past")
+    page.click("#at-live")
+    page.wait_for_function(f"() => document.querySelector(\"{coolant}\").textContent === '120'")
+    assert page.locator("#as-of").is_hidden()
 
 
 def test_acknowledge_an_alert_from_the_inbox(page, fleet: Fleet):
