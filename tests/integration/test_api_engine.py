@@ -75,3 +75,18 @@ def test_the_engine_serves_what_it_ingests(
     engine.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
     engine.wait(10)
     assert wait_until(lambda: not port_taken(port), timeout_s=10), "the API outlived its engine"
+
+
+def test_an_api_process_that_cannot_listen_says_so_and_ends(database_url: str, caplog):
+    from api.config import ApiConfig
+    from api.server import ApiProcess
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        api = ApiProcess(ApiConfig(database_url), "127.0.0.1", port).start(timeout_s=30)
+        assert not api.started and time.monotonic() - started < 30
+        assert "API did not start" in caplog.text
+        api.stop()
