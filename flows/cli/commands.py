@@ -185,6 +185,16 @@ EVALUATE = (
                 ),
             ),
             Command(
+                "all",
+                "every evaluation at once, a line each (to judge a change on all of them)",
+                (
+                    arg("--skab", action="append", metavar="PATH", help="SKAB files (repeatable)"),
+                    arg("--seeds", type=int, nargs="+", default=[1, 2, 3]),
+                    arg("--per-family", type=positive_int, default=3, help="series per family"),
+                    arg("--report", metavar="FILE", help="write the scores as JSON"),
+                ),
+            ),
+            Command(
                 "synthetic",
                 "labelled synthetic series of eight families, made from a seed",
                 (

@@ -28,6 +28,14 @@ from twin.errors import ConfigurationError
 
 
 def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    if args.dataset == "all":
+        from flows.cli.evaluate_series import run_all
+
+        evaluation = run_all(args, settings.detector_warmup)
+        if args.report:
+            Path(args.report).write_text(json.dumps(evaluation, indent=2) + "\n")
+        print("not recorded in the model registry: it holds one configuration per evaluation")
+        return 0
     if args.dataset == "skab":
         config, evaluation = _skab(args)
     elif args.dataset == "synthetic":

@@ -122,3 +122,30 @@ def test_evaluate_synthetic_scores_each_family_by_rows_and_windows(
         env=engine_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "[0, 1)" in bad.stderr
+
+
+def test_evaluate_all_gives_a_line_per_evaluation(tmp_path: Path, engine_env: dict[str, str]):
+    files = tmp_path / "skab"
+    files.mkdir()
+    skab_file(files / "0.csv", rows=700, anomaly_from=500, anomaly_to=650)
+    report = tmp_path / "all.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "evaluate", "all", "--skab", str(files), "--seeds",
+         "1", "--per-family", "1", "--report", str(report)],
+        env=engine_env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(report.read_text())
+    assert scores[f"skab:{files}"]["f1"] > 0.8
+    assert scores["synthetic"]["seeds"] == [1] and len(scores["synthetic"]["standard"]) == 1
+    assert scores["scenario"]["least_detected_share"] == 1.0  # as the README states for seed 1
+    assert (
+        len(
+            [
+                line
+                for line in done.stdout.splitlines()
+                if line.startswith(("skab", "synth", "scen"))
+            ]
+        )
+        == 3
+    )
