@@ -41,6 +41,28 @@ def _server(config: ApiConfig, host: str, port: int) -> uvicorn.Server:
     )
 
 
+def _bound_port(server: uvicorn.Server) -> int:
+    """The port the server listens on (the one taken, when asked for port 0)."""
+    return int(server.servers[0].sockets[0].getsockname()[1])
+
+
+def _await_start(
+    ready: Callable[[], bool], alive: Callable[[], bool], timeout_s: float, host: str, port: int
+) -> bool:
+    """Wait until the server listens, gives up or the time is out; say which."""
+    deadline = time.monotonic() + timeout_s
+    while not ready() and alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if ready():
+        return True
+    log.error("API did not start on %s:%d", host, port)
+    return False
+
+
+def _listening(host: str, port: int) -> None:
+    log.info("API listening on http://%s:%d/api/v1 (console at /)", host, port)
+
+
 def serve(config: ApiConfig, host: str, port: int) -> None:
     """Until SIGINT or SIGTERM."""
     _server(config, host, port).run()
@@ -56,21 +78,17 @@ class ApiThread:
 
     def start(self, timeout_s: float = 10.0) -> ApiThread:
         self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started and self._thread.is_alive():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        if self._server.started:
-            self.port = self._server.servers[0].sockets[0].getsockname()[1]  # port 0: the one taken
-            log.info("API listening on http://%s:%d/api/v1 (console at /)", self.host, self.port)
-        else:
-            log.error("API did not start on %s:%d", self.host, self.port)
+        if _await_start(self._is_started, self._thread.is_alive, timeout_s, self.host, self.port):
+            self.port = _bound_port(self._server)
+            _listening(self.host, self.port)
         return self
+
+    def _is_started(self) -> bool:
+        return bool(self._server.started)
 
     @property
     def started(self) -> bool:
-        return bool(self._server.started)
+        return self._is_started()
 
     def stop(self) -> None:
         self._server.should_exit = True
@@ -101,7 +119,7 @@ def _child(
     def report() -> None:
         while not server.started:
             time.sleep(0.02)
-        bound.value = server.servers[0].sockets[0].getsockname()[1]
+        bound.value = _bound_port(server)
 
     threading.Thread(target=report, daemon=True).start()
     server.run()
@@ -126,19 +144,17 @@ class ApiProcess:
 
     def start(self, timeout_s: float = 30.0) -> ApiProcess:
         self._proc.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._bound.value and self._proc.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if self._bound.value:
+        if _await_start(self._has_port, self._proc.is_alive, timeout_s, self.host, self.port):
             self.port = self._bound.value
-            log.info("API listening on http://%s:%d/api/v1 (console at /)", self.host, self.port)
-        else:
-            log.error("API did not start on %s:%d", self.host, self.port)
+            _listening(self.host, self.port)
         return self
+
+    def _has_port(self) -> bool:
+        return bool(self._bound.value)
 
     @property
     def started(self) -> bool:
-        return bool(self._bound.value) and self._proc.is_alive()
+        return self._has_port() and self._proc.is_alive()
 
     def stop(self) -> None:
         if self._proc.is_alive():
