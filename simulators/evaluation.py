@@ -19,7 +19,8 @@ import msgspec
 
 from simulators.faults import Fault
 from simulators.replay import read_series
-from simulators.traffic import Traffic
+from simulators.scenario import Scenario
+from simulators.traffic import Traffic, TrafficConfig
 from twin.anomaly.config import FLEET, SKAB, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, DetectorState
 from twin.errors import ConfigurationError
@@ -259,3 +260,21 @@ def evaluate_scenario(
     )
     hours = len(quiet) * max(0.0, (clock - warm_ms) / 3_600_000)
     return ScenarioResult(kinds, len(quiet), hours, false_alarms, readings, detections)
+
+
+SCENARIO_START_MS = 1_790_000_000_000
+"""Device time of a scenario evaluation (it runs as fast as it can, never on the clock)."""
+
+
+def run_scenario(
+    scenario: Scenario, seed: int, config: DetectorConfig, **overrides: float
+) -> tuple[TrafficConfig, ScenarioResult]:
+    """A scenario's fleet with its faults planned from ``seed``, through the detectors;
+    ``overrides`` replace values of the scenario's run (devices, rate, duration_s)."""
+    run = {**scenario.run, **overrides}
+    run.pop("bad_fraction", None)  # parsing is not what is measured here
+    traffic_config = TrafficConfig(seed=seed, **run)
+    fleet = Traffic(traffic_config, SCENARIO_START_MS).fleet
+    faults = scenario.plan(fleet, seed, SCENARIO_START_MS, traffic_config.duration_s)
+    traffic = Traffic(traffic_config, SCENARIO_START_MS, faults)
+    return traffic_config, evaluate_scenario(traffic, faults, config)

@@ -19,10 +19,10 @@ from simulators.evaluation import (
     Counts,
     FileResult,
     ScenarioResult,
-    evaluate_scenario,
     evaluate_skab,
+    run_scenario,
 )
-from simulators.traffic import Traffic, TrafficConfig
+from simulators.traffic import TrafficConfig
 from twin.anomaly.config import FLEET, SKAB, DetectorConfig
 from twin.errors import ConfigurationError
 
@@ -198,19 +198,11 @@ def _scenario(
 ) -> tuple[DetectorConfig, dict[str, Any]]:
     config = msgspec.structs.replace(FLEET, warmup_readings=settings.detector_warmup)
     scenario = scenarios.load(args.scenario)
-    run = dict(scenario.run)
-    for flag, key in (("devices", "devices"), ("rate", "rate"), ("duration", "duration_s")):
-        value = getattr(args, flag)
-        if value is not None:
-            run[key] = value
-    run.pop("bad_fraction", None)  # parsing is not what is measured here
-    traffic_config = TrafficConfig(seed=args.seed, **run)
-    start_ms = 1_790_000_000_000  # device time; the evaluation runs as fast as it can
-    traffic = Traffic(traffic_config, start_ms)
-    faults = scenario.plan(traffic.fleet, args.seed, start_ms, traffic_config.duration_s)
-    traffic = Traffic(traffic_config, start_ms, faults)
+    overrides = {key: getattr(args, flag) for flag, key in
+                 (("devices", "devices"), ("rate", "rate"), ("duration", "duration_s"))
+                 if getattr(args, flag) is not None}  # fmt: skip
     started = time.perf_counter()
-    result = evaluate_scenario(traffic, faults, config)
+    traffic_config, result = run_scenario(scenario, args.seed, config, **overrides)
     seconds = time.perf_counter() - started
     _print_scenario(scenario.name, config, traffic_config, result, seconds)
     evaluation = {

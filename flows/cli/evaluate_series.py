@@ -104,8 +104,7 @@ def run_all(args: argparse.Namespace, warmup: int) -> dict[str, Any]:
     import msgspec
 
     from simulators import scenario as scenarios
-    from simulators.evaluation import evaluate_scenario, evaluate_skab, skab_files
-    from simulators.traffic import Traffic, TrafficConfig
+    from simulators.evaluation import evaluate_skab, run_scenario, skab_files
     from twin.anomaly.config import SKAB
 
     out: dict[str, Any] = {"dataset": "all"}
@@ -126,14 +125,8 @@ def run_all(args: argparse.Namespace, warmup: int) -> dict[str, Any]:
     out["synthetic"] = {"seeds": args.seeds, "standard": [round(s, 2) for s in scores]}
     print(f"synthetic, seeds {', '.join(map(str, args.seeds))}: window score "
           f"{' / '.join(f'{s:.1f}' for s in scores)}")  # fmt: skip
-    scenario = scenarios.load("mixed-faults")
-    run = {k: v for k, v in scenario.run.items() if k != "bad_fraction"}
-    traffic_config = TrafficConfig(seed=args.seeds[0], **run)
-    start_ms = 1_790_000_000_000
-    fleet = Traffic(traffic_config, start_ms).fleet
-    faults = scenario.plan(fleet, args.seeds[0], start_ms, traffic_config.duration_s)
     config = msgspec.structs.replace(FLEET, warmup_readings=warmup)
-    result = evaluate_scenario(Traffic(traffic_config, start_ms, faults), faults, config)
+    _, result = run_scenario(scenarios.load("mixed-faults"), args.seeds[0], config)
     least = min(k.share for k in result.kinds.values())
     per_day = 24 * result.false_per_device_hour
     out["scenario"] = {"least_detected_share": least, "false_per_device_day": round(per_day, 3)}
