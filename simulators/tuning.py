@@ -20,12 +20,12 @@ from twin.anomaly.config import SKAB, DetectorConfig
 from twin.errors import ConfigurationError
 
 GRID: Mapping[str, Sequence[float]] = {
-    "level_hi": (3.0, 3.5, 4.0),
-    "level_lo": (2.0, 2.5, 3.0),
-    "hold": (3, 5, 8),
+    "level_hi": (4.5, 5.5, 6.5),
+    "shift_hi": (5.5, 6.5, 7.5),
+    "shift_lo": (3.5, 4.0, 4.5),
 }
-"""Around the shipped SKAB configuration: where a level opens, where it closes, and how long
-it is held open once back to normal."""
+"""Around the shipped SKAB configuration: where a level opens, and where a shift opens and
+closes."""
 
 
 def grid(
@@ -35,7 +35,7 @@ def grid(
     for values in itertools.product(*axes.values()):
         change = dict(zip(axes, values, strict=True))
         config = msgspec.structs.replace(base, **change)
-        if config.level_lo < config.level_hi:
+        if config.level_lo < config.level_hi and config.shift_lo < config.shift_hi:
             out.append(config)
     return out
 

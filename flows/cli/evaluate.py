@@ -109,17 +109,17 @@ def _skab(args: argparse.Namespace) -> tuple[DetectorConfig, dict[str, Any]]:
 
 def _held_out(results: list[FileResult], k: int) -> dict[str, Any]:
     """Cross-validated by experiment: the figure for files the configuration was not chosen on."""
-    from simulators.tuning import cross_validate, grid
+    from simulators.tuning import GRID, cross_validate, grid
 
     configs = grid()
     folds = cross_validate([r.path for r in results], k, configs)
     print(f"held out, {k} folds by experiment, best of {len(configs)} configurations each:")
     for n, fold in enumerate(folds):
-        c = fold.chosen
+        chose = ", ".join(f"{axis} {getattr(fold.chosen, axis)}" for axis in GRID)
         print(
-            f"  fold {n + 1} ({len(fold.held_out)} files): chose level_hi {c.level_hi}, "
-            f"level_lo {c.level_lo}, hold {c.hold} (F1 {fold.tuned.f1:.3f} where chosen); "
-            f"held out F1 {fold.held.f1:.3f}, FAR {fold.held.far:.1%}"
+            f"  fold {n + 1} ({len(fold.held_out)} files): chose {chose} (F1 "
+            f"{fold.tuned.f1:.3f} where chosen); held out F1 {fold.held.f1:.3f}, FAR "
+            f"{fold.held.far:.1%}"
         )
     held = Counts()
     for fold in folds:

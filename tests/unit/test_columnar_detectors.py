@@ -79,7 +79,7 @@ def test_skab_files_score_the_same() -> None:
     for path in sorted(SKAB_DIR.glob("*.csv"))[:3]:
         items += [(path.name, None, ts, v) for ts, v in read_series(path).rows]
     _, _, seen = run_both(items, SKAB, batch=200)
-    assert "level" in seen  # the files hold anomalies: the comparison saw transitions
+    assert {"level", "shift"} <= seen  # the files hold anomalies: the comparison saw transitions
 
 
 def fleet(name: str, devices: int, duration_s: float, rate: float | None = None) -> list[Item]:
@@ -183,3 +183,28 @@ def test_slow_drifts_jumps_and_level_drift_score_the_same() -> None:
         config = msgspec.structs.replace(FLEET, warmup_readings=60, level_drift=level_drift)
         _, _, seen = run_both(items, config, batch=64)
         assert {"drift", "position"} <= seen, seen
+
+
+def test_shifts_at_operating_points_score_the_same_through_a_restart() -> None:
+    """The shift layer on machines and vehicles, half of them without a profile (so without a
+    driver metric: their shifts are judged), the state carried over in a snapshot half-way."""
+    items = [(d, p if d[-1] in "02468" else None, ts, v)
+             for d, p, ts, v in fleet("mixed-faults", devices=20, duration_s=160)]  # fmt: skip
+    config = msgspec.structs.replace(FLEET, warmup_readings=40, shift_lambda=0.1, shift_hi=5.0,
+                                     shift_lo=3.0, shift_learn=2.5, shift_adapt=50)  # fmt: skip
+    half = len(items) // 2
+    states, _, seen = run_both(items[:half], config, batch=250)
+    scalar, columnar = AnomalyDetectors(config), ColumnarDetectors(config)
+    for device_id, st in states.items():
+        columnar.load(device_id, msgspec.json.decode(msgspec.json.encode(st), type=DetectorState))
+    rest = items[half:]
+    got = columnar.observe_batch(rest)
+    want = [scalar.observe(states[d], d, p, ts, v) for d, p, ts, v in rest]
+    assert [sorted(map(_key, o.events)) for o in got] == [sorted(map(_key, o.events)) for o in want]
+    seen |= {a.detector for o in want for a in o.events}
+    assert "shift" in seen, seen
+    for device_id, st in states.items():
+        mine = unpacked_state(columnar.state(device_id))
+        assert mine.open == st.open
+        for metric, track in st.tracks.items():
+            assert scalar_tracks_equal(track, mine.tracks[metric]), (device_id, metric)

@@ -19,6 +19,7 @@ COUNTS = st.integers(min_value=0, max_value=COUNT_MAX)
 TRACKS = st.builds(
     Track, n=COUNTS, mean=FLOATS, var=FLOATS, last=FLOATS, last_ts=st.integers(0, 2**53), rn=COUNTS,
     rmean=FLOATS, same=COUNTS, level_run=COUNTS, rate_run=COUNTS, cxy=FLOATS, res=FLOATS,
+    ew=FLOATS, ewv=FLOATS, shift_run=COUNTS,
 )  # fmt: skip
 
 
@@ -66,6 +67,19 @@ def test_a_packed_snapshot_that_does_not_add_up_is_refused() -> None:
     st = DetectorState(packed=b"\0" * 8 * 5, packed_metrics=("a",))
     with pytest.raises(ValueError, match="5 numbers for 1 tracks"):
         unpacked_rows(st)
+
+
+def test_a_snapshot_of_the_release_before_the_shift_layer_unpacks_with_its_defaults() -> None:
+    """21 fields a track, as packed before the shift layer's fields were appended."""
+    old = [Track(n=500, mean=3.5, var=0.25, last=3.0, last_ts=7_000, res=0.01),
+           Track(n=9, mean=-1.0, up=2.0)]  # fmt: skip
+    packed = np.array([msgspec.structs.astuple(t)[:21] for t in old], dtype=np.float64)
+    st = DetectorState(packed=packed_rows(packed), packed_metrics=("a", "b"))
+    assert list(unpacked_state(st).tracks.values()) == old
+    cols = TrackColumns()
+    first = cols.add_block(2)
+    cols.load_block(first, unpacked_rows(st))
+    assert tracks_of(cols, [first, first + 1]) == old
 
 
 def test_rows_written_before_a_load_keep_their_values() -> None:

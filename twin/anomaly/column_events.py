@@ -14,7 +14,7 @@ from twin.anomaly.state import Episode
 from twin.anomaly.track_columns import TrackColumns
 
 DETECTOR = {"level": Detector.LEVEL, "rate": Detector.RATE, "drift": Detector.DRIFT,
-            "flatline": Detector.FLATLINE}  # fmt: skip
+            "flatline": Detector.FLATLINE, "shift": Detector.SHIFT}  # fmt: skip
 
 
 class Values(Protocol):

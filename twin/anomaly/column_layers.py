@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from twin.anomaly.column_events import RoundEvents
+from twin.anomaly.column_shift import VectorShift
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.records import Severity
+from twin.anomaly.shift import Shift
 from twin.anomaly.track_columns import TrackColumns, counted
 
 ALL, RATE, FALLING, RULES = 0, 1, 2, 3
@@ -65,6 +67,7 @@ class VectorLayers:
         self.config = config
         self.tracks = tracks
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
+        self.shift = VectorShift(Shift.from_config(config), tracks, config.hold)
 
     def run(self, rnd: Round, events: RoundEvents, peaks: np.ndarray) -> None:
         """Every layer over the round's values: each scores, then those that learn do."""
@@ -73,19 +76,21 @@ class VectorLayers:
         n = self.tracks.i["n"][rows]
         warm = n >= cfg.warmup_readings
         events.quiet = cfg.warmup_quiet & ~warm
-        expected, level_feed, z = self._level(rnd, n, warm, events, peaks)
+        expected, level_feed, z, judged = self._level(rnd, n, warm, events, peaks)
+        block = self.shift.score(rnd, n, judged, expected, events, peaks)
         rate = self._rate(rnd, n, events)
         fed = rate.feed
         self._drift(events, level_feed | fed, np.where(fed, rate.rz, z), np.where(fed, rate.r, x),
                     np.where(fed, rate.rmean, expected))  # fmt: skip
         self._flatline(events, n > 0, x, rate.last, n, warm, watch, has_dx, dx)
-        self._learn(rnd, expected, rate.r, rate.ok, rate.suspect)
+        self._learn(rnd, n, expected, rate.r, rate.ok, rate.suspect, block)
 
     def _level(
         self, rnd: Round, n: np.ndarray, warm: np.ndarray, events: RoundEvents, peaks: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The value's distance from its baseline, at the current operating point when there
-        is a driver; returns the expectation, which values feed the drift, and the deviation."""
+        is a driver; returns the expectation, which values feed the drift, the deviation and
+        which values were judged."""
         cfg, f = self.config, self.tracks.f
         rows, x, dx, has_dx = rnd.rows, rnd.x, rnd.dx, rnd.has_dx
 
@@ -105,7 +110,7 @@ class VectorLayers:
                            ("high", "low"), cfg.level_lo, cfg.level_hi, cfg.level_instant,
                            cfg.level_persist, "level_run")  # fmt: skip
         feed = judged if cfg.level_drift else np.zeros(len(rows), dtype=np.bool_)
-        return expected, feed, z
+        return expected, feed, z, judged
 
     def _rate(self, rnd: Round, n: np.ndarray, events: RoundEvents) -> RateStep:
         """The rate of change per second against its baseline."""
@@ -136,8 +141,8 @@ class VectorLayers:
         return RateStep(r, rz, rate_ok, suspect, rate_ok & (watch != ALL) & ready, rmean, last)
 
     def _learn(
-        self, rnd: Round, expected: np.ndarray, r: np.ndarray, rate_ok: np.ndarray,
-        suspect: np.ndarray,
+        self, rnd: Round, n: np.ndarray, expected: np.ndarray, r: np.ndarray,
+        rate_ok: np.ndarray, suspect: np.ndarray, block: np.ndarray,
     ) -> None:  # fmt: skip
         """Rates and levels learn from what raised nothing."""
         cfg, cols = self.config, self.tracks
@@ -146,8 +151,9 @@ class VectorLayers:
         suspect = suspect | (np.maximum(up, down) > cfg.drift_h / 2)
         learn_rate = rate_ok & ~o["rate"][rows] & ~o["drift"][rows] & ~suspect
         self._learn_rate(rows[learn_rate], r[learn_rate])
-        blocked = o["level"][rows] | o["flatline"][rows] | ((watch == ALL) & o["drift"][rows])
-        learn = ~blocked
+        held = o["level"][rows] | o["flatline"][rows] | block
+        self.shift.learn(rows[~held], n[~held])
+        learn = ~(held | ((watch == ALL) & o["drift"][rows]))
         self._learn_level(
             rows[learn], rnd.x[learn], rnd.dx[learn], rnd.has_dx[learn], expected[learn]
         )

@@ -36,6 +36,16 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     rate_instant: float = 16.0
     rate_persist: int = 2
     hold: int = 5
+    shift_lambda: float = 0.1
+    """Weight of a new deviation in the smoothed one (0: no shift layer)."""
+    shift_hi: float = 8.0
+    shift_lo: float = 5.0
+    """A shift opens when the smoothed deviation passes ``shift_hi`` of its own spreads and
+    ends below ``shift_lo``."""
+    shift_learn: float = 4.0
+    """Baselines do not learn from a reading whose smoothed deviation is past this ..."""
+    shift_adapt: int = 1000
+    """... unless this many readings in a row were: a lasting change becomes the new normal."""
     drift_k: float = 0.5
     """CUSUM slack, in spreads: deviations smaller than this never add up."""
     drift_h: float = 25.0
@@ -71,11 +81,14 @@ SKAB = DetectorConfig(
     warmup_readings=400,
     alpha=0.005,
     rel_floor=0.0005,
-    level_hi=3.5,
+    level_hi=5.5,
     level_lo=2.5,
     level_instant=8.0,
-    level_persist=1,
-    hold=5,
+    level_persist=3,
+    hold=2,
+    shift_hi=6.5,
+    shift_lo=4.0,
+    shift_learn=3.0,
 )
 """For the SKAB protocol: the first 400 rows of each file learn, every later row is judged.
 Chosen once for all files; see the README's evaluation section for how."""

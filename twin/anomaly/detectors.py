@@ -6,6 +6,8 @@ behind the contract in :mod:`twin.anomaly.layers`):
 * thresholds: a value beyond the profile's warning / critical limit;
 * level: the value's distance from the device's own baseline (exponentially weighted mean and
   spread per metric), in units of that spread;
+* shift: the deviation from the baseline, smoothed, against its own spread: a lasting shift
+  of a fraction of the noise, reported once from its onset (a change point, not spikes);
 * drift: small deviations of the level or the rate that keep adding up (CUSUM);
 * rate: the same for the rate of change per second (leaks, fast wear, runaway temperatures);
 * flatline: a metric that usually changes at every reading repeats one value (stuck sensor);
@@ -31,6 +33,7 @@ from twin.anomaly.device_layers import Dropout, Position, Thresholds
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.layers import Drift, Flatline, Level, Rate, Sample
 from twin.anomaly.records import Anomaly, Detector, Severity
+from twin.anomaly.shift import Shift
 from twin.anomaly.state import DetectorState, Episode, Track
 from twin.profiles import METRIC_CATALOG, DeviceProfile, MetricSpec
 
@@ -61,10 +64,15 @@ class AnomalyDetectors:
         self.level = Level.from_config(config)
         self.drift = Drift.from_config(config)
         self.rate = Rate.from_config(config)
+        self.shift = Shift.from_config(config)
         self.flatline = Flatline.from_config(config)
         self.position = Position.from_config(config)
         self.dropout = Dropout.from_config(config)
-        self.critical_z = {Detector.LEVEL.value: 2 * config.level_hi, "*": 2 * config.rate_hi}
+        self.critical_z = {
+            Detector.LEVEL.value: 2 * config.level_hi,
+            Detector.SHIFT.value: 2 * config.shift_hi,
+            "*": 2 * config.rate_hi,
+        }
         """Per detector, the deviation past which an extended episode turns critical."""
 
     def _episodes(self, st: DetectorState, device_id: str) -> Episodes:
@@ -121,11 +129,13 @@ class AnomalyDetectors:
     def _metric(self, tr: Track, s: Sample, eps: Episodes) -> float:
         """One metric through the layers: every layer scores, then those that learn do."""
         peak = self.level.score(tr, s, eps)
+        peak = max(peak, self.shift.score(tr, s, eps))
         self.drift.score(tr, s, eps)  # the level's deviations, when configured
         self.rate.score(tr, s, eps)
         self.drift.score(tr, s, eps)  # the rate's, for metrics watched for a trend
         self.flatline.score(tr, s, eps)
         self.rate.learn(tr, s, eps)
+        self.shift.learn(tr, s, eps)
         self.level.learn(tr, s, eps)
         tr.last, tr.last_ts = s.x, s.ts_ms
         return peak

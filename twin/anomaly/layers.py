@@ -23,7 +23,7 @@ COUNTERS = ("odometer_km",)
 """Metrics whose level only ever grows: judged by their rate alone."""
 
 
-_LAYERS = ("level", "rate", "drift", "flatline")
+_LAYERS = ("level", "rate", "drift", "flatline", "shift")
 _KEYS: dict[str, tuple[str, ...]] = {}
 """Metric → its episode keys; bounded by the metric names the parser lets through."""
 
@@ -44,6 +44,8 @@ class Sample:
         "rate",
         "rate_key",
         "rate_suspect",
+        "shift_block",
+        "shift_key",
         "steady",
         "ts_ms",
         "warm",
@@ -76,7 +78,7 @@ class Sample:
         keys = _KEYS.get(metric)
         if keys is None:
             keys = _KEYS[metric] = tuple(f"{layer}:{metric}" for layer in _LAYERS)
-        self.level_key, self.rate_key, self.drift_key, self.flat_key = keys
+        self.level_key, self.rate_key, self.drift_key, self.flat_key, self.shift_key = keys
         """The metric's episode keys, one per layer (made once per metric name)."""
         self.expected = 0.0
         self.judged = False
@@ -84,6 +86,8 @@ class Sample:
         """(deviation, observed, expected) for the drift layer, set by level or rate."""
         self.rate: float | None = None
         self.rate_suspect = False
+        self.shift_block = False
+        """The shift layer keeps the baselines from learning from this reading."""
 
 
 class MetricLayer(Protocol):
@@ -190,7 +194,7 @@ class Level(_Deviation):
         return score(az, self.hi)
 
     def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
-        if s.level_key in eps.active or s.flat_key in eps.active:
+        if s.level_key in eps.active or s.flat_key in eps.active or s.shift_block:
             return
         if s.watch == "all" and s.drift_key in eps.active:
             return

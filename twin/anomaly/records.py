@@ -13,6 +13,7 @@ class Detector(StrEnum):
     RULE = "rule"  # beyond a profile's warning / critical threshold
     LEVEL = "level"  # a value far from the device's learned baseline
     RATE = "rate"  # a rate of change far from the device's usual rate
+    SHIFT = "shift"  # the smoothed value moved away from its baseline and stays there
     DRIFT = "drift"  # small deviations that keep adding up (CUSUM): wear, slow leaks
     FLATLINE = "flatline"  # a sensor stuck on one value
     POSITION = "position"  # a GPS position that jumped faster than anything drives

@@ -35,6 +35,12 @@ class Track(msgspec.Struct, array_like=True, gc=False):
     """CUSUM of the standardised deviation above and below the baseline (slow drifts)."""
     res: float = 0.0
     """The smallest change seen: the sensor's resolution, below which nothing is significant."""
+    ew: float = 0.0
+    ewv: float = 0.0
+    """The exponentially smoothed deviation from the baseline, and its learnt variance: a
+    small lasting shift stands out of it long before it stands out of single values."""
+    shift_run: int = 0
+    """Readings in a row whose smoothed deviation kept the baselines from learning."""
 
 
 class Episode(msgspec.Struct, array_like=True, gc=False):
@@ -52,6 +58,11 @@ class Episode(msgspec.Struct, array_like=True, gc=False):
 
 
 TRACK_FIELDS = len(Track.__struct_fields__)
+PACKED_WIDTHS = (21, TRACK_FIELDS)
+"""Fields per packed track in the snapshots of this release and of older ones: fields are
+only ever appended to :class:`Track`, so an older row is this one's first fields, and the rest
+take their defaults."""
+_DEFAULTS = np.array(msgspec.structs.astuple(Track()), dtype=np.float64)
 _INT_AT = [k for k, (f, t) in enumerate(get_type_hints(Track).items()) if t is int]
 
 
@@ -88,11 +99,14 @@ def packed_state(st: DetectorState) -> DetectorState:
 def unpacked_rows(st: DetectorState) -> np.ndarray:
     """The packed tracks as a float64 array, a row per metric."""
     rows = np.frombuffer(st.packed, dtype="<f8")
-    if rows.size != len(st.packed_metrics) * TRACK_FIELDS:
-        raise ValueError(
-            f"a snapshot packs {rows.size} numbers for {len(st.packed_metrics)} tracks"
-        )
-    return rows.reshape(len(st.packed_metrics), TRACK_FIELDS)
+    count = len(st.packed_metrics)
+    width = rows.size // count if count else TRACK_FIELDS
+    if rows.size != count * width or width not in PACKED_WIDTHS:
+        raise ValueError(f"a snapshot packs {rows.size} numbers for {count} tracks")
+    rows = rows.reshape(count, width)
+    if width < TRACK_FIELDS:
+        rows = np.hstack([rows, np.tile(_DEFAULTS[width:], (count, 1))])
+    return rows
 
 
 def unpacked_state(st: DetectorState) -> DetectorState:

@@ -15,9 +15,9 @@ import numpy as np
 from twin.anomaly.state import Episode, Track
 
 FLOAT_FIELDS = ("mean", "var", "last", "rmean", "rvar", "changed", "mx", "vx", "cxy", "rv",
-                "up", "down", "res")  # fmt: skip
-INT_FIELDS = ("n", "last_ts", "rn", "same", "level_run", "rate_run")
-COUNT_FIELDS = ("n", "rn", "same", "level_run", "rate_run")
+                "up", "down", "res", "ew", "ewv")  # fmt: skip
+INT_FIELDS = ("n", "last_ts", "rn", "same", "level_run", "rate_run", "shift_run")
+COUNT_FIELDS = ("n", "rn", "same", "level_run", "rate_run", "shift_run")
 """Counts of readings, held in 32 bits (4 bytes a field saved on every row) and saturating at
 :data:`COUNT_MAX`: every layer compares them with limits of a few hundred at most, so a count
 that stops there judges exactly as one that goes on (a 100 Hz sensor reaches it in 248 days).
@@ -35,7 +35,7 @@ PLAN_FLOATS = ("low", "high")
 PLAN_FLAGS = ("watch", "has_spec", "special", "position", "is_driver", "rule_open")
 """What the device's profile says of the row's metric (set with its layout), and whether a
 threshold episode of it is open."""
-LAYERS = ("level", "rate", "drift", "flatline")
+LAYERS = ("level", "rate", "drift", "flatline", "shift")
 """The metric layers whose open episode each row flags (thresholds are rare: kept per twin)."""
 
 

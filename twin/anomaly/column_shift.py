@@ -1,0 +1,98 @@
+"""The shift layer of :mod:`twin.anomaly.shift`, vectorised over a round of values."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from twin.anomaly.column_events import RoundEvents
+from twin.anomaly.records import Severity
+from twin.anomaly.shift import Shift
+from twin.anomaly.track_columns import TrackColumns, counted
+
+
+class ShiftRound(Protocol):
+    rows: np.ndarray
+    x: np.ndarray
+    has_dx: np.ndarray
+    reading: np.ndarray
+
+
+def _score(z: np.ndarray, hi: float) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(z > 0, z / (z + hi), 0.0)
+
+
+class VectorShift:
+    """Hyperparameters from the scalar layer, state in the :class:`TrackColumns`."""
+
+    def __init__(self, layer: Shift, tracks: TrackColumns, hold: int) -> None:
+        self.layer = layer
+        self.tracks = tracks
+        self.hold = hold
+
+    def score(
+        self,
+        rnd: ShiftRound,
+        n: np.ndarray,
+        judged: np.ndarray,
+        expected: np.ndarray,
+        events: RoundEvents,
+        peaks: np.ndarray,
+    ) -> np.ndarray:
+        """Smooth every value's deviation and judge the judged ones; returns which values keep
+        the baselines from learning."""
+        sh, cols = self.layer, self.tracks
+        rows = rnd.rows
+        block = np.zeros(len(rows), dtype=np.bool_)
+        if sh.lam <= 0:
+            return block
+        f, i = cols.f, cols.i
+        active = n > 0
+        ew = f["ew"][rows]
+        ew = np.where(active, ew + sh.lam * (rnd.x - expected - ew), ew)
+        f["ew"][rows] = ew
+        j = active & judged & ~rnd.has_dx
+        if not j.any():
+            return block
+        floor = np.maximum(np.maximum(sh.abs_floor, sh.rel_floor * np.abs(f["mean"][rows])),
+                           f["res"][rows]) * sh.shrink  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ez = np.where(j, ew / (np.sqrt(f["ewv"][rows]) + floor), 0.0)
+        aez = np.abs(ez)
+        is_open = cols.open["shift"][rows]
+        run = i["shift_run"][rows]
+        run = np.where(j, np.where((aez > sh.learn_limit) | is_open, counted(run), 0), run)
+        i["shift_run"][rows] = run
+        block = j & (run > 0) & (run <= sh.adapt)
+        value = _score(aez, sh.hi)
+        np.maximum.at(peaks, rnd.reading[j], value[j])
+        for k in np.flatnonzero(j & is_open & (aez > sh.lo)):
+            ep = cols.episodes[("shift", int(rows[k]))]
+            ep.hold = self.hold
+            if value[k] > ep.score:
+                ep.score = float(value[k])
+                ep.expected, ep.observed = float(expected[k]), float(expected[k] + ew[k])
+                if aez[k] > 2 * sh.hi:
+                    ep.severity = Severity.CRITICAL
+        for k in np.flatnonzero(j & is_open & ~(aez > sh.lo)):
+            events.close("shift", int(k))
+        for k in np.flatnonzero(j & ~is_open & (aez > sh.hi)):
+            kind = "high" if ez[k] > 0 else "low"
+            observed = float(expected[k] + ew[k])
+            events.open("shift", int(k), kind, Severity.WARNING, float(value[k]),
+                        float(expected[k]), observed)  # fmt: skip
+        return block
+
+    def learn(self, rows: np.ndarray, n: np.ndarray) -> None:
+        """The spread of the smoothed deviation learns (``n``: the rows' counts before the
+        level learns from this round)."""
+        sh, f = self.layer, self.tracks.f
+        if sh.lam <= 0:
+            return
+        keep = n > 0
+        rows, n1 = rows[keep], counted(n[keep])
+        ew, ewv = f["ew"][rows], f["ewv"][rows]
+        a = np.where(n1 <= sh.warmup, 1.0 / n1, sh.alpha)
+        f["ewv"][rows] = np.where(n1 > 2, (1 - a) * (ewv + a * ew * ew), ew * ew)
