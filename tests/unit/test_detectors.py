@@ -195,3 +195,20 @@ def test_detector_state_survives_a_snapshot_round_trip():
     assert outs_a == outs_b and any(outs_a)
     assert restored.health < 100
     assert len(encode_state(restored)) < 8 * 1024
+
+
+def test_a_machine_that_stood_still_for_long_starts_again_without_an_alarm():
+    """Hours of zeros while stopped teach the baseline nothing about how noisy the current is
+    while running: spreads only widen at rest, so the restart is normal."""
+    rng = random.Random(5)
+
+    def running(n: int) -> list[dict[str, float]]:
+        out = []
+        for _ in range(n):
+            load = rng.uniform(70, 85)
+            out.append({"load_pct": load, "current_a": 130 * load / 75 * (1 + rng.gauss(0, 0.02))})
+        return out
+
+    stopped = [{"load_pct": 0.0, "current_a": 0.0}] * 900
+    events, _, _ = run(running(400) + stopped + running(400), "compressor")
+    assert [e for e in events if e.detector != "rule"] == []

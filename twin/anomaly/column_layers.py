@@ -36,6 +36,8 @@ class Round:
     special: np.ndarray
     """A position or counter metric: never judged by its level."""
     position: np.ndarray
+    resting: np.ndarray
+    """The machine stands still and this is not its driver (see the scalar ``Sample``)."""
 
 
 def _score(z: np.ndarray, hi: float) -> np.ndarray:
@@ -154,9 +156,8 @@ class VectorLayers:
         held = o["level"][rows] | o["flatline"][rows] | block
         self.shift.learn(rows[~held], n[~held])
         learn = ~(held | ((watch == ALL) & o["drift"][rows]))
-        self._learn_level(
-            rows[learn], rnd.x[learn], rnd.dx[learn], rnd.has_dx[learn], expected[learn]
-        )
+        self._learn_level(rows[learn], rnd.x[learn], rnd.dx[learn], rnd.has_dx[learn],
+                          expected[learn], rnd.resting[learn])  # fmt: skip
         f["last"][rows] = rnd.x
         i["last_ts"][rows] = rnd.ts
 
@@ -292,6 +293,7 @@ class VectorLayers:
         dx: np.ndarray,
         has_dx: np.ndarray,
         expected: np.ndarray,
+        resting: np.ndarray,
     ) -> None:
         cfg, f, i = self.config, self.tracks.f, self.tracks.i
         n = counted(i["n"][rows])
@@ -302,7 +304,9 @@ class VectorLayers:
         d = x - mean
         resid = x - expected
         f["mean"][rows] = mean + a * d
-        f["var"][rows] = (1 - a) * (f["var"][rows] + a * d * d)
+        var = f["var"][rows]
+        new = (1 - a) * (var + a * d * d)
+        f["var"][rows] = np.where(resting, np.maximum(new, var), new)  # spreads only widen
         if not has_dx.any():
             return
         dr, ad, dd, rd = rows[has_dx], a[has_dx], d[has_dx], resid[has_dx]
@@ -311,4 +315,6 @@ class VectorLayers:
         f["mx"][dr] = mx + ad * e
         f["vx"][dr] = (1 - ad) * (f["vx"][dr] + ad * e * e)
         f["cxy"][dr] = (1 - ad) * (f["cxy"][dr] + ad * e * dd)
-        f["rv"][dr] = (1 - ad) * (f["rv"][dr] + ad * rd * rd)
+        rv = f["rv"][dr]
+        new = (1 - ad) * (rv + ad * rd * rd)
+        f["rv"][dr] = np.where(resting[has_dx], np.maximum(new, rv), new)

@@ -357,17 +357,19 @@ class ColumnarDetectors:
         take = keep & ~rules
         tr = rows[take]
         present = np.repeat(np.asarray(acc.dx_present, dtype=np.bool_), counts)[take]
+        has_dx = present & (i["is_driver"][tr] == 0)
         return Round(
             rows=tr,
             x=x[take],
             dx=np.repeat(np.asarray(acc.dx, dtype=np.float64), counts)[take],
-            has_dx=present & (i["is_driver"][tr] == 0),
+            has_dx=has_dx,
             watch=watch[take],
             steady=np.repeat(steady, counts)[take],
             ts=ts[take],
             reading=reading[take],
             special=i["special"][tr] == 1,
             position=i["position"][tr] == 1,
+            resting=np.repeat(np.asarray(at_rest, dtype=np.bool_), counts)[take] & has_dx,
         )
 
     def _threshold(

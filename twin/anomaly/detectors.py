@@ -114,9 +114,9 @@ class AnomalyDetectors:
                 tr.last, tr.last_ts = x, ts_ms
                 continue
             px = dx if metric != driver else None
-            peak = max(peak, self._metric(tr, Sample(metric, x, px, watch, steady, ts_ms,
-                                                     tr.n >= self.config.warmup_readings,
-                                                     self._quiet(tr)), eps))  # fmt: skip
+            s = Sample(metric, x, px, watch, steady, ts_ms, tr.n >= self.config.warmup_readings,
+                       self._quiet(tr), at_rest and px is not None)  # fmt: skip
+            peak = max(peak, self._metric(tr, s, eps))
         if was is not None and "lat" in values and "lon" in values:
             self.position.judge(st, was, values["lat"], values["lon"], ts_ms, eps)
         for ep in st.open.values():

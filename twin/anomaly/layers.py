@@ -44,6 +44,7 @@ class Sample:
         "rate",
         "rate_key",
         "rate_suspect",
+        "resting",
         "shift_block",
         "shift_key",
         "steady",
@@ -63,6 +64,7 @@ class Sample:
         ts_ms: int,
         warm: bool,
         quiet: bool,
+        resting: bool = False,
     ) -> None:
         self.metric = metric
         self.x = x
@@ -75,6 +77,11 @@ class Sample:
         self.ts_ms = ts_ms
         self.warm = warm
         self.quiet = quiet
+        self.resting = resting
+        """The machine stands still (its driver at or below the profile's running load): its
+        baselines learn what it reads at rest, but their spreads only widen then, since a
+        spread learnt from hours of zeros would make normal noise look like a fault once it
+        starts again."""
         keys = _KEYS.get(metric)
         if keys is None:
             keys = _KEYS[metric] = tuple(f"{layer}:{metric}" for layer in _LAYERS)
@@ -204,13 +211,15 @@ class Level(_Deviation):
         d = s.x - tr.mean
         resid = s.x - s.expected
         tr.mean += a * d
-        tr.var = (1 - a) * (tr.var + a * d * d)
+        var = (1 - a) * (tr.var + a * d * d)
+        tr.var = max(var, tr.var) if s.resting else var
         if s.dx is not None:
             e = s.dx - tr.mx
             tr.mx += a * e
             tr.vx = (1 - a) * (tr.vx + a * e * e)
             tr.cxy = (1 - a) * (tr.cxy + a * e * d)
-            tr.rv = (1 - a) * (tr.rv + a * resid * resid)
+            rv = (1 - a) * (tr.rv + a * resid * resid)
+            tr.rv = max(rv, tr.rv) if s.resting else rv
 
 
 class Rate(_Deviation):
