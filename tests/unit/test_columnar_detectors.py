@@ -191,7 +191,7 @@ def test_shifts_at_operating_points_score_the_same_through_a_restart() -> None:
     items = [(d, p if d[-1] in "02468" else None, ts, v)
              for d, p, ts, v in fleet("mixed-faults", devices=20, duration_s=160)]  # fmt: skip
     config = msgspec.structs.replace(FLEET, warmup_readings=40, shift_lambda=0.1, shift_hi=5.0,
-                                     shift_lo=3.0, shift_learn=2.5, shift_adapt=50)  # fmt: skip
+                                     shift_lo=3.0, shift_learn=2.5, adapt=50)  # fmt: skip
     half = len(items) // 2
     states, _, seen = run_both(items[:half], config, batch=250)
     scalar, columnar = AnomalyDetectors(config), ColumnarDetectors(config)

@@ -19,7 +19,7 @@ COUNTS = st.integers(min_value=0, max_value=COUNT_MAX)
 TRACKS = st.builds(
     Track, n=COUNTS, mean=FLOATS, var=FLOATS, last=FLOATS, last_ts=st.integers(0, 2**53), rn=COUNTS,
     rmean=FLOATS, same=COUNTS, level_run=COUNTS, rate_run=COUNTS, cxy=FLOATS, res=FLOATS,
-    ew=FLOATS, ewv=FLOATS, shift_run=COUNTS,
+    ew=FLOATS, ewv=FLOATS, held=COUNTS,
 )  # fmt: skip
 
 

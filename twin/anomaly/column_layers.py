@@ -79,13 +79,13 @@ class VectorLayers:
         warm = n >= cfg.warmup_readings
         events.quiet = cfg.warmup_quiet & ~warm
         expected, level_feed, z, judged = self._level(rnd, n, warm, events, peaks)
-        block = self.shift.score(rnd, n, judged, expected, events, peaks)
+        suspect = self.shift.score(rnd, n, judged, expected, events, peaks)
         rate = self._rate(rnd, n, events)
         fed = rate.feed
         self._drift(events, level_feed | fed, np.where(fed, rate.rz, z), np.where(fed, rate.r, x),
                     np.where(fed, rate.rmean, expected))  # fmt: skip
         self._flatline(events, n > 0, x, rate.last, n, warm, watch, has_dx, dx)
-        self._learn(rnd, n, expected, rate.r, rate.ok, rate.suspect, block)
+        self._learn(rnd, n, expected, rate.r, rate.ok, rate.suspect, suspect)
 
     def _level(
         self, rnd: Round, n: np.ndarray, warm: np.ndarray, events: RoundEvents, peaks: np.ndarray
@@ -144,18 +144,22 @@ class VectorLayers:
 
     def _learn(
         self, rnd: Round, n: np.ndarray, expected: np.ndarray, r: np.ndarray,
-        rate_ok: np.ndarray, suspect: np.ndarray, block: np.ndarray,
+        rate_ok: np.ndarray, suspect: np.ndarray, shift_suspect: np.ndarray,
     ) -> None:  # fmt: skip
-        """Rates and levels learn from what raised nothing."""
+        """Rates and levels learn from what raised nothing (levels, after ``adapt`` readings
+        held back in a row, from everything)."""
         cfg, cols = self.config, self.tracks
         f, i, o, rows, watch = cols.f, cols.i, cols.open, rnd.rows, rnd.watch
         up, down = f["up"][rows], f["down"][rows]
         suspect = suspect | (np.maximum(up, down) > cfg.drift_h / 2)
         learn_rate = rate_ok & ~o["rate"][rows] & ~o["drift"][rows] & ~suspect
         self._learn_rate(rows[learn_rate], r[learn_rate])
-        held = o["level"][rows] | o["flatline"][rows] | block
-        self.shift.learn(rows[~held], n[~held])
-        learn = ~(held | ((watch == ALL) & o["drift"][rows]))
+        asked = (o["level"][rows] | o["flatline"][rows] | shift_suspect
+                 | ((watch == ALL) & o["drift"][rows]))  # fmt: skip
+        held = np.where(asked, counted(i["held"][rows]), 0)
+        i["held"][rows] = held
+        learn = ~(asked & (held <= cfg.adapt))
+        self.shift.learn(rows[learn], n[learn])
         self._learn_level(rows[learn], rnd.x[learn], rnd.dx[learn], rnd.has_dx[learn],
                           expected[learn], rnd.resting[learn])  # fmt: skip
         f["last"][rows] = rnd.x

@@ -41,31 +41,28 @@ class VectorShift:
         events: RoundEvents,
         peaks: np.ndarray,
     ) -> np.ndarray:
-        """Smooth every value's deviation and judge the judged ones; returns which values keep
-        the baselines from learning."""
+        """Smooth every value's deviation and judge the judged ones; returns which values ask
+        the baselines not to learn from them."""
         sh, cols = self.layer, self.tracks
         rows = rnd.rows
-        block = np.zeros(len(rows), dtype=np.bool_)
+        suspect = np.zeros(len(rows), dtype=np.bool_)
         if sh.lam <= 0:
-            return block
-        f, i = cols.f, cols.i
+            return suspect
+        f = cols.f
         active = n > 0
         ew = f["ew"][rows]
         ew = np.where(active, ew + sh.lam * (rnd.x - expected - ew), ew)
         f["ew"][rows] = ew
         j = active & judged & ~rnd.has_dx
         if not j.any():
-            return block
+            return suspect
         floor = np.maximum(np.maximum(sh.abs_floor, sh.rel_floor * np.abs(f["mean"][rows])),
                            f["res"][rows]) * sh.shrink  # fmt: skip
         with np.errstate(divide="ignore", invalid="ignore"):
             ez = np.where(j, ew / (np.sqrt(f["ewv"][rows]) + floor), 0.0)
         aez = np.abs(ez)
         is_open = cols.open["shift"][rows]
-        run = i["shift_run"][rows]
-        run = np.where(j, np.where((aez > sh.learn_limit) | is_open, counted(run), 0), run)
-        i["shift_run"][rows] = run
-        block = j & (run > 0) & (run <= sh.adapt)
+        suspect = j & ((aez > sh.learn_limit) | is_open)
         value = _score(aez, sh.hi)
         np.maximum.at(peaks, rnd.reading[j], value[j])
         for k in np.flatnonzero(j & is_open & (aez > sh.lo)):
@@ -83,7 +80,7 @@ class VectorShift:
             observed = float(expected[k] + ew[k])
             events.open("shift", int(k), kind, Severity.WARNING, float(value[k]),
                         float(expected[k]), observed)  # fmt: skip
-        return block
+        return suspect
 
     def learn(self, rows: np.ndarray, n: np.ndarray) -> None:
         """The spread of the smoothed deviation learns (``n``: the rows' counts before the

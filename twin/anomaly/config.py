@@ -43,9 +43,11 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """A shift opens when the smoothed deviation passes ``shift_hi`` of its own spreads and
     ends below ``shift_lo``."""
     shift_learn: float = 4.0
-    """Baselines do not learn from a reading whose smoothed deviation is past this ..."""
-    shift_adapt: int = 1000
-    """... unless this many readings in a row were: a lasting change becomes the new normal."""
+    """Baselines do not learn from a reading whose smoothed deviation is past this."""
+    adapt: int = 1000
+    """Readings in a row that baselines hold back from learning (an anomaly open, a shift
+    building up) before they learn again: a lasting change becomes the new normal, and its
+    anomaly ends, instead of being reported for ever."""
     drift_k: float = 0.5
     """CUSUM slack, in spreads: deviations smaller than this never add up."""
     drift_h: float = 25.0

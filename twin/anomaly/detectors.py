@@ -31,7 +31,8 @@ import msgspec
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.device_layers import Dropout, Position, Thresholds
 from twin.anomaly.episodes import Episodes
-from twin.anomaly.layers import Drift, Flatline, Level, Rate, Sample
+from twin.anomaly.flatline import Flatline
+from twin.anomaly.layers import Drift, Level, Rate, Sample
 from twin.anomaly.records import Anomaly, Detector, Severity
 from twin.anomaly.shift import Shift
 from twin.anomaly.state import DetectorState, Episode, Track
@@ -135,8 +136,8 @@ class AnomalyDetectors:
         self.drift.score(tr, s, eps)  # the rate's, for metrics watched for a trend
         self.flatline.score(tr, s, eps)
         self.rate.learn(tr, s, eps)
-        self.shift.learn(tr, s, eps)
         self.level.learn(tr, s, eps)
+        self.shift.learn(tr, s, eps)  # after the level, whose decision to learn it follows
         tr.last, tr.last_ts = s.x, s.ts_ms
         return peak
 

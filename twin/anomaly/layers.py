@@ -37,6 +37,7 @@ class Sample:
         "expected",
         "feed",
         "flat_key",
+        "held_back",
         "judged",
         "level_key",
         "metric",
@@ -45,8 +46,8 @@ class Sample:
         "rate_key",
         "rate_suspect",
         "resting",
-        "shift_block",
         "shift_key",
+        "shift_suspect",
         "steady",
         "ts_ms",
         "warm",
@@ -93,8 +94,10 @@ class Sample:
         """(deviation, observed, expected) for the drift layer, set by level or rate."""
         self.rate: float | None = None
         self.rate_suspect = False
-        self.shift_block = False
-        """The shift layer keeps the baselines from learning from this reading."""
+        self.shift_suspect = False
+        """The shift layer asks the baselines not to learn from this reading."""
+        self.held_back = False
+        """The baselines did not learn from this reading (:meth:`Level.hold_back`)."""
 
 
 class MetricLayer(Protocol):
@@ -143,10 +146,12 @@ class Level(_Deviation):
         abs_floor: float,
         rel_floor: float,
         drift: bool,
+        adapt: int,
     ) -> None:
         super().__init__(hi=hi, lo=lo, instant=instant, persist=persist, alpha=alpha,
                          warmup=warmup, abs_floor=abs_floor, rel_floor=rel_floor)  # fmt: skip
         self.drift = drift
+        self.adapt = adapt
         """Feed the level's deviations to the drift layer."""
 
     @classmethod
@@ -161,6 +166,7 @@ class Level(_Deviation):
             abs_floor=cfg.abs_floor,
             rel_floor=cfg.rel_floor,
             drift=cfg.level_drift,
+            adapt=cfg.adapt,
         )
 
     def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
@@ -200,10 +206,23 @@ class Level(_Deviation):
                      expected, s.x, s.quiet)  # fmt: skip
         return score(az, self.hi)
 
+    def hold_back(self, tr: Track, s: Sample, eps: Episodes) -> bool:
+        """Whether the baselines skip this reading: one of the metric's anomalies is open or a
+        shift is building up, for at most ``adapt`` readings in a row."""
+        if not (
+            s.level_key in eps.active
+            or s.flat_key in eps.active
+            or s.shift_suspect
+            or (s.watch == "all" and s.drift_key in eps.active)
+        ):
+            tr.held = 0
+            return False
+        tr.held += 1
+        return tr.held <= self.adapt
+
     def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
-        if s.level_key in eps.active or s.flat_key in eps.active or s.shift_block:
-            return
-        if s.watch == "all" and s.drift_key in eps.active:
+        s.held_back = self.hold_back(tr, s, eps)
+        if s.held_back:
             return
         tr.n += 1
         # exact running moments while warming up, exponentially weighted afterwards
@@ -343,43 +362,3 @@ class Drift:
 
     def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
         """The sums are the state: :meth:`score` has updated them."""
-
-
-class Flatline:
-    """A metric that usually changes at every reading repeats one value: a stuck sensor.
-
-    How often the metric changes is learnt from the reading before it is judged (while not
-    stuck), so a sensor that was always this still is never called stuck."""
-
-    def __init__(self, *, readings: int, change_share: float) -> None:
-        self.readings = readings
-        self.change_share = change_share
-
-    @classmethod
-    def from_config(cls, cfg: DetectorConfig) -> Flatline:
-        return cls(readings=cfg.flat_readings, change_share=cfg.flat_change_share)
-
-    def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
-        if not tr.n:
-            return 0.0
-        same = s.x == tr.last
-        tr.same = tr.same + 1 if same else 0
-        if tr.same < self.readings:
-            tr.changed += ((0.0 if same else 1.0) - tr.changed) / min(tr.n + 1, 200)
-        key = s.flat_key
-        if key in eps.active:
-            if not same:
-                eps.close(key, s.ts_ms)
-        elif (
-            s.warm
-            and s.watch == "all"
-            and s.dx != 0  # a stopped machine reads zero everywhere, and rightly so
-            and tr.same >= self.readings
-            and tr.changed >= self.change_share
-        ):
-            eps.open(key, Detector.FLATLINE, "stuck", s.metric, Severity.WARNING, 0.75,
-                     s.ts_ms, None, s.x, s.quiet)  # fmt: skip
-        return 0.0
-
-    def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
-        """Learnt in :meth:`score` (see the class docstring)."""

@@ -18,20 +18,20 @@ class Shift:
     for as long as it lasts (a change point, not a run of spikes).
 
     Nothing learns from a reading whose smoothed deviation is past ``learn_limit``, so a shift
-    building up is not absorbed into the baseline before it is reported; after ``adapt`` such
-    readings in a row the baselines learn again, and a shift that has become the new normal
-    ends.
+    building up is not absorbed into the baseline before it is reported (for at most the
+    configuration's ``adapt`` readings in a row: then a shift that has become the new normal
+    is learnt, and ends).
 
     Metrics judged at an operating point (against a profile's driver) are smoothed but not
     judged: the residual around the driver's line carries thermal lag and load history, and
     on the simulated fleet judging it raised tens of false anomalies per device-day."""
 
     def __init__(
-        self, *, lam: float, hi: float, lo: float, learn_limit: float, adapt: int,
-        alpha: float, warmup: int, abs_floor: float, rel_floor: float,
+        self, *, lam: float, hi: float, lo: float, learn_limit: float, alpha: float,
+        warmup: int, abs_floor: float, rel_floor: float,
     ) -> None:  # fmt: skip
         self.lam, self.hi, self.lo = lam, hi, lo
-        self.learn_limit, self.adapt = learn_limit, adapt
+        self.learn_limit = learn_limit
         self.alpha, self.warmup = alpha, warmup
         self.abs_floor, self.rel_floor = abs_floor, rel_floor
         self.shrink = math.sqrt(lam / (2 - lam)) if lam > 0 else 0.0
@@ -40,7 +40,7 @@ class Shift:
     @classmethod
     def from_config(cls, cfg: DetectorConfig) -> Shift:
         return cls(lam=cfg.shift_lambda, hi=cfg.shift_hi, lo=cfg.shift_lo,
-                   learn_limit=cfg.shift_learn, adapt=cfg.shift_adapt, alpha=cfg.alpha,
+                   learn_limit=cfg.shift_learn, alpha=cfg.alpha,
                    warmup=cfg.warmup_readings, abs_floor=cfg.abs_floor,
                    rel_floor=cfg.rel_floor)  # fmt: skip
 
@@ -55,8 +55,7 @@ class Shift:
         aez = abs(ez)
         key = s.shift_key
         is_open = key in eps.active
-        tr.shift_run = tr.shift_run + 1 if aez > self.learn_limit or is_open else 0
-        s.shift_block = tr.shift_run > 0 and tr.shift_run <= self.adapt
+        s.shift_suspect = aez > self.learn_limit or is_open
         value = score(aez, self.hi)
         if is_open:
             if aez > self.lo:
@@ -70,10 +69,8 @@ class Shift:
         return value
 
     def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
-        if self.lam <= 0 or not tr.n or s.shift_block:
-            return
-        if s.level_key in eps.active or s.flat_key in eps.active:
-            return
-        n = tr.n + 1
+        if self.lam <= 0 or s.held_back or tr.n <= 1:
+            return  # the level did not learn from it, or this was the metric's first reading
+        n = tr.n  # counting this reading, as the level has just done
         a = 1.0 / n if n <= self.warmup else self.alpha
         tr.ewv = (1 - a) * (tr.ewv + a * tr.ew * tr.ew) if n > 2 else tr.ew * tr.ew

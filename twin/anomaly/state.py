@@ -39,8 +39,9 @@ class Track(msgspec.Struct, array_like=True, gc=False):
     ewv: float = 0.0
     """The exponentially smoothed deviation from the baseline, and its learnt variance: a
     small lasting shift stands out of it long before it stands out of single values."""
-    shift_run: int = 0
-    """Readings in a row whose smoothed deviation kept the baselines from learning."""
+    held: int = 0
+    """Readings in a row that the baselines did not learn from (an open anomaly, a shift
+    building up): past the configuration's ``adapt``, they learn again."""
 
 
 class Episode(msgspec.Struct, array_like=True, gc=False):

@@ -16,8 +16,8 @@ from twin.anomaly.state import Episode, Track
 
 FLOAT_FIELDS = ("mean", "var", "last", "rmean", "rvar", "changed", "mx", "vx", "cxy", "rv",
                 "up", "down", "res", "ew", "ewv")  # fmt: skip
-INT_FIELDS = ("n", "last_ts", "rn", "same", "level_run", "rate_run", "shift_run")
-COUNT_FIELDS = ("n", "rn", "same", "level_run", "rate_run", "shift_run")
+INT_FIELDS = ("n", "last_ts", "rn", "same", "level_run", "rate_run", "held")
+COUNT_FIELDS = ("n", "rn", "same", "level_run", "rate_run", "held")
 """Counts of readings, held in 32 bits (4 bytes a field saved on every row) and saturating at
 :data:`COUNT_MAX`: every layer compares them with limits of a few hundred at most, so a count
 that stops there judges exactly as one that goes on (a 100 Hz sensor reaches it in 248 days).
