@@ -10,6 +10,7 @@ from twin.anomaly.episodes import Episodes
 from twin.anomaly.flatline import Flatline
 from twin.anomaly.layers import Drift, Level, Rate, Sample
 from twin.anomaly.state import DetectorState, Track
+from twin.anomaly.tail import Tail
 
 T0 = 1_763_683_200_000
 
@@ -76,7 +77,8 @@ def test_a_falling_watch_ignores_a_fast_rise() -> None:
 
 def test_a_small_shift_that_lasts_is_one_drift_episode() -> None:
     level = Level(hi=4.0, lo=3.0, instant=8.0, persist=3, alpha=0.01, warmup=120,
-                  abs_floor=1e-6, rel_floor=0.0, drift=True, adapt=1000)  # fmt: skip
+                  abs_floor=1e-6, rel_floor=0.0, drift=True, adapt=1000,
+                  tail=Tail.from_config(FLEET))  # fmt: skip
     drift, st, tr = Drift(k=0.5, h=25.0), DetectorState(), Track()
     feed([level, drift], tr, st, "temp", noise(300))
     feed([level, drift], tr, st, "temp", noise(200, mean=52.0, seed=5), start=300)

@@ -14,6 +14,7 @@ from twin.anomaly.column_shift import VectorShift
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.records import Severity
 from twin.anomaly.shift import Shift
+from twin.anomaly.tail import Tail
 from twin.anomaly.track_columns import TrackColumns, counted
 
 ALL, RATE, FALLING, RULES = 0, 1, 2, 3
@@ -70,6 +71,7 @@ class VectorLayers:
         self.tracks = tracks
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
         self.shift = VectorShift(Shift.from_config(config), tracks, config.hold)
+        self.tail = Tail.from_config(config)
 
     def run(self, rnd: Round, events: RoundEvents, peaks: np.ndarray) -> None:
         """Every layer over the round's values: each scores, then those that learn do."""
@@ -104,8 +106,9 @@ class VectorLayers:
             expected = np.where(regress, mean + cxy / vx * (dx - mx), mean)
             sd = np.where(regress, np.sqrt(rv), np.sqrt(var)) + floor
             z = np.where(n > 0, (x - expected) / sd, 0.0)
-        az = np.abs(z)
         judged = warm & rnd.steady & (rnd.watch == ALL) & ~rnd.special
+        az = self.tail.level_columns(f, rows, np.abs(z), n, judged,
+                                     judged & ~self.tracks.open["level"][rows])  # fmt: skip
         level_score = _score(az, cfg.level_hi)
         np.maximum.at(peaks, rnd.reading[judged], level_score[judged])
         self._episode_step(events, "level", judged, az, level_score, expected, x, z > 0,

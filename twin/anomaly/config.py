@@ -29,13 +29,17 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """... nor less than this (sensors that report a constant do not divide by zero)."""
     level_hi: float = 4.0
     level_lo: float = 3.0
-    level_instant: float = 8.0
+    level_instant: float = 5.0
     level_persist: int = 3
     rate_hi: float = 8.0
     rate_lo: float = 5.0
     rate_instant: float = 16.0
     rate_persist: int = 2
     hold: int = 5
+    tail_alpha: float = 0.001
+    """How fast a metric's tail is learnt, at the slowest (0: deviations are not calibrated)."""
+    tail_prior: int = 300
+    """Readings the Gaussian tail counts for before a metric's own is learnt."""
     shift_lambda: float = 0.1
     """Weight of a new deviation in the smoothed one (0: no shift layer)."""
     shift_hi: float = 8.0

@@ -17,6 +17,7 @@ from twin.anomaly.config import DetectorConfig
 from twin.anomaly.episodes import Episodes, score
 from twin.anomaly.records import Detector, Severity
 from twin.anomaly.state import Track
+from twin.anomaly.tail import Tail
 
 POSITION = ("lat", "lon", "heading_deg")
 COUNTERS = ("odometer_km",)
@@ -147,12 +148,14 @@ class Level(_Deviation):
         rel_floor: float,
         drift: bool,
         adapt: int,
+        tail: Tail,
     ) -> None:
         super().__init__(hi=hi, lo=lo, instant=instant, persist=persist, alpha=alpha,
                          warmup=warmup, abs_floor=abs_floor, rel_floor=rel_floor)  # fmt: skip
         self.drift = drift
-        self.adapt = adapt
         """Feed the level's deviations to the drift layer."""
+        self.adapt = adapt
+        self.tail = tail
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig) -> Level:
@@ -167,6 +170,7 @@ class Level(_Deviation):
             rel_floor=cfg.rel_floor,
             drift=cfg.level_drift,
             adapt=cfg.adapt,
+            tail=Tail.from_config(cfg),
         )
 
     def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
@@ -190,8 +194,8 @@ class Level(_Deviation):
             return 0.0
         if self.drift:
             s.feed = (z, s.x, expected)
-        az = abs(z)
         key = s.level_key
+        az = self.tail.level(tr, abs(z), learn=key not in eps.active)
         if key in eps.active:
             if az > self.lo:
                 eps.extend(key, score(az, self.hi), expected, s.x, az)

@@ -15,7 +15,7 @@ import numpy as np
 from twin.anomaly.state import Episode, Track
 
 FLOAT_FIELDS = ("mean", "var", "last", "rmean", "rvar", "changed", "mx", "vx", "cxy", "rv",
-                "up", "down", "res", "ew", "ewv")  # fmt: skip
+                "up", "down", "res", "ew", "ewv", "tail_r", "tail_m")  # fmt: skip
 INT_FIELDS = ("n", "last_ts", "rn", "same", "level_run", "rate_run", "held")
 COUNT_FIELDS = ("n", "rn", "same", "level_run", "rate_run", "held")
 """Counts of readings, held in 32 bits (4 bytes a field saved on every row) and saturating at
@@ -46,6 +46,8 @@ SETTLE_AT = 16_384
 """Restored tracks waiting beyond this many are written at once: a restart that restores every
 twin before reading any does not hold them all (and a tuple of each) at the same time."""
 _FIELD_AT = {name: at for at, name in enumerate(Track.__struct_fields__)}
+_DEFAULT = dict(zip(Track.__struct_fields__, msgspec.structs.astuple(Track()), strict=True))
+"""A new row starts as a new :class:`Track` does."""
 
 
 class TrackColumns:
@@ -84,14 +86,14 @@ class TrackColumns:
         return self._i
 
     def _grow(self, capacity: int) -> None:
-        def grown(old: np.ndarray | None, dtype: type) -> np.ndarray:
-            new: np.ndarray = np.zeros(capacity, dtype=dtype)
+        def grown(old: np.ndarray | None, dtype: type, default: float = 0) -> np.ndarray:
+            new: np.ndarray = np.full(capacity, default, dtype=dtype)
             if old is not None:
                 new[: self._capacity] = old
             return new
 
         for name in FLOAT_FIELDS + PLAN_FLOATS:
-            self._f[name] = grown(self._f.get(name), np.float64)
+            self._f[name] = grown(self._f.get(name), np.float64, _DEFAULT.get(name, 0.0))
         for name in INT_FIELDS:
             dtype = np.int32 if name in COUNT_FIELDS else np.int64
             self._i[name] = grown(self._i.get(name), dtype)
