@@ -46,7 +46,9 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     shift_lo: float = 5.0
     """A shift opens when the smoothed deviation passes ``shift_hi`` of its own spreads and
     ends below ``shift_lo``."""
-    shift_learn: float = 4.0
+    shift_alpha: float = 0.002
+    """Weight of a new reading in the smoothed deviation's spread after warm-up."""
+    shift_learn: float = 3.0
     """Baselines do not learn from a reading whose smoothed deviation is past this."""
     adapt: int = 1000
     """Readings in a row that baselines hold back from learning (an anomaly open, a shift
@@ -94,7 +96,7 @@ SKAB = DetectorConfig(
     hold=2,
     shift_hi=6.5,
     shift_lo=4.0,
-    shift_learn=3.0,
+    shift_alpha=0.005,
 )
 """For the SKAB protocol: the first 400 rows of each file learn, every later row is judged.
 Chosen once for all files; see the README's evaluation section for how."""

@@ -40,7 +40,7 @@ class Shift:
     @classmethod
     def from_config(cls, cfg: DetectorConfig) -> Shift:
         return cls(lam=cfg.shift_lambda, hi=cfg.shift_hi, lo=cfg.shift_lo,
-                   learn_limit=cfg.shift_learn, alpha=cfg.alpha,
+                   learn_limit=cfg.shift_learn, alpha=cfg.shift_alpha,
                    warmup=cfg.warmup_readings, abs_floor=cfg.abs_floor,
                    rel_floor=cfg.rel_floor)  # fmt: skip
 
