@@ -71,8 +71,10 @@ def test_level_shift_opens_one_episode_that_lasts_and_then_closes():
     assert start.kind == "high" and start.metric == "temperature_c"
     assert T0 + 300_000 <= start.started_ms <= T0 + 303_000  # within the persistence window
     assert start.expected == pytest.approx(50, abs=1) and start.observed == pytest.approx(65, abs=4)
-    assert all(flags[303:360]) and not any(flags[380:])  # flagged throughout, then clear
-    assert end.ended_ms is not None and T0 + 360_000 <= end.ended_ms <= T0 + 370_000
+    clear = 360 + CFG.hold + 5  # held open for ``hold`` readings back to normal
+    assert end.ended_ms is not None and T0 + 360_000 <= end.ended_ms <= T0 + clear * 1000
+    assert all(flags[303:360]) and not any(flags[clear:])  # flagged throughout, then clear
+    assert not [a for a in events if a.detector == "shift"]  # reported once, by the level
     assert not st.open
 
 
@@ -212,3 +214,16 @@ def test_a_machine_that_stood_still_for_long_starts_again_without_an_alarm():
     stopped = [{"load_pct": 0.0, "current_a": 0.0}] * 900
     events, _, _ = run(running(400) + stopped + running(400), "compressor")
     assert [e for e in events if e.detector != "rule"] == []
+
+
+def test_a_small_lasting_shift_is_one_shift_anomaly_from_its_onset():
+    """Two and a half spreads up: single values stay inside the level's thresholds, the
+    smoothed deviation passes eight of its own spreads within a few dozen readings, and it
+    is one anomaly for as long as the shift lasts."""
+    values = noise(400) + [v + 2.5 for v in noise(300, seed=2)]
+    events, _, flags = run([{"temperature_c": v} for v in values])
+    found = opened(events)
+    assert [(a.detector, a.kind) for a in found] == [("shift", "high")]
+    assert T0 + 400_000 <= found[0].started_ms <= T0 + 440_000
+    assert found[0].expected == pytest.approx(50, abs=0.5)
+    assert all(flags[440:700])

@@ -74,8 +74,13 @@ class VectorShift:
                 if aez[k] > 2 * sh.hi:
                     ep.severity = Severity.CRITICAL
         for k in np.flatnonzero(j & is_open & ~(aez > sh.lo)):
-            events.close("shift", int(k))
-        for k in np.flatnonzero(j & ~is_open & (aez > sh.hi)):
+            ep = cols.episodes[("shift", int(rows[k]))]
+            if ep.hold > 0:
+                ep.hold -= 1
+            else:
+                events.close("shift", int(k))
+        reported = cols.open["level"][rows]  # the level's anomaly already says so
+        for k in np.flatnonzero(j & ~is_open & (aez > sh.hi) & ~reported):
             kind = "high" if ez[k] > 0 else "low"
             observed = float(expected[k] + ew[k])
             events.open("shift", int(k), kind, Severity.WARNING, float(value[k]),

@@ -35,7 +35,9 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     rate_lo: float = 5.0
     rate_instant: float = 16.0
     rate_persist: int = 2
-    hold: int = 5
+    hold: int = 20
+    """Readings back to normal before an anomaly closes: a condition that flickers around its
+    threshold is one anomaly, not a new one every few readings."""
     tail_alpha: float = 0.001
     """How fast a metric's tail is learnt, at the slowest (0: deviations are not calibrated)."""
     tail_prior: int = 300

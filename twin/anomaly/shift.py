@@ -61,8 +61,8 @@ class Shift:
             if aez > self.lo:
                 eps.extend(key, value, s.expected, s.expected + tr.ew, aez)
             else:
-                eps.close(key, s.ts_ms)
-        elif aez > self.hi:
+                eps.release(key, s.ts_ms)
+        elif aez > self.hi and s.level_key not in eps.active:  # not reported twice
             kind = "high" if ez > 0 else "low"
             eps.open(key, Detector.SHIFT, kind, s.metric, Severity.WARNING, value, s.ts_ms,
                      s.expected, s.expected + tr.ew, s.quiet)  # fmt: skip
