@@ -13,6 +13,7 @@ import redis
 from tests.conftest import ROOT, EngineProcess
 from tests.integration.helpers import Publisher, now_ms, q, wait_until
 from tests.unit.test_replay import skab_file
+from twin.anomaly.config import FLEET
 
 
 def test_engine_writes_anomaly_episodes_and_health(
@@ -58,7 +59,7 @@ def test_engine_writes_anomaly_episodes_and_health(
     # the restarted engine carries the detectors' state: no second warm-up, the episode goes on
     engine = EngineProcess(dict(engine_env, TWIN_DETECTOR_WARMUP="30")).start()
     pub = Publisher(mqtt_url, topic_prefix)
-    for i in range(80, 90):
+    for i in range(80, 90 + FLEET.hold):  # back to normal for longer than an episode's hold
         values = {"load_pct": 75.0, "vibration_mm_s": 2.0, "temperature_c": 55.0}
         pub.send(device, "telemetry", {"ts": t + i * 1000, "seq": i, "values": values})
     pub.close()

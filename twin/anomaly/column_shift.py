@@ -51,7 +51,9 @@ class VectorShift:
         f = cols.f
         active = n > 0
         ew = f["ew"][rows]
-        ew = np.where(active, ew + sh.lam * (rnd.x - expected - ew), ew)
+        d = rnd.x - expected
+        reported = cols.open["level"][rows]  # the level's anomaly says so: start from here
+        ew = np.where(active, np.where(reported, d, ew + sh.lam * (d - ew)), ew)
         f["ew"][rows] = ew
         j = active & judged & ~rnd.has_dx
         if not j.any():
@@ -79,7 +81,6 @@ class VectorShift:
                 ep.hold -= 1
             else:
                 events.close("shift", int(k))
-        reported = cols.open["level"][rows]  # the level's anomaly already says so
         for k in np.flatnonzero(j & ~is_open & (aez > sh.hi) & ~reported):
             kind = "high" if ez[k] > 0 else "low"
             observed = float(expected[k] + ew[k])

@@ -15,7 +15,9 @@ class Shift:
     """The deviation from the level's baseline, exponentially smoothed, against its own learnt
     spread: a lasting shift of a fraction of the noise stands out of the smoothed deviation
     within a few readings, where single values hide it. One episode from the shift's onset
-    for as long as it lasts (a change point, not a run of spikes).
+    for as long as it lasts (a change point, not a run of spikes). While the metric's level
+    anomaly is open, that anomaly reports the reading and the smoothing starts again from
+    each reading's deviation, so no shift follows on its heels when it ends.
 
     Nothing learns from a reading whose smoothed deviation is past ``learn_limit``, so a shift
     building up is not absorbed into the baseline before it is reported (for at most the
@@ -47,7 +49,11 @@ class Shift:
     def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
         if self.lam <= 0 or not tr.n:
             return 0.0
-        tr.ew += self.lam * (s.x - s.expected - tr.ew)
+        d = s.x - s.expected
+        if s.level_key in eps.active:  # the level reports it: start again from here after
+            tr.ew = d
+        else:
+            tr.ew += self.lam * (d - tr.ew)
         if not s.judged or s.dx is not None:
             return 0.0
         floor = max(self.abs_floor, self.rel_floor * abs(tr.mean), tr.res) * self.shrink
