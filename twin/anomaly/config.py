@@ -3,9 +3,11 @@
 Thresholds are in robust units: a metric's deviation from its learned baseline divided by its
 learned spread (``z``), for values and for rates of change. A detection opens when ``z`` stays
 above ``*_hi`` for ``*_persist`` readings in a row, or at once above ``*_instant``; it stays
-open while ``z`` is above ``*_lo`` and for ``hold`` readings after. Baselines learn only from
-readings that raise nothing, so a lasting fault keeps being reported instead of becoming the
-new normal.
+open while ``z`` is above ``*_lo`` and for ``hold`` readings after. The level's ``z`` is
+calibrated against the metric's own tail (``tail_*``, :mod:`twin.anomaly.tail`), so a threshold
+means the same rarity on every metric. Baselines hold back from readings that raise something
+(for at most ``adapt`` in a row), so a lasting fault keeps being reported until it has plainly
+become the new normal.
 """
 
 from __future__ import annotations

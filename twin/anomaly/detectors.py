@@ -5,7 +5,7 @@ behind the contract in :mod:`twin.anomaly.layers`):
 
 * thresholds: a value beyond the profile's warning / critical limit;
 * level: the value's distance from the device's own baseline (exponentially weighted mean and
-  spread per metric), in units of that spread;
+  spread per metric), in units of that spread, calibrated against the metric's own tail;
 * shift: the deviation from the baseline, smoothed, against its own spread: a lasting shift
   of a fraction of the noise, reported once from its onset (a change point, not spikes);
 * drift: small deviations of the level or the rate that keep adding up (CUSUM);
@@ -15,8 +15,9 @@ behind the contract in :mod:`twin.anomaly.layers`):
 * dropout: a device silent for many of its usual intervals (checked against a clock by
   ``check_silence``, since a silent device sends nothing to react to).
 
-Each reading is scored before anything learns from it, and baselines learn only from readings
-that raise nothing, so a fault that lasts is reported for as long as it lasts. During a warm-up
+Each reading is scored before anything learns from it, and baselines hold back from readings
+that raise something, so a fault that lasts is reported for as long as it lasts (up to the
+configuration's ``adapt`` readings, after which it is the new normal). During a warm-up
 per metric the detectors learn and score but raise nothing. All state is small plain data in
 :class:`~twin.anomaly.state.DetectorState`, which travels inside the twin's snapshot.
 """
