@@ -69,17 +69,26 @@ def test_a_packed_snapshot_that_does_not_add_up_is_refused() -> None:
         unpacked_rows(st)
 
 
-def test_a_snapshot_of_the_release_before_the_shift_layer_unpacks_with_its_defaults() -> None:
-    """21 fields a track, as packed before the shift layer's fields were appended."""
-    old = [Track(n=500, mean=3.5, var=0.25, last=3.0, last_ts=7_000, res=0.01),
-           Track(n=9, mean=-1.0, up=2.0)]  # fmt: skip
-    packed = np.array([msgspec.structs.astuple(t)[:21] for t in old], dtype=np.float64)
-    st = DetectorState(packed=packed_rows(packed), packed_metrics=("a", "b"))
-    assert list(unpacked_state(st).tracks.values()) == old
+OLD_SNAPSHOT = (
+    b'{"tracks":{},"open":{},"last_ts":0,"interval_ms":0.0,"readings":500,"raised":0,"packed":"'
+    b"AAAAAABAf0AAAAAAAAAMQAAAAAAAANA/AAAAAAAACEAAAAAAAFi7QAAAAAAAAHlAmpmZmZmZuT8AAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAD4PwAAAAAAAAAAexSuR+F6hD8="
+    b'","packed_metrics":["temp"]}'
+)
+"""A twin's detector state as the release before the shift layer and calibration packed it
+(19 numbers per track)."""
+
+
+def test_a_snapshot_of_the_release_before_the_shift_layer_restores_with_defaults() -> None:
+    st = msgspec.json.decode(OLD_SNAPSHOT, type=DetectorState)
+    [track] = unpacked_state(st).tracks.values()
+    assert track == Track(n=500, mean=3.5, var=0.25, last=3.0, last_ts=7_000, rn=400, rmean=0.1,
+                          res=0.01, up=1.5)  # fmt: skip
+    assert (track.ew, track.tail_r, track.held) == (0.0, Track().tail_r, 0)
     cols = TrackColumns()
-    first = cols.add_block(2)
+    first = cols.add_block(1)
     cols.load_block(first, unpacked_rows(st))
-    assert tracks_of(cols, [first, first + 1]) == old
+    assert tracks_of(cols, [first]) == [track]
 
 
 def test_rows_written_before_a_load_keep_their_values() -> None:

@@ -63,7 +63,7 @@ class Episode(msgspec.Struct, array_like=True, gc=False):
 
 
 TRACK_FIELDS = len(Track.__struct_fields__)
-PACKED_WIDTHS = (21, TRACK_FIELDS)
+PACKED_WIDTHS = (19, TRACK_FIELDS)
 """Fields per packed track in the snapshots of this release and of older ones: fields are
 only ever appended to :class:`Track`, so an older row is this one's first fields, and the rest
 take their defaults."""
