@@ -61,3 +61,13 @@ def test_spikes_that_are_normal_stop_raising_a_burst_still_does() -> None:
     late = [i for i, detector in opened if 2_000 <= i < 5_000 and detector == "level"]
     assert len(late) <= 2, late
     assert any(5_000 <= i < 5_030 for i, _ in opened), opened
+
+
+def test_the_rate_learns_its_own_tail_apart_from_the_level() -> None:
+    tr = Track(n=FLEET.warmup_readings, rn=FLEET.warmup_readings)
+    for z in np.abs(np.random.default_rng(5).standard_t(2, 20_000)).tolist():
+        TAIL.rate(tr, z, learn=True)
+        tr.rn += 1
+    assert tr.rtail_r > 10 * GAUSS_SHARE
+    assert (tr.tail_r, tr.tail_m) == (Track().tail_r, Track().tail_m)  # the level's untouched
+    assert TAIL.rate(tr, 8.0, learn=False) < FLEET.rate_instant

@@ -138,8 +138,9 @@ class VectorLayers:
         ready = rn >= cfg.warmup_readings
         suspect = ready & (np.abs(rz) > cfg.rate_hi)
         rz = np.where(watch == FALLING, np.minimum(rz, 0.0), rz)
-        arz = np.abs(rz)
         judge_rate = rate_ok & ready & ~rnd.position
+        arz = self.tail.rate_columns(f, rows, np.abs(rz), rn, judge_rate,
+                                     judge_rate & ~self.tracks.open["rate"][rows])  # fmt: skip
         self._episode_step(events, "rate", judge_rate, arz, _score(arz, cfg.rate_hi), rmean, r,
                            rz > 0, ("rising", "falling"), cfg.rate_lo, cfg.rate_hi,
                            cfg.rate_instant, cfg.rate_persist, "rate_run")  # fmt: skip

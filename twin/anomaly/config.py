@@ -33,9 +33,9 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     level_lo: float = 3.0
     level_instant: float = 5.0
     level_persist: int = 3
-    rate_hi: float = 8.0
-    rate_lo: float = 5.0
-    rate_instant: float = 16.0
+    rate_hi: float = 5.0
+    rate_lo: float = 3.5
+    rate_instant: float = 6.0
     rate_persist: int = 2
     hold: int = 20
     """Readings back to normal before an anomaly closes: a condition that flickers around its
@@ -101,6 +101,9 @@ SKAB = DetectorConfig(
     shift_hi=6.5,
     shift_lo=4.0,
     shift_alpha=0.005,
+    rate_hi=8.0,
+    rate_lo=5.0,
+    rate_instant=16.0,
 )
 """For the SKAB protocol: the first 400 rows of each file learn, every later row is judged.
 Chosen once for all files; see the README's evaluation section for how."""

@@ -261,9 +261,12 @@ class Rate(_Deviation):
         abs_floor: float,
         rel_floor: float,
         drift_h: float,
+        tail: Tail,
     ) -> None:
         super().__init__(hi=hi, lo=lo, instant=instant, persist=persist, alpha=alpha,
                          warmup=warmup, abs_floor=abs_floor, rel_floor=rel_floor)  # fmt: skip
+        self.tail = tail
+        """The rate's deviations are calibrated against the rate's own tail."""
         self.drift_h = drift_h
         """A drift half-way to being reported already keeps the rate from learning."""
 
@@ -279,6 +282,7 @@ class Rate(_Deviation):
             abs_floor=cfg.abs_floor,
             rel_floor=cfg.rel_floor,
             drift_h=cfg.drift_h,
+            tail=Tail.from_config(cfg),
         )
 
     def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
@@ -305,8 +309,8 @@ class Rate(_Deviation):
         return 0.0
 
     def _judge(self, tr: Track, s: Sample, eps: Episodes, r: float, rz: float) -> None:
-        arz = abs(rz)
         key = s.rate_key
+        arz = self.tail.rate(tr, abs(rz), learn=key not in eps.active)
         if key in eps.active:
             if arz > self.lo:
                 eps.extend(key, score(arz, self.hi), tr.rmean, r, arz)

@@ -41,8 +41,10 @@ class Track(msgspec.Struct, array_like=True, gc=False):
     small lasting shift stands out of it long before it stands out of single values."""
     tail_r: float = 0.0027
     tail_m: float = 0.283
+    rtail_r: float = 0.0027
+    rtail_m: float = 0.283
     """The share of judged deviations beyond 3 spreads and their mean excess over it: the
-    level's own tail (:mod:`twin.anomaly.tail`)."""
+    level's own tail and the rate's (:mod:`twin.anomaly.tail`)."""
     held: int = 0
     """Readings in a row that the baselines did not learn from (an open anomaly, a shift
     building up): past the configuration's ``adapt``, they learn again."""

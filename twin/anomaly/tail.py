@@ -49,6 +49,14 @@ class Tail:
         tr.tail_r, tr.tail_m = r, m
         return out
 
+    def rate(self, tr: Track, az: float, *, learn: bool) -> float:
+        """The same for the rate's deviation, against the rate's own tail."""
+        if not self.on:
+            return az
+        out, r, m = self._step(tr.rtail_r, tr.rtail_m, az, tr.rn, learn)
+        tr.rtail_r, tr.rtail_m = r, m
+        return out
+
     def _step(
         self, r: float, m: float, az: float, n: int, learn: bool
     ) -> tuple[float, float, float]:
@@ -74,9 +82,33 @@ class Tail:
         learn: np.ndarray,
     ) -> np.ndarray:
         """:meth:`level` over a round's values (``f``: the float columns)."""
+        return self._columns(f, ("tail_r", "tail_m"), rows, az, n, judged, learn)
+
+    def rate_columns(
+        self,
+        f: dict[str, np.ndarray],
+        rows: np.ndarray,
+        az: np.ndarray,
+        n: np.ndarray,
+        judged: np.ndarray,
+        learn: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`rate` over a round's values (``n``: the rate's counts)."""
+        return self._columns(f, ("rtail_r", "rtail_m"), rows, az, n, judged, learn)
+
+    def _columns(
+        self,
+        f: dict[str, np.ndarray],
+        fields: tuple[str, str],
+        rows: np.ndarray,
+        az: np.ndarray,
+        n: np.ndarray,
+        judged: np.ndarray,
+        learn: np.ndarray,
+    ) -> np.ndarray:
         if not self.on:
             return az
-        r, m = f["tail_r"][rows], f["tail_m"][rows]
+        r, m = f[fields[0]][rows], f[fields[1]][rows]
         beyond = judged & (az > self.z0)
         out = az.copy()
         z0 = self.z0
@@ -84,7 +116,7 @@ class Tail:
             rarity = (float(az[k]) - z0) / float(m[k]) + math.log(GAUSS_SHARE / float(r[k]))
             out[k] = max(z0, min(float(az[k]), z0 + GAUSS_EXCESS * rarity))
         a = np.maximum(self.alpha, 1.0 / (self.prior + np.maximum(0, n - self.warmup)))
-        f["tail_r"][rows] = np.where(learn, r + a * (np.where(beyond, 1.0, 0.0) - r), r)
+        f[fields[0]][rows] = np.where(learn, r + a * (np.where(beyond, 1.0, 0.0) - r), r)
         step = np.maximum(0.05, 10 * a)
-        f["tail_m"][rows] = np.where(learn & beyond, m + step * (az - z0 - m), m)
+        f[fields[1]][rows] = np.where(learn & beyond, m + step * (az - z0 - m), m)
         return out

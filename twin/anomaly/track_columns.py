@@ -15,7 +15,8 @@ import numpy as np
 from twin.anomaly.state import Episode, Track
 
 FLOAT_FIELDS = ("mean", "var", "last", "rmean", "rvar", "changed", "mx", "vx", "cxy", "rv",
-                "up", "down", "res", "ew", "ewv", "tail_r", "tail_m")  # fmt: skip
+                "up", "down", "res", "ew", "ewv", "tail_r", "tail_m", "rtail_r",
+                "rtail_m")  # fmt: skip
 INT_FIELDS = ("n", "last_ts", "rn", "same", "level_run", "rate_run", "held")
 COUNT_FIELDS = ("n", "rn", "same", "level_run", "rate_run", "held")
 """Counts of readings, held in 32 bits (4 bytes a field saved on every row) and saturating at
