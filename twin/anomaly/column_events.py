@@ -17,6 +17,12 @@ DETECTOR = {"level": Detector.LEVEL, "rate": Detector.RATE, "drift": Detector.DR
             "flatline": Detector.FLATLINE, "shift": Detector.SHIFT}  # fmt: skip
 
 
+def scores(z: np.ndarray, hi: float) -> np.ndarray:
+    """:func:`~twin.anomaly.episodes.score` of every deviation of a round."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(z > 0, z / (z + hi), 0.0)
+
+
 class Values(Protocol):
     rows: np.ndarray
     ts: np.ndarray

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.anomaly.column_events import RoundEvents
+from twin.anomaly.column_events import RoundEvents, scores
 from twin.anomaly.column_shift import VectorShift
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.records import Severity
 from twin.anomaly.shift import Shift
-from twin.anomaly.tail import Tail
+from twin.anomaly.tail import LEVEL_TAIL, RATE_TAIL, Tail
 from twin.anomaly.track_columns import TrackColumns, counted
 
 ALL, RATE, FALLING, RULES = 0, 1, 2, 3
@@ -39,11 +39,6 @@ class Round:
     position: np.ndarray
     resting: np.ndarray
     """The machine stands still and this is not its driver (see the scalar ``Sample``)."""
-
-
-def _score(z: np.ndarray, hi: float) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(z > 0, z / (z + hi), 0.0)
 
 
 @dataclass(frozen=True)
@@ -107,9 +102,9 @@ class VectorLayers:
             sd = np.where(regress, np.sqrt(rv), np.sqrt(var)) + floor
             z = np.where(n > 0, (x - expected) / sd, 0.0)
         judged = warm & rnd.steady & (rnd.watch == ALL) & ~rnd.special
-        az = self.tail.level_columns(f, rows, np.abs(z), n, judged,
+        az = self.tail.columns(f, LEVEL_TAIL, rows, np.abs(z), n, judged,
                                      judged & ~self.tracks.open["level"][rows])  # fmt: skip
-        level_score = _score(az, cfg.level_hi)
+        level_score = scores(az, cfg.level_hi)
         np.maximum.at(peaks, rnd.reading[judged], level_score[judged])
         self._episode_step(events, "level", judged, az, level_score, expected, x, z > 0,
                            ("high", "low"), cfg.level_lo, cfg.level_hi, cfg.level_instant,
@@ -139,9 +134,9 @@ class VectorLayers:
         suspect = ready & (np.abs(rz) > cfg.rate_hi)
         rz = np.where(watch == FALLING, np.minimum(rz, 0.0), rz)
         judge_rate = rate_ok & ready & ~rnd.position
-        arz = self.tail.rate_columns(f, rows, np.abs(rz), rn, judge_rate,
+        arz = self.tail.columns(f, RATE_TAIL, rows, np.abs(rz), rn, judge_rate,
                                      judge_rate & ~self.tracks.open["rate"][rows])  # fmt: skip
-        self._episode_step(events, "rate", judge_rate, arz, _score(arz, cfg.rate_hi), rmean, r,
+        self._episode_step(events, "rate", judge_rate, arz, scores(arz, cfg.rate_hi), rmean, r,
                            rz > 0, ("rising", "falling"), cfg.rate_lo, cfg.rate_hi,
                            cfg.rate_instant, cfg.rate_persist, "rate_run")  # fmt: skip
         return RateStep(r, rz, rate_ok, suspect, rate_ok & (watch != ALL) & ready, rmean, last)
@@ -246,7 +241,7 @@ class VectorLayers:
         for j in np.flatnonzero(~is_open & (worst > cfg.drift_h)):
             k = int(where[j])
             kind = "rising" if up[j] >= down[j] else "falling"
-            value = float(_score(np.asarray([worst[j]]), cfg.drift_h)[0])
+            value = float(scores(np.asarray([worst[j]]), cfg.drift_h)[0])
             events.open("drift", k, kind, Severity.WARNING, value, float(expected[k]),
                         float(observed[k]))  # fmt: skip
 

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from twin.anomaly.column_events import RoundEvents
+from twin.anomaly.column_events import RoundEvents, scores
 from twin.anomaly.records import Severity
 from twin.anomaly.shift import Shift
 from twin.anomaly.track_columns import TrackColumns, counted
@@ -17,11 +17,6 @@ class ShiftRound(Protocol):
     x: np.ndarray
     has_dx: np.ndarray
     reading: np.ndarray
-
-
-def _score(z: np.ndarray, hi: float) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(z > 0, z / (z + hi), 0.0)
 
 
 class VectorShift:
@@ -65,7 +60,7 @@ class VectorShift:
         aez = np.abs(ez)
         is_open = cols.open["shift"][rows]
         suspect = j & ((aez > sh.learn_limit) | is_open)
-        value = _score(aez, sh.hi)
+        value = scores(aez, sh.hi)
         np.maximum.at(peaks, rnd.reading[j], value[j])
         for k in np.flatnonzero(j & is_open & (aez > sh.lo)):
             ep = cols.episodes[("shift", int(rows[k]))]

@@ -23,6 +23,9 @@ GAUSS_SHARE = 0.0027
 """The share of a Gaussian's values beyond 3 spreads ..."""
 GAUSS_EXCESS = 0.283
 """... and their mean excess over it (the defaults of every track)."""
+LEVEL_TAIL = ("tail_r", "tail_m")
+RATE_TAIL = ("rtail_r", "rtail_m")
+"""The track columns of the level's tail and of the rate's."""
 
 
 class Tail:
@@ -57,13 +60,17 @@ class Tail:
         tr.rtail_r, tr.rtail_m = r, m
         return out
 
+    def _calibrated(self, az: float, r: float, m: float) -> float:
+        """The one arithmetic of both paths (the vectorised one calls it per exceedance)."""
+        if az <= self.z0:
+            return az
+        rarity = (az - self.z0) / m + math.log(GAUSS_SHARE / r)
+        return max(self.z0, min(az, self.z0 + GAUSS_EXCESS * rarity))
+
     def _step(
         self, r: float, m: float, az: float, n: int, learn: bool
     ) -> tuple[float, float, float]:
-        out = az
-        if az > self.z0:
-            rarity = (az - self.z0) / m + math.log(GAUSS_SHARE / r)
-            out = max(self.z0, min(az, self.z0 + GAUSS_EXCESS * rarity))
+        out = self._calibrated(az, r, m)
         if learn:
             a = max(self.alpha, 1.0 / (self.prior + max(0, n - self.warmup)))
             beyond = az > self.z0
@@ -72,31 +79,7 @@ class Tail:
                 m += max(0.05, 10 * a) * (az - self.z0 - m)
         return out, r, m
 
-    def level_columns(
-        self,
-        f: dict[str, np.ndarray],
-        rows: np.ndarray,
-        az: np.ndarray,
-        n: np.ndarray,
-        judged: np.ndarray,
-        learn: np.ndarray,
-    ) -> np.ndarray:
-        """:meth:`level` over a round's values (``f``: the float columns)."""
-        return self._columns(f, ("tail_r", "tail_m"), rows, az, n, judged, learn)
-
-    def rate_columns(
-        self,
-        f: dict[str, np.ndarray],
-        rows: np.ndarray,
-        az: np.ndarray,
-        n: np.ndarray,
-        judged: np.ndarray,
-        learn: np.ndarray,
-    ) -> np.ndarray:
-        """:meth:`rate` over a round's values (``n``: the rate's counts)."""
-        return self._columns(f, ("rtail_r", "rtail_m"), rows, az, n, judged, learn)
-
-    def _columns(
+    def columns(
         self,
         f: dict[str, np.ndarray],
         fields: tuple[str, str],
@@ -106,17 +89,17 @@ class Tail:
         judged: np.ndarray,
         learn: np.ndarray,
     ) -> np.ndarray:
+        """:meth:`level` or :meth:`rate` over a round's values: ``f`` the float columns,
+        ``fields`` :data:`LEVEL_TAIL` or :data:`RATE_TAIL`, ``n`` the layer's counts."""
         if not self.on:
             return az
         r, m = f[fields[0]][rows], f[fields[1]][rows]
         beyond = judged & (az > self.z0)
         out = az.copy()
-        z0 = self.z0
-        for k in np.flatnonzero(beyond).tolist():  # rare, and the same arithmetic per value
-            rarity = (float(az[k]) - z0) / float(m[k]) + math.log(GAUSS_SHARE / float(r[k]))
-            out[k] = max(z0, min(float(az[k]), z0 + GAUSS_EXCESS * rarity))
+        for k in np.flatnonzero(beyond).tolist():  # rare
+            out[k] = self._calibrated(float(az[k]), float(r[k]), float(m[k]))
         a = np.maximum(self.alpha, 1.0 / (self.prior + np.maximum(0, n - self.warmup)))
         f[fields[0]][rows] = np.where(learn, r + a * (np.where(beyond, 1.0, 0.0) - r), r)
         step = np.maximum(0.05, 10 * a)
-        f[fields[1]][rows] = np.where(learn & beyond, m + step * (az - z0 - m), m)
+        f[fields[1]][rows] = np.where(learn & beyond, m + step * (az - self.z0 - m), m)
         return out
