@@ -17,12 +17,6 @@ DETECTOR = {"level": Detector.LEVEL, "rate": Detector.RATE, "drift": Detector.DR
             "flatline": Detector.FLATLINE, "shift": Detector.SHIFT}  # fmt: skip
 
 
-def scores(z: np.ndarray, hi: float) -> np.ndarray:
-    """:func:`~twin.anomaly.episodes.score` of every deviation of a round."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(z > 0, z / (z + hi), 0.0)
-
-
 class Values(Protocol):
     rows: np.ndarray
     ts: np.ndarray
@@ -76,6 +70,7 @@ class RoundEvents:
         cols.episodes[(layer, row)] = ep
         metric_open[f"{layer}:{metric}"] = (layer, row)
         eps.st.raised += 1
+        eps.opened = max(eps.opened, value)
         eps.events.append(eps.anomaly(ep, None))
 
     def close(self, layer: str, k: int) -> None:

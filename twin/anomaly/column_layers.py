@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.anomaly.column_events import RoundEvents, scores
+from twin.anomaly.column_events import RoundEvents
 from twin.anomaly.column_shift import VectorShift
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.records import Severity
+from twin.anomaly.scores import deviation_score, ratio_score
 from twin.anomaly.shift import Shift
 from twin.anomaly.tail import LEVEL_TAIL, RATE_TAIL, Tail
 from twin.anomaly.track_columns import TrackColumns, counted
@@ -69,7 +70,8 @@ class VectorLayers:
         self.tail = Tail.from_config(config)
 
     def run(self, rnd: Round, events: RoundEvents, peaks: np.ndarray) -> None:
-        """Every layer over the round's values: each scores, then those that learn do."""
+        """Every layer over the round's values: each scores, then those that learn do.
+        ``peaks``: per reading, the largest deviation that nothing reports yet."""
         cfg = self.config
         rows, x, dx, has_dx, watch = rnd.rows, rnd.x, rnd.dx, rnd.has_dx, rnd.watch
         n = self.tracks.i["n"][rows]
@@ -104,9 +106,9 @@ class VectorLayers:
         judged = warm & rnd.steady & (rnd.watch == ALL) & ~rnd.special
         az = self.tail.columns(f, LEVEL_TAIL, rows, np.abs(z), n, judged,
                                      judged & ~self.tracks.open["level"][rows])  # fmt: skip
-        level_score = scores(az, cfg.level_hi)
-        np.maximum.at(peaks, rnd.reading[judged], level_score[judged])
-        self._episode_step(events, "level", judged, az, level_score, expected, x, z > 0,
+        new = judged & ~self.tracks.open["level"][rows]
+        np.maximum.at(peaks, rnd.reading[new], az[new])
+        self._episode_step(events, "level", judged, az, expected, x, z > 0,
                            ("high", "low"), cfg.level_lo, cfg.level_hi, cfg.level_instant,
                            cfg.level_persist, "level_run")  # fmt: skip
         feed = judged if cfg.level_drift else np.zeros(len(rows), dtype=np.bool_)
@@ -136,7 +138,7 @@ class VectorLayers:
         judge_rate = rate_ok & ready & ~rnd.position
         arz = self.tail.columns(f, RATE_TAIL, rows, np.abs(rz), rn, judge_rate,
                                      judge_rate & ~self.tracks.open["rate"][rows])  # fmt: skip
-        self._episode_step(events, "rate", judge_rate, arz, scores(arz, cfg.rate_hi), rmean, r,
+        self._episode_step(events, "rate", judge_rate, arz, rmean, r,
                            rz > 0, ("rising", "falling"), cfg.rate_lo, cfg.rate_hi,
                            cfg.rate_instant, cfg.rate_persist, "rate_run")  # fmt: skip
         return RateStep(r, rz, rate_ok, suspect, rate_ok & (watch != ALL) & ready, rmean, last)
@@ -170,7 +172,6 @@ class VectorLayers:
         layer: str,
         judged: np.ndarray,
         az: np.ndarray,
-        value: np.ndarray,
         expected: np.ndarray,
         observed: np.ndarray,
         up: np.ndarray,
@@ -191,10 +192,9 @@ class VectorLayers:
         for k in np.flatnonzero(extend):
             ep = cols.episodes[(layer, int(rows[k]))]
             ep.hold = self.config.hold
-            if value[k] > ep.score:
-                ep.score, ep.expected, ep.observed = (
-                    float(value[k]), float(expected[k]), float(observed[k])
-                )  # fmt: skip
+            value = deviation_score(float(az[k]))
+            if value > ep.score:
+                ep.score, ep.expected, ep.observed = value, float(expected[k]), float(observed[k])
                 if az[k] > critical_z:
                     ep.severity = Severity.CRITICAL
         for k in np.flatnonzero(release):
@@ -213,8 +213,9 @@ class VectorLayers:
         opening[closed] = (az[closed] > instant) | (run[cr] >= persist)
         for k in np.flatnonzero(opening):
             severity = Severity.CRITICAL if az[k] > 2 * hi else Severity.WARNING
-            events.open(layer, int(k), kinds[0] if up[k] else kinds[1], severity,
-                        float(value[k]), float(expected[k]), float(observed[k]))  # fmt: skip
+            value = deviation_score(float(az[k]))
+            events.open(layer, int(k), kinds[0] if up[k] else kinds[1], severity, value,
+                        float(expected[k]), float(observed[k]))  # fmt: skip
 
     def _drift(
         self,
@@ -241,7 +242,7 @@ class VectorLayers:
         for j in np.flatnonzero(~is_open & (worst > cfg.drift_h)):
             k = int(where[j])
             kind = "rising" if up[j] >= down[j] else "falling"
-            value = float(scores(np.asarray([worst[j]]), cfg.drift_h)[0])
+            value = ratio_score(float(worst[j]), cfg.drift_h)
             events.open("drift", k, kind, Severity.WARNING, value, float(expected[k]),
                         float(observed[k]))  # fmt: skip
 

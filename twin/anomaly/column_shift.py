@@ -6,8 +6,9 @@ from typing import Protocol
 
 import numpy as np
 
-from twin.anomaly.column_events import RoundEvents, scores
+from twin.anomaly.column_events import RoundEvents
 from twin.anomaly.records import Severity
+from twin.anomaly.scores import deviation_score
 from twin.anomaly.shift import Shift
 from twin.anomaly.track_columns import TrackColumns, counted
 
@@ -60,13 +61,14 @@ class VectorShift:
         aez = np.abs(ez)
         is_open = cols.open["shift"][rows]
         suspect = j & ((aez > sh.learn_limit) | is_open)
-        value = scores(aez, sh.hi)
-        np.maximum.at(peaks, rnd.reading[j], value[j])
+        new = j & ~is_open & ~reported
+        np.maximum.at(peaks, rnd.reading[new], aez[new])
         for k in np.flatnonzero(j & is_open & (aez > sh.lo)):
             ep = cols.episodes[("shift", int(rows[k]))]
             ep.hold = self.hold
-            if value[k] > ep.score:
-                ep.score = float(value[k])
+            value = deviation_score(float(aez[k]))
+            if value > ep.score:
+                ep.score = value
                 ep.expected, ep.observed = float(expected[k]), float(expected[k] + ew[k])
                 if aez[k] > 2 * sh.hi:
                     ep.severity = Severity.CRITICAL
@@ -76,10 +78,10 @@ class VectorShift:
                 ep.hold -= 1
             else:
                 events.close("shift", int(k))
-        for k in np.flatnonzero(j & ~is_open & (aez > sh.hi) & ~reported):
+        for k in np.flatnonzero(new & (aez > sh.hi)):
             kind = "high" if ez[k] > 0 else "low"
             observed = float(expected[k] + ew[k])
-            events.open("shift", int(k), kind, Severity.WARNING, float(value[k]),
+            events.open("shift", int(k), kind, Severity.WARNING, deviation_score(float(aez[k])),
                         float(expected[k]), observed)  # fmt: skip
         return suspect
 

@@ -25,6 +25,7 @@ from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.device_rows import DeviceRows
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Anomaly, Severity
+from twin.anomaly.scores import deviation_score
 from twin.anomaly.state import DetectorState, Episode, packed_rows, unpacked_rows
 from twin.anomaly.track_columns import PLAN_FLOATS, TrackColumns, counted
 from twin.latest import shared_names
@@ -220,12 +221,7 @@ class ColumnarDetectors:
                         self.scalar.position.judge(dev.st, was, values["lat"], values["lon"],
                                                    ts_ms, eps)  # fmt: skip
             flagged = bool(dev.st.open) or bool(dev.metric_open)
-            if flagged:  # rare: the peak of what is open
-                for ep in dev.st.open.values():
-                    peak = max(peak, ep.score)
-                for layer, row in dev.metric_open.values():
-                    peak = max(peak, self.tracks.episodes[(layer, row)].score)
-            out[i] = Observation(eps.events, flagged, min(1.0, peak))
+            out[i] = Observation(eps.events, flagged, max(deviation_score(peak), eps.opened))
 
     def _episodes(self, dev: _Device, device_id: str) -> Episodes:
         return Episodes(dev.st, device_id, hold=self.config.hold, version=self.version,

@@ -43,7 +43,13 @@ __all__ = ["AnomalyDetectors", "DetectorState", "Episode", "Observation", "Track
 
 
 class Observation(msgspec.Struct, gc=False):
-    """What one reading did: anomaly episodes opened, updated or closed; the reading's verdict."""
+    """What one reading did: anomaly episodes opened, updated or closed; the reading's verdict.
+
+    ``flagged``: an anomaly of the device is open after it. ``score``: how surprising what the
+    reading newly shows is (:mod:`~twin.anomaly.scores`): its deviations where nothing reports
+    them yet, and the episodes it opened; an anomaly that is open already adds nothing, so a
+    change that lasts scores high at its onset, not on every reading after it.
+    """
 
     events: list[Anomaly]
     flagged: bool
@@ -121,9 +127,7 @@ class AnomalyDetectors:
             peak = max(peak, self._metric(tr, s, eps))
         if was is not None and "lat" in values and "lon" in values:
             self.position.judge(st, was, values["lat"], values["lon"], ts_ms, eps)
-        for ep in st.open.values():
-            peak = max(peak, ep.score)
-        return Observation(eps.events, bool(st.open), min(1.0, peak))
+        return Observation(eps.events, bool(st.open), max(peak, eps.opened))
 
     def _quiet(self, tr: Track) -> bool:
         return self.config.warmup_quiet and tr.n < self.config.warmup_readings

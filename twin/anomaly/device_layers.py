@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 
 from twin.anomaly.config import DetectorConfig
-from twin.anomaly.episodes import Episodes, score
+from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Detector, Severity
+from twin.anomaly.scores import ratio_score
 from twin.anomaly.state import DetectorState
 from twin.profiles import MetricSpec
 
@@ -89,8 +90,9 @@ class Position:
         if km > self.jump_min_km and kmh > self.jump_kmh:
             if key not in eps.active:
                 quiet = st.readings <= self.quiet_readings
-                eps.open(key, Detector.POSITION, "jump", "lat", Severity.WARNING,
-                         score(kmh, self.jump_kmh), ts_ms, self.jump_kmh, kmh, quiet)  # fmt: skip
+                value = ratio_score(kmh, self.jump_kmh)
+                eps.open(key, Detector.POSITION, "jump", "lat", Severity.WARNING, value, ts_ms,
+                         self.jump_kmh, kmh, quiet)  # fmt: skip
         elif key in eps.active:
             eps.close(key, ts_ms)
 

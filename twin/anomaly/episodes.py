@@ -7,11 +7,6 @@ from twin.anomaly.records import Anomaly, Severity
 from twin.anomaly.state import DetectorState, Episode
 
 
-def score(z: float, hi: float) -> float:
-    """0 at the baseline, 0.5 at the threshold, towards 1 far beyond it."""
-    return z / (z + hi) if z > 0 else 0.0
-
-
 class Episodes:
     """``critical_z``: per detector, the deviation past which an extended episode turns
     critical (detectors not named use ``"*"``)."""
@@ -33,6 +28,8 @@ class Episodes:
         self._hold = hold
         self._version = version
         self._critical_z = critical_z
+        self.opened = 0.0
+        """The highest score of the episodes this reading opened (what it newly shows)."""
 
     def __contains__(self, key: str) -> bool:
         return key in self.st.open
@@ -75,6 +72,7 @@ class Episodes:
                      self._hold)  # fmt: skip
         self.st.open[key] = ep
         self.st.raised += 1
+        self.opened = max(self.opened, value)
         self.events.append(self.anomaly(ep, None))
 
     def extend(self, key: str, value: float, expected: float, observed: float, z: float) -> None:

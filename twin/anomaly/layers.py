@@ -14,8 +14,9 @@ import math
 from typing import Protocol
 
 from twin.anomaly.config import DetectorConfig
-from twin.anomaly.episodes import Episodes, score
+from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Detector, Severity
+from twin.anomaly.scores import deviation_score, ratio_score
 from twin.anomaly.state import Track
 from twin.anomaly.tail import Tail
 
@@ -196,19 +197,20 @@ class Level(_Deviation):
             s.feed = (z, s.x, expected)
         key = s.level_key
         az = self.tail.level(tr, abs(z), learn=key not in eps.active)
-        if key in eps.active:
+        if key in eps.active:  # reported already: nothing new unless it clears
             if az > self.lo:
-                eps.extend(key, score(az, self.hi), expected, s.x, az)
+                eps.extend(key, deviation_score(az), expected, s.x, az)
             else:
                 eps.release(key, s.ts_ms)
-            return score(az, self.hi)
+            return 0.0
         tr.level_run = tr.level_run + 1 if az > self.hi else 0
+        value = deviation_score(az)
         if az > self.instant or tr.level_run >= self.persist:
             kind = "high" if z > 0 else "low"
             sev = Severity.CRITICAL if az > 2 * self.hi else Severity.WARNING
-            eps.open(key, Detector.LEVEL, kind, s.metric, sev, score(az, self.hi), s.ts_ms,
-                     expected, s.x, s.quiet)  # fmt: skip
-        return score(az, self.hi)
+            eps.open(key, Detector.LEVEL, kind, s.metric, sev, value, s.ts_ms, expected, s.x,
+                     s.quiet)  # fmt: skip
+        return value
 
     def hold_back(self, tr: Track, s: Sample, eps: Episodes) -> bool:
         """Whether the baselines skip this reading: one of the metric's anomalies is open or a
@@ -313,7 +315,7 @@ class Rate(_Deviation):
         arz = self.tail.rate(tr, abs(rz), learn=key not in eps.active)
         if key in eps.active:
             if arz > self.lo:
-                eps.extend(key, score(arz, self.hi), tr.rmean, r, arz)
+                eps.extend(key, deviation_score(arz), tr.rmean, r, arz)
             else:
                 eps.release(key, s.ts_ms)
             return
@@ -321,7 +323,7 @@ class Rate(_Deviation):
         if arz > self.instant or tr.rate_run >= self.persist:
             kind = "rising" if rz > 0 else "falling"
             sev = Severity.CRITICAL if arz > 2 * self.hi else Severity.WARNING
-            eps.open(key, Detector.RATE, kind, s.metric, sev, score(arz, self.hi), s.ts_ms,
+            eps.open(key, Detector.RATE, kind, s.metric, sev, deviation_score(arz), s.ts_ms,
                      tr.rmean, r, s.quiet)  # fmt: skip
 
     def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
@@ -365,7 +367,7 @@ class Drift:
         elif worst > self.h:
             kind = "rising" if tr.up >= tr.down else "falling"
             eps.open(key, Detector.DRIFT, kind, s.metric, Severity.WARNING,
-                     score(worst, self.h), s.ts_ms, expected, observed, s.quiet)  # fmt: skip
+                     ratio_score(worst, self.h), s.ts_ms, expected, observed, s.quiet)  # fmt: skip
         return 0.0
 
     def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:

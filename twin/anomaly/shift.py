@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 from twin.anomaly.config import DetectorConfig
-from twin.anomaly.episodes import Episodes, score
+from twin.anomaly.episodes import Episodes
 from twin.anomaly.layers import Sample
 from twin.anomaly.records import Detector, Severity
+from twin.anomaly.scores import deviation_score
 from twin.anomaly.state import Track
 
 
@@ -62,13 +63,16 @@ class Shift:
         key = s.shift_key
         is_open = key in eps.active
         s.shift_suspect = aez > self.learn_limit or is_open
-        value = score(aez, self.hi)
-        if is_open:
+        value = deviation_score(aez)
+        if is_open:  # reported already: nothing new unless it clears
             if aez > self.lo:
                 eps.extend(key, value, s.expected, s.expected + tr.ew, aez)
             else:
                 eps.release(key, s.ts_ms)
-        elif aez > self.hi and s.level_key not in eps.active:  # not reported twice
+            return 0.0
+        if s.level_key in eps.active:
+            return 0.0  # the level reports it: not twice
+        if aez > self.hi:
             kind = "high" if ez > 0 else "low"
             eps.open(key, Detector.SHIFT, kind, s.metric, Severity.WARNING, value, s.ts_ms,
                      s.expected, s.expected + tr.ew, s.quiet)  # fmt: skip
