@@ -166,6 +166,8 @@ SIMULATE = (
     ),
 )
 
+THRESHOLD_HELP = "reading score counted as a detection, the benchmark's way (0.5)"
+
 EVALUATE = (
     Command(
         "evaluate",
@@ -202,6 +204,19 @@ EVALUATE = (
                     arg("--per-family", type=positive_int, default=3, help="series per family"),
                     arg("--window", type=fraction, default=0.1, help="window share per anomaly"),
                     arg("--probation", type=fraction, default=0.15, help="share that learns"),
+                    arg("--threshold", type=fraction, default=0.5, help=THRESHOLD_HELP),
+                    arg("--report", metavar="FILE", help="write the scores as JSON"),
+                ),
+            ),
+            Command(
+                "nab",
+                "a corpus in the Numenta Anomaly Benchmark's layout (data/, labels/)",
+                (
+                    arg(
+                        "root",
+                        help="the corpus: data/<category>/*.csv, labels/combined_windows.json",
+                    ),
+                    arg("--threshold", type=fraction, default=0.5, help=THRESHOLD_HELP),
                     arg("--report", metavar="FILE", help="write the scores as JSON"),
                 ),
             ),

@@ -42,6 +42,10 @@ def run_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         from flows.cli.evaluate_series import run_synthetic
 
         config, evaluation = run_synthetic(args)
+    elif args.dataset == "nab":
+        from flows.cli.evaluate_series import run_nab
+
+        config, evaluation = run_nab(args)
     else:
         config, evaluation = _scenario(args, settings)
     if args.report:

@@ -12,6 +12,7 @@ import redis
 
 from tests.conftest import ROOT, EngineProcess
 from tests.integration.helpers import Publisher, now_ms, q, wait_until
+from tests.unit.test_nab import write_corpus
 from tests.unit.test_replay import skab_file
 from twin.anomaly.config import FLEET
 
@@ -123,6 +124,30 @@ def test_evaluate_synthetic_scores_each_family_by_rows_and_windows(
         env=engine_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "[0, 1)" in bad.stderr
+
+
+def test_evaluate_nab_scores_a_benchmark_layout_corpus(
+    tmp_path: Path, engine_env: dict[str, str], database_url: str
+):
+    corpus, report = tmp_path / "corpus", tmp_path / "nab.json"
+    write_corpus(corpus)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "evaluate", "nab", str(corpus), "--report",
+         str(report)],
+        env=engine_env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(report.read_text())
+    assert scores["files"] == 1 and scores["rows"] == 3_000
+    assert scores["onsets"]["detected"] == 1 and scores["scored"]["detected"] == 1
+    assert scores["scored"]["threshold"] == 0.5 and scores["scored"]["false_detections"] == 0
+    assert "artificial" in done.stdout and "recorded in model_versions" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "evaluate", "nab", str(tmp_path / "nothing")],
+        env=engine_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "combined_windows.json" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_evaluate_all_gives_a_line_per_evaluation(tmp_path: Path, engine_env: dict[str, str]):
