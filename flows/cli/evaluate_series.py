@@ -81,7 +81,7 @@ def run_synthetic(args: argparse.Namespace) -> tuple[DetectorConfig, dict[str, A
         "window (/1000: per 1,000 such rows); std, low_fp, low_fn: window scores by profile"
     )
     print(f"reading scores >= {args.threshold} as detections, the benchmark's way: "
-          + _scored_line(total.scored))  # fmt: skip
+          + scored_line(total.scored))  # fmt: skip
     evaluation = {
         "dataset": "synthetic",
         "seed": args.seed,
@@ -103,7 +103,7 @@ def run_synthetic(args: argparse.Namespace) -> tuple[DetectorConfig, dict[str, A
     return config, evaluation
 
 
-def _scored_line(scores: dict[str, CorpusScore]) -> str:
+def scored_line(scores: dict[str, CorpusScore]) -> str:
     return " / ".join(f"{name} {s.normalised:.1f}" for name, s in scores.items()) + (
         f"; {scores['standard'].false_alarms} detections outside every window"
     )

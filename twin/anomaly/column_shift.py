@@ -62,11 +62,11 @@ class VectorShift:
         is_open = cols.open["shift"][rows]
         suspect = j & ((aez > sh.learn_limit) | is_open)
         new = j & ~is_open & ~reported
-        np.maximum.at(peaks, rnd.reading[new], aez[new])
+        np.maximum.at(peaks, rnd.reading[new], aez[new] * sh.scale)
         for k in np.flatnonzero(j & is_open & (aez > sh.lo)):
             ep = cols.episodes[("shift", int(rows[k]))]
             ep.hold = self.hold
-            value = deviation_score(float(aez[k]))
+            value = deviation_score(float(aez[k]) * sh.scale)
             if value > ep.score:
                 ep.score = value
                 ep.expected, ep.observed = float(expected[k]), float(expected[k] + ew[k])
@@ -81,7 +81,8 @@ class VectorShift:
         for k in np.flatnonzero(new & (aez > sh.hi)):
             kind = "high" if ez[k] > 0 else "low"
             observed = float(expected[k] + ew[k])
-            events.open("shift", int(k), kind, Severity.WARNING, deviation_score(float(aez[k])),
+            value = deviation_score(float(aez[k]) * sh.scale)
+            events.open("shift", int(k), kind, Severity.WARNING, value,
                         float(expected[k]), observed)  # fmt: skip
         return suspect
 

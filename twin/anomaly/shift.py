@@ -8,7 +8,7 @@ from twin.anomaly.config import DetectorConfig
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.layers import Sample
 from twin.anomaly.records import Detector, Severity
-from twin.anomaly.scores import deviation_score
+from twin.anomaly.scores import ALARM_Z, deviation_score
 from twin.anomaly.state import Track
 
 
@@ -39,6 +39,8 @@ class Shift:
         self.abs_floor, self.rel_floor = abs_floor, rel_floor
         self.shrink = math.sqrt(lam / (2 - lam)) if lam > 0 else 0.0
         """How much smoothing narrows white noise: the noise floor's share that applies."""
+        self.scale = ALARM_Z / hi if hi > 0 else 0.0
+        """Smoothed deviations are not calibrated: at ``hi`` they score as the alarm does."""
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig) -> Shift:
@@ -63,7 +65,7 @@ class Shift:
         key = s.shift_key
         is_open = key in eps.active
         s.shift_suspect = aez > self.learn_limit or is_open
-        value = deviation_score(aez)
+        value = deviation_score(aez * self.scale)
         if is_open:  # reported already: nothing new unless it clears
             if aez > self.lo:
                 eps.extend(key, value, s.expected, s.expected + tr.ew, aez)
