@@ -3,6 +3,7 @@ every reading's events, verdict and score, and every track's state at the end.""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from twin.anomaly.columns import ColumnarDetectors, Item
 from twin.anomaly.config import FLEET, SKAB, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, DetectorState
 from twin.anomaly.records import Anomaly
+from twin.anomaly.season import Season
 from twin.anomaly.state import Track, unpacked_state
 from twin.anomaly.track_columns import COUNT_FIELDS, COUNT_MAX
 from twin.profiles import ProfileBook
@@ -34,6 +36,18 @@ def scalar_tracks_equal(a: Track, b: Track, tolerance: float = 1e-9) -> bool:
                 return False
         elif va != vb:
             return False
+    return True
+
+
+def seasons_equal(a: dict[str, Season], b: dict[str, Season], tolerance: float = 1e-9) -> bool:
+    if set(a) != set(b):
+        return False
+    for metric, sa in a.items():
+        ta, tb = msgspec.structs.astuple(sa), msgspec.structs.astuple(b[metric])
+        for va, vb in zip(ta, tb, strict=True):
+            pairs = zip(va, vb, strict=True) if isinstance(va, list) else [(va, vb)]
+            if any(abs(x - y) > tolerance * max(1.0, abs(x), abs(y)) for x, y in pairs):
+                return False
     return True
 
 
@@ -68,6 +82,7 @@ def run_both(
         for metric, track in st.tracks.items():
             assert scalar_tracks_equal(track, mine.tracks[metric]), (device_id, metric)
         assert mine.open == st.open
+        assert seasons_equal(mine.seasons, st.seasons), device_id
         assert (mine.readings, mine.raised, mine.last_ts) == (st.readings, st.raised, st.last_ts)
         assert columnar.health(device_id) == scalar.health(st)
     return states, columnar, seen
@@ -208,3 +223,52 @@ def test_shifts_at_operating_points_score_the_same_through_a_restart() -> None:
         assert mine.open == st.open
         for metric, track in st.tracks.items():
             assert scalar_tracks_equal(track, mine.tracks[metric]), (device_id, metric)
+
+
+def _last_morning(n: int) -> int:
+    return 288 * ((n - 1) // 288) + 48
+
+
+def _daily(device: int, days: float, rng: random.Random) -> list[Item]:
+    """A 5-minute historian: a daily cycle (none on device 0), a spike, a peak that does not
+    come on the last day."""
+    n = int(days * 288)
+    amplitude = 6.0 * device
+    peak = _last_morning(n)
+    out: list[Item] = []
+    for i in range(n):
+        hour = (i % 288) / 12
+        x = 50 + amplitude * math.sin(2 * math.pi * hour / 24) + rng.gauss(0, 1)
+        if i == n - 400:
+            x += 15
+        if peak <= i < peak + 48:  # four to eight in the morning, when the cycle is high
+            x = 50 + rng.gauss(0, 1)
+        out.append((f"h{device}", None, T0 + i * 300_000, {"temp": x}))
+    return out
+
+
+def test_seasons_are_learnt_used_and_restored_the_same() -> None:
+    rng = random.Random(11)
+    streams = [_daily(d, 3.5, rng) for d in range(4)]
+    items = [item for group in zip(*streams, strict=True) for item in group]
+    config = msgspec.structs.replace(FLEET, warmup_readings=40, season_min_days=1.0)
+    half = len(items) // 2
+    states, _, _ = run_both(items[:half], config, batch=50)
+    assert any(st.seasons["temp"].on for st in states.values())
+    assert not states["h0"].seasons["temp"].on  # no cycle, no season
+    scalar, columnar = AnomalyDetectors(config), ColumnarDetectors(config)
+    for device_id, st in states.items():
+        columnar.load(device_id, msgspec.json.decode(msgspec.json.encode(st), type=DetectorState))
+    rest = items[half:]
+    got = columnar.observe_batch(rest)
+    want = [scalar.observe(states[d], d, p, ts, v) for d, p, ts, v in rest]
+    assert [sorted(map(_key, o.events)) for o in got] == [sorted(map(_key, o.events)) for o in want]
+    assert [o.score for o in got] == pytest.approx([o.score for o in want], abs=1e-9)
+    for device_id, st in states.items():
+        mine = unpacked_state(columnar.state(device_id))
+        assert seasons_equal(mine.seasons, st.seasons), device_id
+        for metric, track in st.tracks.items():
+            assert scalar_tracks_equal(track, mine.tracks[metric]), (device_id, metric)
+    missing_peak = T0 + _last_morning(len(streams[3])) * 300_000
+    lows = [a for o in want for a in o.events if a.device_id == "h3" and a.kind == "low"]
+    assert any(abs(a.started_ms - missing_peak) <= 3_600_000 for a in lows), lows

@@ -5,6 +5,7 @@ episode opening or closing) run per value in Python."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +15,9 @@ from twin.anomaly.column_shift import VectorShift
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.records import Severity
 from twin.anomaly.scores import deviation_score, ratio_score
+from twin.anomaly.season import Season, Seasonal, copied
 from twin.anomaly.shift import Shift
-from twin.anomaly.tail import LEVEL_TAIL, RATE_TAIL, Tail
+from twin.anomaly.tail import GAUSS_EXCESS, GAUSS_SHARE, LEVEL_TAIL, RATE_TAIL, Tail
 from twin.anomaly.track_columns import TrackColumns, counted
 
 ALL, RATE, FALLING, RULES = 0, 1, 2, 3
@@ -40,6 +42,10 @@ class Round:
     position: np.ndarray
     resting: np.ndarray
     """The machine stands still and this is not its driver (see the scalar ``Sample``)."""
+    bare: np.ndarray
+    """The device has no profile: its metrics may have a season."""
+    interval: np.ndarray
+    """The device's usual interval (ms)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,9 @@ class VectorLayers:
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
         self.shift = VectorShift(Shift.from_config(config), tracks, config.hold)
         self.tail = Tail.from_config(config)
+        self.season = Seasonal.from_config(config)
+        self.seasons: dict[int, Season] = {}
+        """Track row → its season (metrics of devices without a profile; rare, so per value)."""
 
     def run(self, rnd: Round, events: RoundEvents, peaks: np.ndarray) -> None:
         """Every layer over the round's values: each scores, then those that learn do.
@@ -77,18 +86,64 @@ class VectorLayers:
         n = self.tracks.i["n"][rows]
         warm = n >= cfg.warmup_readings
         events.quiet = cfg.warmup_quiet & ~warm
-        expected, level_feed, z, judged = self._level(rnd, n, warm, events, peaks)
+        off = self._offsets(rnd)
+        expected, level_feed, z, judged = self._level(rnd, n, warm, events, peaks, off)
         suspect = self.shift.score(rnd, n, judged, expected, events, peaks)
         rate = self._rate(rnd, n, events)
         fed = rate.feed
         self._drift(events, level_feed | fed, np.where(fed, rate.rz, z), np.where(fed, rate.r, x),
                     np.where(fed, rate.rmean, expected))  # fmt: skip
         self._flatline(events, n > 0, x, rate.last, n, warm, watch, has_dx, dx)
-        self._learn(rnd, n, expected, rate.r, rate.ok, rate.suspect, suspect)
+        learnt = self._learn(rnd, n, expected, off, rate.r, rate.ok, rate.suspect, suspect)
+        if self.season.on:
+            self._learn_seasons(rnd, judged & learnt & rnd.bare, expected, off)
+
+    def seasons_of(self, pairs: Iterable[tuple[str, int]]) -> dict[str, Season]:
+        """The seasons of a device's (metric, row) pairs, copied for its snapshot."""
+        held = self.seasons
+        return {m: copied(held[row]) for m, row in pairs if row in held} if held else {}
+
+    def load_seasons(
+        self, seasons: Mapping[str, Season], row_of: Callable[[str], int | None]
+    ) -> None:
+        for metric, season in seasons.items():
+            row = row_of(metric)
+            if row is not None:
+                self.seasons[row] = copied(season)
+
+    def _offsets(self, rnd: Round) -> np.ndarray:
+        """Per value, its season's offset where one is in use (zero elsewhere)."""
+        off = np.zeros(len(rnd.rows))
+        seasons = self.seasons
+        if not seasons:
+            return off
+        offset, ts = self.season.offset, rnd.ts
+        for k in np.flatnonzero(rnd.bare):
+            se = seasons.get(int(rnd.rows[k]))
+            if se is not None:
+                off[k] = offset(se, int(ts[k]))
+        return off
+
+    def _learn_seasons(
+        self, rnd: Round, learn: np.ndarray, expected: np.ndarray, off: np.ndarray
+    ) -> None:
+        """What the scalar ``AnomalyDetectors.observe`` does after the layers, value by value."""
+        seasons, season = self.seasons, self.season
+        for k in np.flatnonzero(learn):
+            row, ts = int(rnd.rows[k]), int(rnd.ts[k])
+            se = seasons.get(row)
+            if se is None:
+                se = seasons[row] = Season(ts)
+            r = float(rnd.x[k]) - float(expected[k]) + float(off[k])
+            if season.learn(se, ts, r, float(rnd.interval[k])):
+                f = self.tracks.f
+                f["var"][row], f["tail_r"][row], f["tail_m"][row] = (
+                    se.daily, GAUSS_SHARE, GAUSS_EXCESS)  # fmt: skip
 
     def _level(
-        self, rnd: Round, n: np.ndarray, warm: np.ndarray, events: RoundEvents, peaks: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        self, rnd: Round, n: np.ndarray, warm: np.ndarray, events: RoundEvents,
+        peaks: np.ndarray, off: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """The value's distance from its baseline, at the current operating point when there
         is a driver; returns the expectation, which values feed the drift, the deviation and
         which values were judged."""
@@ -100,7 +155,7 @@ class VectorLayers:
         floor = np.maximum(np.maximum(cfg.abs_floor, cfg.rel_floor * np.abs(mean)), res)
         regress = has_dx & (vx > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            expected = np.where(regress, mean + cxy / vx * (dx - mx), mean)
+            expected = np.where(regress, mean + cxy / vx * (dx - mx), mean + off)
             sd = np.where(regress, np.sqrt(rv), np.sqrt(var)) + floor
             z = np.where(n > 0, (x - expected) / sd, 0.0)
         judged = warm & rnd.steady & (rnd.watch == ALL) & ~rnd.special
@@ -144,11 +199,11 @@ class VectorLayers:
         return RateStep(r, rz, rate_ok, suspect, rate_ok & (watch != ALL) & ready, rmean, last)
 
     def _learn(
-        self, rnd: Round, n: np.ndarray, expected: np.ndarray, r: np.ndarray,
+        self, rnd: Round, n: np.ndarray, expected: np.ndarray, off: np.ndarray, r: np.ndarray,
         rate_ok: np.ndarray, suspect: np.ndarray, shift_suspect: np.ndarray,
-    ) -> None:  # fmt: skip
+    ) -> np.ndarray:  # fmt: skip
         """Rates and levels learn from what raised nothing (levels, after ``adapt`` readings
-        held back in a row, from everything)."""
+        held back in a row, from everything); returns which values the levels learnt from."""
         cfg, cols = self.config, self.tracks
         f, i, o, rows, watch = cols.f, cols.i, cols.open, rnd.rows, rnd.watch
         up, down = f["up"][rows], f["down"][rows]
@@ -161,10 +216,11 @@ class VectorLayers:
         i["held"][rows] = held
         learn = ~(asked & (held <= cfg.adapt))
         self.shift.learn(rows[learn], n[learn])
-        self._learn_level(rows[learn], rnd.x[learn], rnd.dx[learn], rnd.has_dx[learn],
-                          expected[learn], rnd.resting[learn])  # fmt: skip
+        self._learn_level(rows[learn], rnd.x[learn], off[learn], rnd.dx[learn],
+                          rnd.has_dx[learn], expected[learn], rnd.resting[learn])  # fmt: skip
         f["last"][rows] = rnd.x
         i["last_ts"][rows] = rnd.ts
+        return learn
 
     def _episode_step(
         self,
@@ -294,6 +350,7 @@ class VectorLayers:
         self,
         rows: np.ndarray,
         x: np.ndarray,
+        off: np.ndarray,
         dx: np.ndarray,
         has_dx: np.ndarray,
         expected: np.ndarray,
@@ -305,7 +362,7 @@ class VectorLayers:
         # exact running moments while warming up, exponentially weighted afterwards
         a = np.where(n <= cfg.warmup_readings, 1.0 / n, cfg.alpha)
         mean = f["mean"][rows]
-        d = x - mean
+        d = x - off - mean
         resid = x - expected
         f["mean"][rows] = mean + a * d
         var = f["var"][rows]

@@ -72,6 +72,8 @@ class _Values:
         """Per reading: the rows of its position and driver (-1: none), read as arrays."""
         self.lon: list[int] = []
         self.driver: list[int] = []
+        self.bare: list[bool] = []  # per reading: no profile (its metrics may have seasons)
+        self.interval: list[float] = []  # and the device's usual interval
 
 
 def _name(profile: DeviceProfile | None) -> str:
@@ -122,6 +124,7 @@ class ColumnarDetectors:
             row = self._new_row(metric)
             dev.rows.add(metric, row)
             self.tracks.load(row, track)
+        self.layers.load_seasons(state.seasons, dev.rows.get)
         for key, ep in state.open.items():
             layer, _, metric = key.partition(":")
             held = dev.rows.get(metric) if layer in DETECTOR else None
@@ -142,9 +145,11 @@ class ColumnarDetectors:
             ep = self.tracks.episode(row, layer)
             assert ep is not None
             opened[key] = msgspec.structs.replace(ep)
+        seasons = self.layers.seasons_of(pairs)
         return DetectorState(open=opened, last_ts=st.last_ts, interval_ms=st.interval_ms,
                              readings=st.readings, raised=st.raised, packed=packed_rows(rows),
-                             packed_metrics=tuple(m for m, _ in pairs))  # fmt: skip
+                             packed_metrics=tuple(m for m, _ in pairs),
+                             seasons=seasons)  # fmt: skip
 
     def check_silence(self, device_id: str, now_ms: int) -> list[Anomaly]:
         return self.scalar.check_silence(self._device(device_id).st, device_id, now_ms)
@@ -257,6 +262,8 @@ class ColumnarDetectors:
         acc.lat.append(-1 if layout.lat is None or layout.lon is None else layout.lat)
         acc.lon.append(-1 if layout.lon is None else layout.lon)
         acc.driver.append(-1 if drow is None else drow)
+        acc.bare.append(profile is None)
+        acc.interval.append(st.interval_ms)
         return profile is not None and dx is not None and dx <= profile.running_load_pct
 
     def _peek(self, acc: _Values) -> tuple[dict[int, tuple[float, float, int]], np.ndarray]:
@@ -366,6 +373,8 @@ class ColumnarDetectors:
             special=i["special"][tr] == 1,
             position=i["position"][tr] == 1,
             resting=np.repeat(np.asarray(at_rest, dtype=np.bool_), counts)[take] & has_dx,
+            bare=np.repeat(np.asarray(acc.bare, dtype=np.bool_), counts)[take],
+            interval=np.repeat(np.asarray(acc.interval, dtype=np.float64), counts)[take],
         )
 
     def _threshold(

@@ -58,6 +58,14 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Readings in a row that baselines hold back from learning (an anomaly open, a shift
     building up) before they learn again: a lasting change becomes the new normal, and its
     anomaly ends, instead of being reported for ever."""
+    season_days: float = 5.0
+    """Memory of an hour-of-day offset, in days (of a day-of-week offset: three weeks)."""
+    season_min_days: float = 2.0
+    """Days a metric's season is learnt before it may be used (0: no seasonal baselines)."""
+    season_on: float = 0.5
+    season_off: float = 0.7
+    """The season is used once the deviations' power with it is below ``season_on`` of the
+    power without it, and until it is above ``season_off``."""
     drift_k: float = 0.5
     """CUSUM slack, in spreads: deviations smaller than this never add up."""
     drift_h: float = 25.0

@@ -35,8 +35,10 @@ from twin.anomaly.episodes import Episodes
 from twin.anomaly.flatline import Flatline
 from twin.anomaly.layers import Drift, Level, Rate, Sample
 from twin.anomaly.records import Anomaly, Detector, Severity
+from twin.anomaly.season import Season, Seasonal
 from twin.anomaly.shift import Shift
 from twin.anomaly.state import DetectorState, Episode, Track
+from twin.anomaly.tail import GAUSS_EXCESS, GAUSS_SHARE
 from twin.profiles import METRIC_CATALOG, DeviceProfile, MetricSpec
 
 __all__ = ["AnomalyDetectors", "DetectorState", "Episode", "Observation", "Track"]
@@ -73,6 +75,7 @@ class AnomalyDetectors:
         self.drift = Drift.from_config(config)
         self.rate = Rate.from_config(config)
         self.shift = Shift.from_config(config)
+        self.season = Seasonal.from_config(config)
         self.flatline = Flatline.from_config(config)
         self.position = Position.from_config(config)
         self.dropout = Dropout.from_config(config)
@@ -124,7 +127,15 @@ class AnomalyDetectors:
             px = dx if metric != driver else None
             s = Sample(metric, x, px, watch, steady, ts_ms, tr.n >= self.config.warmup_readings,
                        self._quiet(tr), at_rest and px is not None)  # fmt: skip
+            season = st.seasons.get(metric) if profile is None else None
+            if season is not None:
+                s.off = self.season.offset(season, ts_ms)
             peak = max(peak, self._metric(tr, s, eps))
+            if profile is None and self.season.on and s.judged and not s.held_back:
+                if season is None:
+                    season = st.seasons[metric] = Season(ts_ms)
+                if self.season.learn(season, ts_ms, s.x - s.expected + s.off, st.interval_ms):
+                    tr.var, tr.tail_r, tr.tail_m = season.daily, GAUSS_SHARE, GAUSS_EXCESS
         if was is not None and "lat" in values and "lon" in values:
             self.position.judge(st, was, values["lat"], values["lon"], ts_ms, eps)
         return Observation(eps.events, bool(st.open), max(peak, eps.opened))

@@ -43,6 +43,7 @@ class Sample:
         "judged",
         "level_key",
         "metric",
+        "off",
         "quiet",
         "rate",
         "rate_key",
@@ -91,6 +92,8 @@ class Sample:
         self.level_key, self.rate_key, self.drift_key, self.flat_key, self.shift_key = keys
         """The metric's episode keys, one per layer (made once per metric name)."""
         self.expected = 0.0
+        self.off = 0.0
+        """The metric's seasonal offset at this time, once its season is in use."""
         self.judged = False
         self.feed: tuple[float, float, float] | None = None
         """(deviation, observed, expected) for the drift layer, set by level or rate."""
@@ -176,7 +179,7 @@ class Level(_Deviation):
 
     def score(self, tr: Track, s: Sample, eps: Episodes) -> float:
         floor = max(self.abs_floor, self.rel_floor * abs(tr.mean), tr.res)
-        expected = tr.mean
+        expected = tr.mean + s.off
         if s.dx is not None and tr.vx > 0:
             expected = tr.mean + tr.cxy / tr.vx * (s.dx - tr.mx)
             sd = math.sqrt(tr.rv) + floor
@@ -233,7 +236,7 @@ class Level(_Deviation):
         tr.n += 1
         # exact running moments while warming up, exponentially weighted afterwards
         a = 1.0 / tr.n if tr.n <= self.warmup else self.alpha
-        d = s.x - tr.mean
+        d = s.x - s.off - tr.mean
         resid = s.x - s.expected
         tr.mean += a * d
         var = (1 - a) * (tr.var + a * d * d)

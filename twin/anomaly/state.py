@@ -8,6 +8,8 @@ from typing import get_type_hints
 import msgspec
 import numpy as np
 
+from twin.anomaly.season import Season
+
 
 class Track(msgspec.Struct, array_like=True, gc=False):
     """Per metric: baseline and spread of the value and of its rate, and stuck-sensor counts."""
@@ -86,6 +88,8 @@ class DetectorState(msgspec.Struct, kw_only=True, gc=False):
     Base64 in the JSON, about as long as the numbers as text, but decoded without parsing
     two hundred numbers per twin (:func:`packed_state`, :func:`unpacked_state`)."""
     packed_metrics: tuple[str, ...] = ()
+    seasons: dict[str, Season] = msgspec.field(default_factory=dict)
+    """Per metric of a device without a profile, its seasonal offsets (:mod:`.season`)."""
 
 
 def packed_rows(rows: np.ndarray) -> bytes:
