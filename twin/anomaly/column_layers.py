@@ -96,7 +96,7 @@ class VectorLayers:
         self._flatline(events, n > 0, x, rate.last, n, warm, watch, has_dx, dx)
         learnt = self._learn(rnd, n, expected, off, rate.r, rate.ok, rate.suspect, suspect)
         if self.season.on:
-            self._learn_seasons(rnd, judged & learnt & rnd.bare, expected, off)
+            self._learn_seasons(rnd, judged & rnd.bare, learnt, expected, off)
 
     def seasons_of(self, pairs: Iterable[tuple[str, int]]) -> dict[str, Season]:
         """The seasons of a device's (metric, row) pairs, copied for its snapshot."""
@@ -125,20 +125,24 @@ class VectorLayers:
         return off
 
     def _learn_seasons(
-        self, rnd: Round, learn: np.ndarray, expected: np.ndarray, off: np.ndarray
-    ) -> None:
-        """What the scalar ``AnomalyDetectors.observe`` does after the layers, value by value."""
+        self, rnd: Round, judged: np.ndarray, learnt: np.ndarray, expected: np.ndarray,
+        off: np.ndarray,
+    ) -> None:  # fmt: skip
+        """What the scalar ``AnomalyDetectors._season`` does, value by value."""
         seasons, season = self.seasons, self.season
-        for k in np.flatnonzero(learn):
+        for k in np.flatnonzero(judged):
             row, ts = int(rnd.rows[k]), int(rnd.ts[k])
             se = seasons.get(row)
             if se is None:
                 se = seasons[row] = Season(ts)
-            r = float(rnd.x[k]) - float(expected[k]) + float(off[k])
-            if season.learn(se, ts, r, float(rnd.interval[k])):
+            elif se.on and not learnt[k]:
+                continue
+            x = float(rnd.x[k])
+            r = x - float(expected[k]) + float(off[k])
+            if season.learn(se, ts, x, r, float(rnd.interval[k])):
                 f = self.tracks.f
-                f["var"][row], f["tail_r"][row], f["tail_m"][row] = (
-                    se.daily, GAUSS_SHARE, GAUSS_EXCESS)  # fmt: skip
+                f["mean"][row], f["var"][row] = se.level, se.daily
+                f["tail_r"][row], f["tail_m"][row] = GAUSS_SHARE, GAUSS_EXCESS
 
     def _level(
         self, rnd: Round, n: np.ndarray, warm: np.ndarray, events: RoundEvents,

@@ -131,14 +131,23 @@ class AnomalyDetectors:
             if season is not None:
                 s.off = self.season.offset(season, ts_ms)
             peak = max(peak, self._metric(tr, s, eps))
-            if profile is None and self.season.on and s.judged and not s.held_back:
-                if season is None:
-                    season = st.seasons[metric] = Season(ts_ms)
-                if self.season.learn(season, ts_ms, s.x - s.expected + s.off, st.interval_ms):
-                    tr.var, tr.tail_r, tr.tail_m = season.daily, GAUSS_SHARE, GAUSS_EXCESS
+            if profile is None and self.season.on and s.judged:
+                self._season(st, season, tr, s)
         if was is not None and "lat" in values and "lon" in values:
             self.position.judge(st, was, values["lat"], values["lon"], ts_ms, eps)
         return Observation(eps.events, bool(st.open), max(peak, eps.opened))
+
+    def _season(self, st: DetectorState, season: Season | None, tr: Track, s: Sample) -> None:
+        """A season learns from every judged value until it is used (the level holds back
+        from the swings it is there to explain), then from those the baselines learn from."""
+        if season is None:
+            season = st.seasons[s.metric] = Season(s.ts_ms)
+        elif season.on and s.held_back:
+            return
+        r = s.x - s.expected + s.off
+        if self.season.learn(season, s.ts_ms, s.x, r, st.interval_ms):
+            tr.mean, tr.var = season.level, season.daily
+            tr.tail_r, tr.tail_m = GAUSS_SHARE, GAUSS_EXCESS
 
     def _quiet(self, tr: Track) -> bool:
         return self.config.warmup_quiet and tr.n < self.config.warmup_readings

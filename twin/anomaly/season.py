@@ -45,6 +45,10 @@ class Season(msgspec.Struct, array_like=True, gc=False):
     hour_w: list[float] = msgspec.field(default_factory=lambda: [0.0] * 24)
     dow: list[float] = msgspec.field(default_factory=lambda: [0.0] * 7)
     dow_w: list[float] = msgspec.field(default_factory=lambda: [0.0] * 7)
+    level: float = 0.0
+    """The season's own baseline: the value with the season taken out, learnt apart from the
+    level's (which follows the raw value until the season is used), so that the offsets are
+    learnt the same before and after."""
     flat: float = 0.0
     """The deviations' mean power from the level's baseline alone ..."""
     daily: float = 0.0
@@ -102,15 +106,15 @@ class Seasonal:
         hours = self._hours(se, b0, b1, f)
         return hours + se.dow[d] if se.week_on else hours
 
-    def learn(self, se: Season, ts_ms: int, r: float, interval_ms: float) -> bool:
-        """``r``: the value's deviation from the level's baseline before the baseline learns;
-        ``interval_ms``: the device's usual interval (how many readings an hour brings).
-        True when the season has just come into use: the level's spread and tail, learnt from
-        the season's swings, are then started again from what is left (the caller's part)."""
+    def learn(self, se: Season, ts_ms: int, x: float, r: float, interval_ms: float) -> bool:
+        """``x``: the value; ``r``: its deviation from the level's baseline (before that
+        learns); ``interval_ms``: the device's usual interval (how many readings an hour
+        brings). True when the season has just come into use: the level's baseline, spread and
+        tail, learnt without it, then start again from the season's (the caller's part)."""
         was = se.on
         b0, b1, f, d = _clock(ts_ms)
         hours = self._hours(se, b0, b1, f)
-        daily = r - hours
+        daily = x - se.level - hours
         weekly = daily - se.dow[d]
         a = 1.0 if se.n == 0 else min(1.0, max(interval_ms, 1.0) / self.memory_ms)
         se.flat += a * (r * r - se.flat)
@@ -118,15 +122,20 @@ class Seasonal:
         se.weekly += a * (weekly * weekly - se.weekly)
         se.n += 1
         per_hour = HOUR_MS / interval_ms if interval_ms > 0 else 1.0
+        if se.n == 1:  # the level's baseline, then slow from the start: a level that moved
+            se.level = x - r  # with the day would leave each hour learnt against another
+        else:
+            se.level += (weekly if se.week_on else daily) / max(1.0, self.days * 24 * per_hour)
         cap = max(1.0, self.days * per_hour)
-        err = weekly if se.week_on else daily
-        for b, w in ((b0, 1.0 - f), (b1, f)):
-            if w > 0:
+        target = x - se.level - (se.dow[d] if se.week_on else 0.0)
+        for b, w in ((b0, 1.0 - f), (b1, f)):  # each hour: a mean of what was near it,
+            if w > 0:  # weighted by how near (fitting the interpolation itself zig-zags)
                 se.hour_w[b] += w
-                se.hour[b] += w / min(se.hour_w[b], cap) * err
+                se.hour[b] += w / min(se.hour_w[b], cap) * (target - se.hour[b])
         cap = max(1.0, self.weeks * 24 * per_hour)
         se.dow_w[d] += 1.0
-        se.dow[d] += (r - self._hours(se, b0, b1, f) - se.dow[d]) / min(se.dow_w[d], cap)
+        err = x - se.level - self._hours(se, b0, b1, f) - se.dow[d]
+        se.dow[d] += err / min(se.dow_w[d], cap)
         self._judge(se, (ts_ms - se.since_ms) / DAY_MS)
         return se.on and not was
 
