@@ -10,7 +10,8 @@ value's deviation from the level's baseline:
 * 7 day-of-week offsets of what the hours leave;
 * each offset a weighted running mean of what its hour (day) saw, then exponentially weighted
   with a memory of ``days`` days (``weeks`` weeks): a span of time, so a 1 s sensor and a
-  5 min historian learn the same season from the same days;
+  5 min historian learn the same season from the same days (and from at most one value a
+  minute);
 * the deviations' mean power without the season, with the hours, and with both (over the last
   ``memory_ms``, again a span of time).
 
@@ -30,6 +31,9 @@ from twin.anomaly.config import DetectorConfig
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
+STEP_MS = 60_000
+"""A season learns from at most one value a minute: its memories are days long, and a 1 s
+sensor would otherwise pay for sixty values where one teaches as much."""
 WEEK_MIN_DAYS = 21.0
 """Days before the days of the week may be used (each has been seen three times)."""
 WEEK_ON, WEEK_OFF = 0.8, 0.9
@@ -58,6 +62,8 @@ class Season(msgspec.Struct, array_like=True, gc=False):
     n: int = 0
     on: bool = False
     week_on: bool = False
+    last_ms: int = 0
+    """When it last learnt."""
 
 
 def _clock(ts_ms: int) -> tuple[int, int, float, int]:
@@ -111,17 +117,21 @@ class Seasonal:
         learns); ``interval_ms``: the device's usual interval (how many readings an hour
         brings). True when the season has just come into use: the level's baseline, spread and
         tail, learnt without it, then start again from the season's (the caller's part)."""
+        if se.n and ts_ms - se.last_ms < STEP_MS:
+            return False
+        se.last_ms = ts_ms
+        interval_ms = max(interval_ms, STEP_MS)
         was = se.on
         b0, b1, f, d = _clock(ts_ms)
         hours = self._hours(se, b0, b1, f)
         daily = x - se.level - hours
         weekly = daily - se.dow[d]
-        a = 1.0 if se.n == 0 else min(1.0, max(interval_ms, 1.0) / self.memory_ms)
+        a = 1.0 if se.n == 0 else min(1.0, interval_ms / self.memory_ms)
         se.flat += a * (r * r - se.flat)
         se.daily += a * (daily * daily - se.daily)
         se.weekly += a * (weekly * weekly - se.weekly)
         se.n += 1
-        per_hour = HOUR_MS / interval_ms if interval_ms > 0 else 1.0
+        per_hour = HOUR_MS / interval_ms
         if se.n == 1:  # the level's baseline, then slow from the start: a level that moved
             se.level = x - r  # with the day would leave each hour learnt against another
         else:
