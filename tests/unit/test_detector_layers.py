@@ -77,7 +77,7 @@ def test_a_falling_watch_ignores_a_fast_rise() -> None:
 
 def test_a_small_shift_that_lasts_is_one_drift_episode() -> None:
     level = Level(hi=4.0, lo=3.0, instant=8.0, persist=3, alpha=0.01, warmup=120,
-                  abs_floor=1e-6, rel_floor=0.0, drift=True, adapt=1000,
+                  abs_floor=1e-6, rel_floor=0.0, drift=True, adapt=1000, adapt_ms=8.64e7,
                   tail=Tail.from_config(FLEET))  # fmt: skip
     drift, st, tr = Drift(k=0.5, h=25.0), DetectorState(), Track()
     feed([level, drift], tr, st, "temp", noise(300))

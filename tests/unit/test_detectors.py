@@ -227,3 +227,32 @@ def test_a_small_lasting_shift_is_one_shift_anomaly_from_its_onset():
     assert T0 + 400_000 <= found[0].started_ms <= T0 + 440_000
     assert found[0].expected == pytest.approx(50, abs=0.5)
     assert all(flags[440:700])
+
+
+@pytest.mark.parametrize(("cadence_s", "held_for_s"), [(300, 86_400), (1, 1_000)])
+def test_a_step_that_stays_becomes_the_new_normal_after_a_day_or_1000_readings(
+    cadence_s: int, held_for_s: int
+) -> None:
+    """Whichever comes first: a 5 min historian's step is learnt after a day (288 readings),
+    a 1 s sensor's after 1,000 readings; the vectorised layers agree."""
+    from twin.anomaly.columns import ColumnarDetectors
+
+    rng = random.Random(4)
+    n_before, n_after = 600, 2 * held_for_s // cadence_s
+    values = [
+        20 + rng.gauss(0, 1) + (10 if i >= n_before else 0) for i in range(n_before + n_after)
+    ]
+    det, st, cd = AnomalyDetectors(FLEET), DetectorState(), ColumnarDetectors(FLEET)
+    events: list[Anomaly] = []
+    for i, x in enumerate(values):
+        ts = T0 + i * cadence_s * 1000
+        want = det.observe(st, "p1", None, ts, {"t": x}).events
+        (got,) = cd.observe_batch([("p1", None, ts, {"t": x})])
+        assert got.events == want, i
+        events += want
+    level = [a for a in events if a.detector == "level" and a.ended_ms is not None]
+    assert len(level) == 1, events
+    start = T0 + n_before * cadence_s * 1000
+    assert level[0].started_ms == start
+    lasted_s = (level[0].ended_ms - start) / 1000
+    assert held_for_s <= lasted_s <= held_for_s + 40 * cadence_s, lasted_s

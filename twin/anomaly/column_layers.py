@@ -207,7 +207,8 @@ class VectorLayers:
         rate_ok: np.ndarray, suspect: np.ndarray, shift_suspect: np.ndarray,
     ) -> np.ndarray:  # fmt: skip
         """Rates and levels learn from what raised nothing (levels, after ``adapt`` readings
-        held back in a row, from everything); returns which values the levels learnt from."""
+        or ``adapt_s`` held back in a row, from everything); returns which values the levels
+        learnt from."""
         cfg, cols = self.config, self.tracks
         f, i, o, rows, watch = cols.f, cols.i, cols.open, rnd.rows, rnd.watch
         up, down = f["up"][rows], f["down"][rows]
@@ -218,7 +219,7 @@ class VectorLayers:
                  | ((watch == ALL) & o["drift"][rows]))  # fmt: skip
         held = np.where(asked, counted(i["held"][rows]), 0)
         i["held"][rows] = held
-        learn = ~(asked & (held <= cfg.adapt))
+        learn = ~(asked & (held <= cfg.adapt) & (held * rnd.interval <= cfg.adapt_s * 1000.0))
         self.shift.learn(rows[learn], n[learn])
         self._learn_level(rows[learn], rnd.x[learn], off[learn], rnd.dx[learn],
                           rnd.has_dx[learn], expected[learn], rnd.resting[learn])  # fmt: skip

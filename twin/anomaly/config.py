@@ -58,6 +58,9 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Readings in a row that baselines hold back from learning (an anomaly open, a shift
     building up) before they learn again: a lasting change becomes the new normal, and its
     anomaly ends, instead of being reported for ever."""
+    adapt_s: float = 86_400.0
+    """... or held back this long at the device's usual interval, whichever comes first: a
+    5 min historian's step is its new normal after a day, not after three and a half."""
     season_days: float = 5.0
     """Memory of an hour-of-day offset, in days (of a day-of-week offset: three weeks)."""
     season_min_days: float = 2.0

@@ -127,6 +127,7 @@ class AnomalyDetectors:
             px = dx if metric != driver else None
             s = Sample(metric, x, px, watch, steady, ts_ms, tr.n >= self.config.warmup_readings,
                        self._quiet(tr), at_rest and px is not None)  # fmt: skip
+            s.interval_ms = st.interval_ms
             season = st.seasons.get(metric) if profile is None else None
             if season is not None:
                 s.off = self.season.offset(season, ts_ms)

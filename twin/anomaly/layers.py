@@ -40,6 +40,7 @@ class Sample:
         "feed",
         "flat_key",
         "held_back",
+        "interval_ms",
         "judged",
         "level_key",
         "metric",
@@ -93,6 +94,8 @@ class Sample:
         """The metric's episode keys, one per layer (made once per metric name)."""
         self.expected = 0.0
         self.off = 0.0
+        self.interval_ms = 0.0
+        """The device's usual interval."""
         """The metric's seasonal offset at this time, once its season is in use."""
         self.judged = False
         self.feed: tuple[float, float, float] | None = None
@@ -152,6 +155,7 @@ class Level(_Deviation):
         rel_floor: float,
         drift: bool,
         adapt: int,
+        adapt_ms: float,
         tail: Tail,
     ) -> None:
         super().__init__(hi=hi, lo=lo, instant=instant, persist=persist, alpha=alpha,
@@ -159,6 +163,7 @@ class Level(_Deviation):
         self.drift = drift
         """Feed the level's deviations to the drift layer."""
         self.adapt = adapt
+        self.adapt_ms = adapt_ms
         self.tail = tail
 
     @classmethod
@@ -174,6 +179,7 @@ class Level(_Deviation):
             rel_floor=cfg.rel_floor,
             drift=cfg.level_drift,
             adapt=cfg.adapt,
+            adapt_ms=cfg.adapt_s * 1000.0,
             tail=Tail.from_config(cfg),
         )
 
@@ -217,7 +223,8 @@ class Level(_Deviation):
 
     def hold_back(self, tr: Track, s: Sample, eps: Episodes) -> bool:
         """Whether the baselines skip this reading: one of the metric's anomalies is open or a
-        shift is building up, for at most ``adapt`` readings in a row."""
+        shift is building up, for at most ``adapt`` readings in a row (or ``adapt_ms`` at the
+        device's usual interval)."""
         if not (
             s.level_key in eps.active
             or s.flat_key in eps.active
@@ -227,7 +234,7 @@ class Level(_Deviation):
             tr.held = 0
             return False
         tr.held += 1
-        return tr.held <= self.adapt
+        return tr.held <= self.adapt and tr.held * s.interval_ms <= self.adapt_ms
 
     def learn(self, tr: Track, s: Sample, eps: Episodes) -> None:
         s.held_back = self.hold_back(tr, s, eps)
