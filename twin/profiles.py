@@ -84,6 +84,9 @@ class DeviceProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     driver: str | None = None
     """The metric that sets the operating point (rpm, load): the level detectors judge other
     metrics against what they usually are at that point, not against one fixed baseline."""
+    relations: tuple[str, ...] = ()
+    """Metrics whose relation is watched together (flow, pressure and current of a pump):
+    the relation layer reports them when each reads normally but together they do not."""
 
     def check(self) -> None:
         if self.kind not in KINDS:
@@ -94,6 +97,12 @@ class DeviceProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ProfileError(f"profile {self.name}: usage thresholds are out of order")
         for name, spec in self.metrics.items():
             spec.check(f"profile {self.name}, metric {name}")
+        rel = self.relations
+        if rel and (len(rel) < 2 or len(set(rel)) != len(rel)):
+            raise ProfileError(f"profile {self.name}: relations names two or more metrics, once")
+        unknown = [m for m in rel if self.spec(m) is None]
+        if unknown:
+            raise ProfileError(f"profile {self.name}: relations names unknown {', '.join(unknown)}")
 
     def spec(self, metric: str) -> MetricSpec | None:
         return self.metrics.get(metric) or METRIC_CATALOG.get(metric)

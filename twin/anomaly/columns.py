@@ -25,14 +25,12 @@ from twin.anomaly.detectors import AnomalyDetectors, Observation
 from twin.anomaly.device_rows import DeviceRows
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Anomaly, Severity
+from twin.anomaly.round_values import Item, Layout, RoundValues, related_values
 from twin.anomaly.scores import deviation_score
 from twin.anomaly.state import DetectorState, Episode, packed_rows, unpacked_rows
 from twin.anomaly.track_columns import PLAN_FLOATS, TrackColumns, counted
 from twin.latest import shared_names
 from twin.profiles import DeviceProfile
-
-Item = tuple[str, DeviceProfile | None, int, Mapping[str, float]]
-"""One reading: device id, its profile, device timestamp (ms), values."""
 
 
 @dataclass(slots=True)
@@ -42,38 +40,8 @@ class _Device:
     """Metric → track row."""
     metric_open: dict[str, tuple[str, int]] = field(default_factory=dict)
     """Episode key (``level:rpm``) → (layer, row) of the metric layers' open episodes."""
-    layout: _Layout | None = None
+    layout: Layout | None = None
     """The rows of the metrics its last reading carried (most readings carry the same)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Layout:
-    keys: tuple[str, ...]
-    profile: str
-    rows: Sequence[int]
-    lat: int | None
-    """The rows of the position (when the reading carries both) and of the driver metric."""
-    lon: int | None
-    driver: int | None
-
-
-class _Values:
-    """A round's values as they are gathered, reading by reading: rows and values per value,
-    the rest once per reading (spread over its values with ``np.repeat``)."""
-
-    def __init__(self) -> None:
-        self.rows: list[int] = []
-        self.x: list[float] = []
-        self.counts: list[int] = []
-        self.ts: list[int] = []
-        self.dx: list[float] = []
-        self.dx_present: list[bool] = []
-        self.lat: list[int] = []
-        """Per reading: the rows of its position and driver (-1: none), read as arrays."""
-        self.lon: list[int] = []
-        self.driver: list[int] = []
-        self.bare: list[bool] = []  # per reading: no profile (its metrics may have seasons)
-        self.interval: list[float] = []  # and the device's usual interval
 
 
 def _name(profile: DeviceProfile | None) -> str:
@@ -93,6 +61,8 @@ class ColumnarDetectors:
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
         self._plans = Plans(self.scalar)
         self._metric_names: list[str] = []
+        self._relations = False
+        """A profile that names ``relations`` has been seen (then each round looks for them)."""
         """Track row → its metric (rows are numbered in order and never reused)."""
         self.layers = VectorLayers(config, self.tracks)
 
@@ -112,6 +82,7 @@ class ColumnarDetectors:
                 interval_ms=state.interval_ms,
                 readings=state.readings,
                 raised=state.raised,
+                relation=msgspec.structs.replace(state.relation) if state.relation else None,
             )
         )
         if state.packed_metrics:  # a block of rows, written as one
@@ -148,8 +119,9 @@ class ColumnarDetectors:
         seasons = self.layers.seasons_of(pairs)
         return DetectorState(open=opened, last_ts=st.last_ts, interval_ms=st.interval_ms,
                              readings=st.readings, raised=st.raised, packed=packed_rows(rows),
-                             packed_metrics=tuple(m for m, _ in pairs),
-                             seasons=seasons)  # fmt: skip
+                             packed_metrics=tuple(m for m, _ in pairs), seasons=seasons,
+                             relation=msgspec.structs.replace(st.relation)
+                             if st.relation else None)  # fmt: skip
 
     def check_silence(self, device_id: str, now_ms: int) -> list[Anomaly]:
         return self.scalar.check_silence(self._device(device_id).st, device_id, now_ms)
@@ -195,7 +167,7 @@ class ColumnarDetectors:
         return [o for o in out if o is not None]
 
     def _round(self, items: Sequence[Item], members: list[int], out: list) -> None:
-        acc = _Values()
+        acc = RoundValues()
         context: list[tuple[int, _Device, Episodes]] = []
         at_rest: list[bool] = []
         for i in members:
@@ -205,6 +177,9 @@ class ColumnarDetectors:
             at_rest.append(self._before(dev, eps, profile, ts_ms, values, acc))
             context.append((i, dev, eps))
         peaks = np.zeros(len(members))
+        related = (
+            related_values(context, items, self.tracks.i["last_ts"]) if self._relations else None
+        )
         positions, steady = self._peek(acc)
         rnd = self._take(acc, context, items, at_rest, steady)
         if len(rnd.rows):
@@ -216,8 +191,12 @@ class ColumnarDetectors:
                 self._metric_names.__getitem__,
             )
             self.layers.run(rnd, events, peaks)
+        relate = self.scalar.relate
         for slot, peak in enumerate(peaks.tolist()):
             i, dev, eps = context[slot]
+            shown = 0.0
+            if related and slot in related:
+                shown = relate(dev.st, eps, items[i][2], related[slot])
             if positions:
                 was = positions.get(slot)
                 if was is not None:
@@ -226,7 +205,8 @@ class ColumnarDetectors:
                         self.scalar.position.judge(dev.st, was, values["lat"], values["lon"],
                                                    ts_ms, eps)  # fmt: skip
             flagged = bool(dev.st.open) or bool(dev.metric_open)
-            out[i] = Observation(eps.events, flagged, max(deviation_score(peak), eps.opened))
+            score = max(deviation_score(peak), eps.opened, shown)
+            out[i] = Observation(eps.events, flagged, score)
 
     def _episodes(self, dev: _Device, device_id: str) -> Episodes:
         return Episodes(dev.st, device_id, hold=self.config.hold, version=self.version,
@@ -239,7 +219,7 @@ class ColumnarDetectors:
         profile: DeviceProfile | None,
         ts_ms: int,
         values: Mapping[str, float],
-        acc: _Values,
+        acc: RoundValues,
     ) -> bool:
         """The reading's per-device steps before its values are judged; its values into the
         round. Returns whether the machine stands still (low thresholds do not apply)."""
@@ -266,7 +246,7 @@ class ColumnarDetectors:
         acc.interval.append(st.interval_ms)
         return profile is not None and dx is not None and dx <= profile.running_load_pct
 
-    def _peek(self, acc: _Values) -> tuple[dict[int, tuple[float, float, int]], np.ndarray]:
+    def _peek(self, acc: RoundValues) -> tuple[dict[int, tuple[float, float, int]], np.ndarray]:
         """What the round's readings need of their tracks before any of them moves (a device
         is in a round once, so reading every row up front is reading each in turn): the
         previous position of those that carry one (for the GPS jump check), and per reading
@@ -301,9 +281,7 @@ class ColumnarDetectors:
         assert len(self._metric_names) == row + 1
         return row
 
-    def _layout(
-        self, dev: _Device, profile: DeviceProfile | None, keys: tuple[str, ...]
-    ) -> _Layout:
+    def _layout(self, dev: _Device, profile: DeviceProfile | None, keys: tuple[str, ...]) -> Layout:
         """Rows for a reading's metrics (new tracks made), and what the profile says of each."""
         for metric in keys:
             if metric not in dev.rows:
@@ -321,7 +299,8 @@ class ColumnarDetectors:
         i["rule_open"][at] = [("rule:" + m) in opened for m in keys] if opened else 0
         position = "lat" in keys and "lon" in keys
         driver = profile.driver if profile is not None else None
-        return _Layout(
+        self._relations |= profile is not None and bool(profile.relations)
+        return Layout(
             keys,
             _name(profile),
             rows,
@@ -332,7 +311,7 @@ class ColumnarDetectors:
 
     def _take(
         self,
-        acc: _Values,
+        acc: RoundValues,
         context: list,
         items: Sequence[Item],
         at_rest: list[bool],

@@ -69,6 +69,17 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     season_off: float = 0.7
     """The season is used once the deviations' power with it is below ``season_on`` of the
     power without it, and until it is above ``season_off``."""
+    relation_hi: float = 5.0
+    relation_lo: float = 3.5
+    relation_persist: int = 3
+    relation_learn: float = 3.0
+    relation_alpha: float = 0.001
+    relation_warmup: int = 300
+    """The relation layer (the metrics a profile names in ``relations``) opens when a
+    reading's ``T^2`` is as rare as a deviation of ``relation_hi`` spreads for
+    ``relation_persist`` readings in a row, stays open while it is as rare as ``relation_lo``,
+    and learns only from readings no rarer than ``relation_learn``, at ``relation_alpha``
+    after ``relation_warmup`` readings of exact moments."""
     drift_k: float = 0.5
     """CUSUM slack, in spreads: deviations smaller than this never add up."""
     drift_h: float = 25.0

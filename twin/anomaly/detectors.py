@@ -28,6 +28,7 @@ import math
 from collections.abc import Mapping
 
 import msgspec
+import numpy as np
 
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.device_layers import Dropout, Position, Thresholds
@@ -35,6 +36,7 @@ from twin.anomaly.episodes import Episodes
 from twin.anomaly.flatline import Flatline
 from twin.anomaly.layers import Drift, Level, Rate, Sample
 from twin.anomaly.records import Anomaly, Detector, Severity
+from twin.anomaly.relation import Relations
 from twin.anomaly.season import Season, Seasonal
 from twin.anomaly.shift import Shift
 from twin.anomaly.state import DetectorState, Episode, Track
@@ -76,6 +78,7 @@ class AnomalyDetectors:
         self.rate = Rate.from_config(config)
         self.shift = Shift.from_config(config)
         self.season = Seasonal.from_config(config)
+        self.relations = Relations.from_config(config)
         self.flatline = Flatline.from_config(config)
         self.position = Position.from_config(config)
         self.dropout = Dropout.from_config(config)
@@ -83,6 +86,7 @@ class AnomalyDetectors:
             Detector.LEVEL.value: 2 * config.level_hi,
             Detector.SHIFT.value: 2 * config.shift_hi,
             "*": 2 * config.rate_hi,
+            Detector.RELATION.value: self.relations.critical_at,  # compared with -log10 p
         }
         """Per detector, the deviation past which an extended episode turns critical."""
 
@@ -111,12 +115,15 @@ class AnomalyDetectors:
         plan = self.plan(profile)
         at_rest = profile is not None and dx is not None and dx <= profile.running_load_pct
         peak = 0.0
+        related = dict.fromkeys(profile.relations) if profile and profile.relations else None
         for metric, x in values.items():
             tr = st.tracks.get(metric)
             if tr is None:
                 tr = st.tracks[metric] = Track()
             elif ts_ms <= tr.last_ts:
                 continue  # late or repeated: the baseline moves forward in event time only
+            if related is not None and metric in related:
+                related[metric] = x
             watch, spec, low, high = plan.get(metric, _UNKNOWN)
             if spec is not None and (x <= low or x >= high or ("rule:" + metric) in st.open):
                 self.thresholds.judge(spec, metric, x, ts_ms, eps, at_rest and metric != driver)
@@ -134,9 +141,26 @@ class AnomalyDetectors:
             peak = max(peak, self._metric(tr, s, eps))
             if profile is None and self.season.on and s.judged:
                 self._season(st, season, tr, s)
+        if related is not None and all(v is not None for v in related.values()):
+            peak = max(peak, self.relate(st, eps, ts_ms, related))  # type: ignore[arg-type]
         if was is not None and "lat" in values and "lon" in values:
             self.position.judge(st, was, values["lat"], values["lon"], ts_ms, eps)
         return Observation(eps.events, bool(st.open), max(peak, eps.opened))
+
+    def relate(
+        self,
+        st: DetectorState,
+        eps: Episodes,
+        ts_ms: int,
+        related: Mapping[str, float],
+    ) -> float:
+        """The relation layer over a reading that carries every metric of the relation (none
+        of them late)."""
+        rel = st.relation
+        if rel is None or rel.metrics != tuple(related):
+            rel = st.relation = self.relations.start(tuple(related))
+        x = np.fromiter(related.values(), dtype=np.float64, count=len(related))
+        return self.relations.judge(rel, eps, ts_ms, x)
 
     def _season(self, st: DetectorState, season: Season | None, tr: Track, s: Sample) -> None:
         """A season learns from every judged value until it is used (the level holds back

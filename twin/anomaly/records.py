@@ -14,6 +14,7 @@ class Detector(StrEnum):
     LEVEL = "level"  # a value far from the device's learned baseline
     RATE = "rate"  # a rate of change far from the device's usual rate
     SHIFT = "shift"  # the smoothed value moved away from its baseline and stays there
+    RELATION = "relation"  # metrics each normal, the relation between them not
     DRIFT = "drift"  # small deviations that keep adding up (CUSUM): wear, slow leaks
     FLATLINE = "flatline"  # a sensor stuck on one value
     POSITION = "position"  # a GPS position that jumped faster than anything drives
@@ -29,7 +30,8 @@ class Anomaly(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One anomaly episode: opened at ``started_ms``; ``ended_ms`` once it has cleared.
 
     ``kind`` says what looks wrong (``high``, ``low``, ``rising``, ``falling``, ``stuck``,
-    ``jump``, ``silent``); ``metrics`` the metrics that drove it, with the ``expected``
+    ``jump``, ``silent``, ``relation``); ``metric`` the metric that drove it (a relation's
+    metrics joined by ``+``, the strongest first), with the ``expected``
     (baseline or threshold) and ``observed`` values at the worst point so far. Identity is
     (device, detector, metric, started_ms): a replayed reading reopens the same episode.
     """

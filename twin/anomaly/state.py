@@ -52,6 +52,17 @@ class Track(msgspec.Struct, array_like=True, gc=False):
     building up): past the configuration's ``adapt``, they learn again."""
 
 
+class Relation(msgspec.Struct, array_like=True, gc=False):
+    """The relation layer's state of one device (:mod:`twin.anomaly.relation`)."""
+
+    metrics: tuple[str, ...]
+    mean: list[float]
+    cov: list[float]
+    """The metrics' means and covariance (row by row)."""
+    n: int = 0
+    run: int = 0
+
+
 class Episode(msgspec.Struct, array_like=True, gc=False):
     """An open anomaly: what raised it, when, and its worst point so far."""
 
@@ -88,6 +99,8 @@ class DetectorState(msgspec.Struct, kw_only=True, gc=False):
     Base64 in the JSON, about as long as the numbers as text, but decoded without parsing
     two hundred numbers per twin (:func:`packed_state`, :func:`unpacked_state`)."""
     packed_metrics: tuple[str, ...] = ()
+    relation: Relation | None = None
+    """The relation layer's state, for a profile that names ``relations``."""
     seasons: dict[str, Season] = msgspec.field(default_factory=dict)
     """Per metric of a device without a profile, its seasonal offsets (:mod:`.season`)."""
 

@@ -1,0 +1,139 @@
+"""The relation between a device's metrics: each can read normally while together they do not.
+
+A pump whose flow falls while its pressure and current stay put, a motor drawing more current
+for the same speed: every metric inside its own usual range, the relation between them broken.
+For the metrics a profile names in ``relations``, the layer learns their mean and covariance
+(exponentially weighted, slowly: ``relation_alpha``, from readings that raised nothing) and
+judges every reading by Hotelling's ``T^2 = d' S^-1 d`` (``d`` the values less their means),
+which for ``p`` metrics follows a chi-square with ``p`` degrees of freedom. Its own means move
+slowly on purpose: the level baselines follow each metric within minutes, and a relation
+judged on their deviations would learn a broken relation as fast as they do. Its tail
+probability goes on the common score scale (:mod:`~twin.anomaly.scores`), and the thresholds
+are the deviations of the same rarity (``relation_hi`` spreads to open).
+
+The anomaly names the metrics that drive it, the strongest first (``flow+pressure``: each
+metric's distance from what the others say it should read, in its spread given them, at least
+half the strongest's), and the strongest one's expected value given the others (the regression of
+it on them that the covariance holds) against what it read. The state is the device's, one
+:class:`Relation` in its :class:`~twin.anomaly.state.DetectorState`; the scalar and the
+vectorised paths call the same :meth:`Relations.judge` with the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from twin.anomaly.config import DetectorConfig
+from twin.anomaly.episodes import Episodes
+from twin.anomaly.records import Detector, Severity
+from twin.anomaly.scores import L_ALARM, log_tail
+from twin.anomaly.state import Relation
+
+KEY = "relation"
+_LN10 = math.log(10.0)
+
+
+def chi2_log10_sf(x: float, k: int) -> float:
+    """``-log10`` of the chance that a chi-square with ``k`` degrees of freedom passes ``x``
+    (exact for whole ``k``, in logarithms so that it never underflows)."""
+    h = max(x, 0.0) / 2
+    if k % 2 == 0:
+        term = total = 1.0
+        for i in range(1, k // 2):
+            term *= h / i
+            total += term
+        return (h - math.log(total)) / _LN10
+    s = math.sqrt(h)
+    log_erfc = math.log(math.erfc(s)) if s < 25 else -h - math.log(s * math.sqrt(math.pi))
+    if k == 1:
+        return -log_erfc / _LN10
+    term = total = s / math.gamma(1.5)
+    for i in range(2, (k + 1) // 2):
+        term *= h / (i - 0.5)
+        total += term
+    rest = -h + math.log(total)
+    top = max(log_erfc, rest)
+    return -(top + math.log(math.exp(log_erfc - top) + math.exp(rest - top))) / _LN10
+
+
+class Relations:
+    def __init__(
+        self, *, hi: float, lo: float, persist: int, learn_limit: float, alpha: float,
+        warmup: int,
+    ) -> None:  # fmt: skip
+        self.open_at, self.close_at = log_tail(hi), log_tail(lo)
+        """The thresholds as tail probabilities (``-log10``) of deviations that far."""
+        self.learn_at = log_tail(learn_limit)
+        self.critical_at = log_tail(2 * hi)
+        """Past this (``-log10`` of the tail probability), the anomaly is critical."""
+        self.persist, self.alpha, self.warmup = persist, alpha, warmup
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig) -> Relations:
+        return cls(hi=cfg.relation_hi, lo=cfg.relation_lo, persist=cfg.relation_persist,
+                   learn_limit=cfg.relation_learn, alpha=cfg.relation_alpha,
+                   warmup=cfg.relation_warmup)  # fmt: skip
+
+    @staticmethod
+    def start(metrics: tuple[str, ...]) -> Relation:
+        p = len(metrics)
+        return Relation(metrics, [0.0] * p, [0.0] * (p * p))
+
+    def judge(self, rel: Relation, eps: Episodes, ts_ms: int, x: np.ndarray) -> float:
+        """One reading of every metric of the relation (``x``, in ``rel.metrics`` order).
+        Returns the reading's score: how rare it is where nothing reports it yet."""
+        p = len(rel.metrics)
+        mean = np.asarray(rel.mean)
+        cov = np.asarray(rel.cov).reshape(p, p)
+        d = x - mean
+        is_open = KEY in eps.active
+        low = 0.0
+        if rel.n >= self.warmup:
+            scale = np.sqrt(np.maximum(np.diag(cov), 1e-12))  # in spreads: well conditioned
+            corr = cov / np.outer(scale, scale) + 1e-9 * np.eye(p)
+            precision = np.linalg.inv(corr) / np.outer(scale, scale)
+            pd = precision @ d
+            low = chi2_log10_sf(float(d @ pd), p)
+            score = low / (low + L_ALARM)
+            if is_open:
+                if low > self.close_at:
+                    want, seen = _explain(precision, pd, x, rel, eps)
+                    eps.extend(KEY, score, want, seen, low)
+                else:
+                    eps.release(KEY, ts_ms)
+            else:
+                rel.run = rel.run + 1 if low > self.open_at else 0
+                if rel.run >= self.persist:
+                    self._open(rel, eps, ts_ms, score, low, precision, pd, d, x)
+        if not is_open and KEY not in eps.active and low <= self.learn_at:
+            rel.n += 1
+            a = 1.0 / rel.n if rel.n <= self.warmup else self.alpha
+            rel.mean = (mean + a * d).tolist()
+            rel.cov = ((1 - a) * (cov + a * np.outer(d, d))).ravel().tolist()
+        return low / (low + L_ALARM) if low and not is_open else 0.0
+
+    def _open(
+        self, rel: Relation, eps: Episodes, ts_ms: int, score: float, low: float,
+        precision: np.ndarray, pd: np.ndarray, d: np.ndarray, x: np.ndarray,
+    ) -> None:  # fmt: skip
+        # each metric against what the others say it should read, in its spread given them
+        off = np.abs(pd) / np.sqrt(np.diag(precision))
+        order = [int(j) for j in np.argsort(-np.round(off, 9), kind="stable")]
+        driving = [rel.metrics[j] for j in order if off[j] >= 0.5 * off[order[0]]][:3]
+        severity = Severity.CRITICAL if low > self.critical_at else Severity.WARNING
+        j = order[0]
+        want = float(x[j] - pd[j] / precision[j, j])
+        eps.open(KEY, Detector.RELATION, "relation", "+".join(driving), severity, score, ts_ms,
+                 want, float(x[j]), quiet=False)  # fmt: skip
+
+
+def _explain(
+    precision: np.ndarray, pd: np.ndarray, x: np.ndarray, rel: Relation, eps: Episodes
+) -> tuple[float, float]:
+    """The expected value of the metric the episode names first, given the others (the
+    regression of it on them that the covariance holds), and what it read."""
+    ep = eps.active[KEY]
+    j = rel.metrics.index(ep.metric.split("+")[0])
+    return float(x[j] - pd[j] / precision[j, j]), float(x[j])
