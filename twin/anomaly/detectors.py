@@ -5,12 +5,16 @@ behind the contract in :mod:`twin.anomaly.layers`):
 
 * thresholds: a value beyond the profile's warning / critical limit;
 * level: the value's distance from the device's own baseline (exponentially weighted mean and
-  spread per metric), in units of that spread, calibrated against the metric's own tail;
+  spread per metric), in units of that spread, calibrated against the metric's own tail; for
+  devices without a profile, plus the metric's season once it has one (hour of day, day of
+  week: :mod:`twin.anomaly.season`);
 * shift: the deviation from the baseline, smoothed, against its own spread: a lasting shift
   of a fraction of the noise, reported once from its onset (a change point, not spikes);
 * drift: small deviations of the level or the rate that keep adding up (CUSUM);
 * rate: the same for the rate of change per second (leaks, fast wear, runaway temperatures);
 * flatline: a metric that usually changes at every reading repeats one value (stuck sensor);
+* relation: the metrics a profile names in ``relations`` together, against their learnt
+  covariance (:mod:`twin.anomaly.relation`);
 * position: consecutive GPS positions that imply an impossible speed (GPS jump);
 * dropout: a device silent for many of its usual intervals (checked against a clock by
   ``check_silence``, since a silent device sends nothing to react to).
