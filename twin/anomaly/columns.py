@@ -95,7 +95,8 @@ class ColumnarDetectors:
             row = self._new_row(metric)
             dev.rows.add(metric, row)
             self.tracks.load(row, track)
-        self.layers.load_seasons(state.seasons, dev.rows.get)
+        if state.seasons:
+            self.layers.load_seasons(state.seasons, dev.rows.get)
         for key, ep in state.open.items():
             layer, _, metric = key.partition(":")
             held = dev.rows.get(metric) if layer in DETECTOR else None
@@ -119,7 +120,7 @@ class ColumnarDetectors:
         seasons = self.layers.seasons_of(pairs)
         return DetectorState(open=opened, last_ts=st.last_ts, interval_ms=st.interval_ms,
                              readings=st.readings, raised=st.raised, packed=packed_rows(rows),
-                             packed_metrics=tuple(m for m, _ in pairs), seasons=seasons,
+                             packed_metrics=tuple(m for m, _ in pairs), seasons=seasons or None,
                              relation=msgspec.structs.replace(st.relation)
                              if st.relation else None)  # fmt: skip
 

@@ -139,7 +139,7 @@ class AnomalyDetectors:
             s = Sample(metric, x, px, watch, steady, ts_ms, tr.n >= self.config.warmup_readings,
                        self._quiet(tr), at_rest and px is not None)  # fmt: skip
             s.interval_ms = st.interval_ms
-            season = st.seasons.get(metric) if profile is None else None
+            season = st.seasons.get(metric) if profile is None and st.seasons else None
             if season is not None:
                 s.off = self.season.offset(season, ts_ms)
             peak = max(peak, self._metric(tr, s, eps))
@@ -170,6 +170,8 @@ class AnomalyDetectors:
         """A season learns from every judged value until it is used (the level holds back
         from the swings it is there to explain), then from those the baselines learn from."""
         if season is None:
+            if st.seasons is None:
+                st.seasons = {}
             season = st.seasons[s.metric] = Season(s.ts_ms)
         elif season.on and s.held_back:
             return

@@ -86,7 +86,7 @@ _DEFAULTS = np.array(msgspec.structs.astuple(Track()), dtype=np.float64)
 _INT_AT = [k for k, (f, t) in enumerate(get_type_hints(Track).items()) if t is int]
 
 
-class DetectorState(msgspec.Struct, kw_only=True, gc=False):
+class DetectorState(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     tracks: dict[str, Track] = msgspec.field(default_factory=dict)
     open: dict[str, Episode] = msgspec.field(default_factory=dict)
     last_ts: int = 0
@@ -101,8 +101,9 @@ class DetectorState(msgspec.Struct, kw_only=True, gc=False):
     packed_metrics: tuple[str, ...] = ()
     relation: Relation | None = None
     """The relation layer's state, for a profile that names ``relations``."""
-    seasons: dict[str, Season] = msgspec.field(default_factory=dict)
-    """Per metric of a device without a profile, its seasonal offsets (:mod:`.season`)."""
+    seasons: dict[str, Season] | None = None
+    """Per metric of a device without a profile, its seasonal offsets (:mod:`.season`); None
+    until it has one (most twins never do, and an empty mapping per twin costs memory)."""
 
 
 def packed_rows(rows: np.ndarray) -> bytes:
