@@ -16,7 +16,7 @@ from simulators.replay import read_series
 from simulators.traffic import Traffic, TrafficConfig
 from twin.anomaly.columns import ColumnarDetectors, Item
 from twin.anomaly.config import FLEET, SKAB, DetectorConfig
-from twin.anomaly.detectors import AnomalyDetectors, DetectorState
+from twin.anomaly.detectors import AnomalyDetectors, DetectorState, Observation
 from twin.anomaly.records import Anomaly
 from twin.anomaly.season import Season
 from twin.anomaly.state import Track, unpacked_state
@@ -203,6 +203,27 @@ def test_slow_drifts_jumps_and_level_drift_score_the_same() -> None:
         assert {"drift", "position"} <= seen, seen
 
 
+def carry_on_restored(
+    states: dict[str, DetectorState], rest: Sequence[Item], config: DetectorConfig
+) -> list[Observation]:
+    """Restore every twin's snapshot into fresh columns and run ``rest`` through both paths:
+    the same events, scores and final state. Returns the scalar observations."""
+    scalar, columnar = AnomalyDetectors(config), ColumnarDetectors(config)
+    for device_id, st in states.items():
+        columnar.load(device_id, msgspec.json.decode(msgspec.json.encode(st), type=DetectorState))
+    got = columnar.observe_batch(rest)
+    want = [scalar.observe(states[d], d, p, ts, v) for d, p, ts, v in rest]
+    assert [sorted(map(_key, o.events)) for o in got] == [sorted(map(_key, o.events)) for o in want]
+    assert [o.score for o in got] == pytest.approx([o.score for o in want], abs=1e-9)
+    for device_id, st in states.items():
+        mine = unpacked_state(columnar.state(device_id))
+        assert mine.open == st.open
+        assert seasons_equal(mine.seasons, st.seasons), device_id
+        for metric, track in st.tracks.items():
+            assert scalar_tracks_equal(track, mine.tracks[metric]), (device_id, metric)
+    return want
+
+
 def test_shifts_at_operating_points_score_the_same_through_a_restart() -> None:
     """The shift layer on machines and vehicles, half of them without a profile (so without a
     driver metric: their shifts are judged), the state carried over in a snapshot half-way."""
@@ -212,20 +233,9 @@ def test_shifts_at_operating_points_score_the_same_through_a_restart() -> None:
                                      shift_lo=3.0, shift_learn=2.5, adapt=50)  # fmt: skip
     half = len(items) // 2
     states, _, seen = run_both(items[:half], config, batch=250)
-    scalar, columnar = AnomalyDetectors(config), ColumnarDetectors(config)
-    for device_id, st in states.items():
-        columnar.load(device_id, msgspec.json.decode(msgspec.json.encode(st), type=DetectorState))
-    rest = items[half:]
-    got = columnar.observe_batch(rest)
-    want = [scalar.observe(states[d], d, p, ts, v) for d, p, ts, v in rest]
-    assert [sorted(map(_key, o.events)) for o in got] == [sorted(map(_key, o.events)) for o in want]
+    want = carry_on_restored(states, items[half:], config)
     seen |= {a.detector for o in want for a in o.events}
     assert "shift" in seen, seen
-    for device_id, st in states.items():
-        mine = unpacked_state(columnar.state(device_id))
-        assert mine.open == st.open
-        for metric, track in st.tracks.items():
-            assert scalar_tracks_equal(track, mine.tracks[metric]), (device_id, metric)
 
 
 def _last_morning(n: int) -> int:
@@ -259,19 +269,7 @@ def test_seasons_are_learnt_used_and_restored_the_same() -> None:
     states, _, _ = run_both(items[:half], config, batch=50)
     assert any(st.seasons and st.seasons["temp"].on for st in states.values())
     assert states["h0"].seasons and not states["h0"].seasons["temp"].on  # no cycle, no season
-    scalar, columnar = AnomalyDetectors(config), ColumnarDetectors(config)
-    for device_id, st in states.items():
-        columnar.load(device_id, msgspec.json.decode(msgspec.json.encode(st), type=DetectorState))
-    rest = items[half:]
-    got = columnar.observe_batch(rest)
-    want = [scalar.observe(states[d], d, p, ts, v) for d, p, ts, v in rest]
-    assert [sorted(map(_key, o.events)) for o in got] == [sorted(map(_key, o.events)) for o in want]
-    assert [o.score for o in got] == pytest.approx([o.score for o in want], abs=1e-9)
-    for device_id, st in states.items():
-        mine = unpacked_state(columnar.state(device_id))
-        assert seasons_equal(mine.seasons, st.seasons), device_id
-        for metric, track in st.tracks.items():
-            assert scalar_tracks_equal(track, mine.tracks[metric]), (device_id, metric)
+    want = carry_on_restored(states, items[half:], config)
     missing_peak = T0 + _last_morning(len(streams[3])) * 300_000
     lows = [a for o in want for a in o.events if a.device_id == "h3" and a.kind == "low"]
     assert any(abs(a.started_ms - missing_peak) <= 3_600_000 for a in lows), lows

@@ -61,9 +61,9 @@ class ColumnarDetectors:
         self._critical = {"level": 2 * config.level_hi, "rate": 2 * config.rate_hi}
         self._plans = Plans(self.scalar)
         self._metric_names: list[str] = []
+        """Track row → its metric (rows are numbered in order and never reused)."""
         self._relations = False
         """A profile that names ``relations`` has been seen (then each round looks for them)."""
-        """Track row → its metric (rows are numbered in order and never reused)."""
         self.layers = VectorLayers(config, self.tracks)
 
     # -- state in and out ----------------------------------------------------------------

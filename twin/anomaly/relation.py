@@ -99,7 +99,8 @@ class Relations:
             score = low / (low + L_ALARM)
             if is_open:
                 if low > self.close_at:
-                    want, seen = _explain(precision, pd, x, rel, eps)
+                    named = eps.active[KEY].metric.split("+")[0]  # the metric it names first
+                    want, seen = _given_others(precision, pd, x, rel.metrics.index(named))
                     eps.extend(KEY, score, want, seen, low)
                 else:
                     eps.release(KEY, ts_ms)
@@ -123,17 +124,14 @@ class Relations:
         order = [int(j) for j in np.argsort(-np.round(off, 9), kind="stable")]
         driving = [rel.metrics[j] for j in order if off[j] >= 0.5 * off[order[0]]][:3]
         severity = Severity.CRITICAL if low > self.critical_at else Severity.WARNING
-        j = order[0]
-        want = float(x[j] - pd[j] / precision[j, j])
+        want, seen = _given_others(precision, pd, x, order[0])
         eps.open(KEY, Detector.RELATION, "relation", "+".join(driving), severity, score, ts_ms,
-                 want, float(x[j]), quiet=False)  # fmt: skip
+                 want, seen, quiet=False)  # fmt: skip
 
 
-def _explain(
-    precision: np.ndarray, pd: np.ndarray, x: np.ndarray, rel: Relation, eps: Episodes
+def _given_others(
+    precision: np.ndarray, pd: np.ndarray, x: np.ndarray, j: int
 ) -> tuple[float, float]:
-    """The expected value of the metric the episode names first, given the others (the
-    regression of it on them that the covariance holds), and what it read."""
-    ep = eps.active[KEY]
-    j = rel.metrics.index(ep.metric.split("+")[0])
+    """Metric ``j``'s expected value given the others (the regression of it on them that the
+    covariance holds), and what it read."""
     return float(x[j] - pd[j] / precision[j, j]), float(x[j])

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 ALARM_Z = 5.0
 """The Gaussian-equivalent deviation that scores 0.5 (the fleet's level threshold)."""
 _SQRT_HALF = math.sqrt(0.5)
@@ -49,11 +47,6 @@ def deviation_score(z: float) -> float:
     return low / (low + L_ALARM)
 
 
-def deviation_scores(z: np.ndarray) -> np.ndarray:
-    """:func:`deviation_score` of every value (the same arithmetic, value by value)."""
-    return np.fromiter((deviation_score(v) for v in z.tolist()), dtype=np.float64, count=len(z))
-
-
 def probability(score: float) -> float:
     """The tail probability a deviation score stands for (the inverse of the scale)."""
     if score <= 0:
@@ -66,8 +59,3 @@ def probability(score: float) -> float:
 def ratio_score(value: float, threshold: float) -> float:
     """0 at nothing, 0.5 at the layer's threshold, towards 1 far beyond it."""
     return value / (value + threshold) if value > 0 else 0.0
-
-
-def ratio_scores(value: np.ndarray, threshold: float) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(value > 0, value / (value + threshold), 0.0)
