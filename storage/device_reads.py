@@ -148,6 +148,8 @@ class AnomalyRow:
     score: float
     expected: float | None
     observed: float | None
+    explanation: list[dict[str, Any]] | None = None
+    """A relation anomaly's metrics, each ``{"metric", "expected", "observed"}``."""
 
 
 def anomalies(
@@ -175,7 +177,7 @@ def anomalies(
         args.append(until)
     sql = (
         "SELECT device_id, detector, metric, started_at, ended_at, kind, severity, score, "
-        "expected, observed FROM anomalies"
+        "expected, observed, explanation FROM anomalies"
         + (" WHERE " + " AND ".join(clauses) if clauses else "")
         + " ORDER BY started_at DESC LIMIT %s"
     )

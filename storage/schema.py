@@ -174,6 +174,7 @@ anomalies = Table(
     Column("observed", Float),
     Column("model_version", Text, nullable=False),
     Column("updated_at", TZ, nullable=False, server_default=NOW),
+    Column("explanation", JSONB),
     Index("ix_anomalies_started_at", "started_at"),
     Index("ix_anomalies_open", "device_id", postgresql_where=text("ended_at IS NULL")),
     Index(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import psycopg
 
 from storage.writers.batch import WriteResult
@@ -10,11 +11,11 @@ from twin.records import TwinOutput
 
 _UPSERT_ANOMALY = (
     "INSERT INTO anomalies (device_id, detector, metric, started_at, ended_at, kind, severity, "
-    "score, expected, observed, model_version) "
+    "score, expected, observed, model_version, explanation) "
     "SELECT %(device_id)s::text, %(detector)s::text, %(metric)s::text, "
     "%(started_at)s::timestamptz, %(ended_at)s::timestamptz, %(kind)s::text, "
     "%(severity)s::text, %(score)s::float8, %(expected)s::float8, %(observed)s::float8, "
-    "%(model_version)s::text "
+    "%(model_version)s::text, %(explanation)s::jsonb "
     "WHERE %(ended_at)s::timestamptz IS NOT NULL OR NOT EXISTS (SELECT 1 FROM anomalies o "
     "WHERE o.device_id = %(device_id)s::text AND o.detector = %(detector)s::text "
     "AND o.metric = %(metric)s::text AND o.ended_at IS NULL "
@@ -26,11 +27,15 @@ _UPSERT_ANOMALY = (
     "score = GREATEST(anomalies.score, EXCLUDED.score), "
     "expected = COALESCE(EXCLUDED.expected, anomalies.expected), "
     "observed = COALESCE(EXCLUDED.observed, anomalies.observed), "
+    "explanation = COALESCE(EXCLUDED.explanation, anomalies.explanation), "
     "updated_at = now()"
 )
 """An episode is written when it opens and again when it escalates or closes: one row each,
 and a replayed reading that reopens it changes nothing. A second open episode for the same
 device, detector and metric is never written (the database forbids it: ``uq_anomalies_open``)."""
+
+
+_encode = msgspec.json.Encoder().encode
 
 
 class AnomalyRows:
@@ -52,6 +57,7 @@ class AnomalyRows:
                     "expected": a.expected,
                     "observed": a.observed,
                     "model_version": a.model_version,
+                    "explanation": _encode(a.explanation).decode() if a.explanation else None,
                 }
             )
 

@@ -7,6 +7,7 @@ import time
 import uuid
 from datetime import date
 
+import msgspec
 import psycopg
 import pytest
 import redis
@@ -35,7 +36,7 @@ def output(device: str, *readings: Reading, dead: list[DeadLetter] | None = None
 
 
 def test_migrating_twice_is_a_no_op(database_url: str):
-    assert migrate(database_url) == current_revision(database_url) == "0012_twin_history"
+    assert migrate(database_url) == current_revision(database_url) == "0013_anomaly_explanation"
 
 
 def test_redelivered_readings_are_stored_once_across_batches(database_url: str):
@@ -251,6 +252,32 @@ def test_one_open_alert_per_rule_and_one_open_episode_per_metric(database_url: s
                 "'x')",
                 (dev,),
             )
+
+
+def test_a_relation_anomaly_keeps_each_metrics_expected_and_observed(database_url: str):
+    from storage import device_reads
+    from twin.anomaly.records import Anomaly, Explained
+
+    dev = f"rel-{uuid.uuid4().hex[:8]}"
+    why = (Explained("flow", 212.5, 201.0), Explained("pressure", 50.4, 53.1))
+    opened = Anomaly(device_id=dev, detector="relation", kind="relation", metric="flow+pressure",
+                     severity="warning", score=0.7, started_ms=T0, expected=212.5, observed=201.0,
+                     explanation=why)  # fmt: skip
+    plain = Anomaly(device_id=dev, detector="level", kind="high", metric="flow",
+                    severity="warning", score=0.6, started_ms=T0)  # fmt: skip
+    closed = msgspec.structs.replace(opened, ended_ms=T0 + 5_000, explanation=())
+    writer = PgWriter(database_url)
+    for batch in ([opened, plain], [closed]):  # a close that carries none keeps what was there
+        writer.write([TwinOutput(device_id=dev, readings=[], dead_letters=[], events=[],
+                                 live=None, anomalies=batch)])  # fmt: skip
+    writer.close()
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        rows = {r.detector: r for r in device_reads.anomalies(conn, device=dev)}
+    assert rows["relation"].explanation == [
+        {"metric": "flow", "expected": 212.5, "observed": 201.0},
+        {"metric": "pressure", "expected": 50.4, "observed": 53.1},
+    ]
+    assert rows["relation"].ended_at is not None and rows["level"].explanation is None
 
 
 def test_a_defect_in_the_postgres_writer_stops_the_flow_visibly(database_url: str):

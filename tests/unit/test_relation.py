@@ -1,5 +1,6 @@
 """The relation layer: metrics that each read normally while the relation between them breaks,
-named in the anomaly with the strongest one's expected value; scalar and vectorised alike."""
+named in the anomaly with what each of them should read given the others; scalar and
+vectorised alike."""
 
 from __future__ import annotations
 
@@ -77,6 +78,30 @@ def test_a_broken_relation_is_found_and_named_where_no_single_metric_is() -> Non
     plain = msgspec.structs.replace(PUMP, relations=())
     others = [a for a in _run(pump_stream(1), plain) if a.ended_ms is None]
     assert not [a for a in others if a.started_ms >= T0 + BROKEN_AT * 1000], others
+
+
+def test_the_explanation_gives_each_named_metric_expected_against_observed() -> None:
+    stream = pump_stream(1)
+    events = [a for a in _run(stream, PUMP) if a.detector == "relation"]
+    first = events[0]
+    assert [e.metric for e in first.explanation] == first.metric.split("+")
+    assert sorted(first.metric.split("+")) == ["flow", "pressure"]
+    assert (first.explanation[0].expected, first.explanation[0].observed) == (
+        first.expected,
+        first.observed,
+    )
+    at = (first.started_ms - T0) // 1000
+    pressure, flow = stream[at]
+    by = {e.metric: e for e in first.explanation}
+    assert by["flow"].observed == pytest.approx(flow, abs=1e-6)
+    assert by["pressure"].observed == pytest.approx(pressure, abs=1e-6)
+    # the flow fell behind what the pressure says (4 per bar), so the pressure reads high for
+    # that flow: each expected value is the regression of the metric on the other
+    assert 0 < by["flow"].expected - flow < 12
+    assert by["flow"].expected == pytest.approx(4 * pressure, abs=3)
+    assert 0 < pressure - by["pressure"].expected < 3
+    closed = [a for a in events if a.ended_ms is not None]
+    assert all(len(a.explanation) == len(a.metric.split("+")) for a in closed)
 
 
 def test_a_healthy_relation_raises_nothing() -> None:

@@ -3,7 +3,7 @@ a hold, closed; each change becomes an :class:`~twin.anomaly.records.Anomaly` ev
 
 from __future__ import annotations
 
-from twin.anomaly.records import Anomaly, Severity
+from twin.anomaly.records import Anomaly, Explained, Severity
 from twin.anomaly.state import DetectorState, Episode
 
 
@@ -50,6 +50,7 @@ class Episodes:
             expected=None if ep.expected is None else round(ep.expected, 6),
             observed=None if ep.observed is None else round(ep.observed, 6),
             model_version=self._version,
+            explanation=() if ep.explained is None else _explanation(ep),
         )
 
     def open(
@@ -64,22 +65,29 @@ class Episodes:
         expected: float | None,
         observed: float | None,
         quiet: bool,
+        explained: list[float] | None = None,
     ) -> None:
-        """``value``: the episode's score; ``quiet``: warming up, so nothing is raised."""
+        """``value``: the episode's score; ``quiet``: warming up, so nothing is raised;
+        ``explained``: a relation's expected and observed pairs, one per metric it names."""
         if quiet:
             return
         ep = Episode(detector, kind, metric, str(severity), value, ts_ms, expected, observed,
-                     self._hold)  # fmt: skip
+                     self._hold, explained)  # fmt: skip
         self.st.open[key] = ep
         self.st.raised += 1
         self.opened = max(self.opened, value)
         self.events.append(self.anomaly(ep, None))
 
-    def extend(self, key: str, value: float, expected: float, observed: float, z: float) -> None:
+    def extend(
+        self, key: str, value: float, expected: float, observed: float, z: float,
+        explained: list[float] | None = None,
+    ) -> None:  # fmt: skip
         ep = self.st.open[key]
         ep.hold = self._hold
         if value > ep.score:
             ep.score, ep.expected, ep.observed = value, expected, observed
+            if explained is not None:
+                ep.explained = explained
             if z > self._critical_z.get(ep.detector, self._critical_z["*"]):
                 ep.severity = Severity.CRITICAL
 
@@ -99,3 +107,11 @@ class Episodes:
         ep = self.st.open[key]
         ep.severity, ep.score, ep.expected, ep.observed = severity, value, expected, x
         self.events.append(self.anomaly(ep, None))
+
+
+def _explanation(ep: Episode) -> tuple[Explained, ...]:
+    pairs = ep.explained or []
+    return tuple(
+        Explained(metric, round(pairs[2 * i], 6), round(pairs[2 * i + 1], 6))
+        for i, metric in enumerate(ep.metric.split("+")[: len(pairs) // 2])
+    )

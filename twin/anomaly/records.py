@@ -26,13 +26,22 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class Explained(msgspec.Struct, frozen=True, gc=False):
+    """One metric of a relation anomaly: what the others say it should read, and what it read."""
+
+    metric: str
+    expected: float
+    observed: float
+
+
 class Anomaly(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One anomaly episode: opened at ``started_ms``; ``ended_ms`` once it has cleared.
 
     ``kind`` says what looks wrong (``high``, ``low``, ``rising``, ``falling``, ``stuck``,
     ``jump``, ``silent``, ``relation``); ``metric`` the metric that drove it (a relation's
     metrics joined by ``+``, the strongest first), with the ``expected``
-    (baseline or threshold) and ``observed`` values at the worst point so far. Identity is
+    (baseline or threshold) and ``observed`` values at the worst point so far; a relation's
+    ``explanation`` gives them for each metric it names. Identity is
     (device, detector, metric, started_ms): a replayed reading reopens the same episode.
     """
 
@@ -47,3 +56,4 @@ class Anomaly(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     expected: float | None = None
     observed: float | None = None
     model_version: str = ""
+    explanation: tuple[Explained, ...] = ()

@@ -13,10 +13,12 @@ are the deviations of the same rarity (``relation_hi`` spreads to open).
 
 The anomaly names the metrics that drive it, the strongest first (``flow+pressure``: each
 metric's distance from what the others say it should read, in its spread given them, at least
-half the strongest's), and the strongest one's expected value given the others (the regression of
-it on them that the covariance holds) against what it read. The state is the device's, one
-:class:`Relation` in its :class:`~twin.anomaly.state.DetectorState`; the scalar and the
-vectorised paths call the same :meth:`Relations.judge` with the same numbers.
+half the strongest's), and for each of them its expected value given the others (the
+regression of it on them that the covariance holds) against what it read: the anomaly's
+``expected`` and ``observed`` are the strongest one's, its ``explanation`` has them all. The
+state is the device's, one :class:`Relation` in its :class:`~twin.anomaly.state.DetectorState`;
+the scalar and the vectorised paths call the same :meth:`Relations.judge` with the same
+numbers.
 """
 
 from __future__ import annotations
@@ -99,9 +101,9 @@ class Relations:
             score = low / (low + L_ALARM)
             if is_open:
                 if low > self.close_at:
-                    named = eps.active[KEY].metric.split("+")[0]  # the metric it names first
-                    want, seen = _given_others(precision, pd, x, rel.metrics.index(named))
-                    eps.extend(KEY, score, want, seen, low)
+                    named = [rel.metrics.index(m) for m in eps.active[KEY].metric.split("+")]
+                    pairs = _given_others(precision, pd, x, named)
+                    eps.extend(KEY, score, pairs[0], pairs[1], low, pairs)
                 else:
                     eps.release(KEY, ts_ms)
             else:
@@ -124,14 +126,17 @@ class Relations:
         order = [int(j) for j in np.argsort(-np.round(off, 9), kind="stable")]
         driving = [rel.metrics[j] for j in order if off[j] >= 0.5 * off[order[0]]][:3]
         severity = Severity.CRITICAL if low > self.critical_at else Severity.WARNING
-        want, seen = _given_others(precision, pd, x, order[0])
+        pairs = _given_others(precision, pd, x, order[: len(driving)])
         eps.open(KEY, Detector.RELATION, "relation", "+".join(driving), severity, score, ts_ms,
-                 want, seen, quiet=False)  # fmt: skip
+                 pairs[0], pairs[1], quiet=False, explained=pairs)  # fmt: skip
 
 
 def _given_others(
-    precision: np.ndarray, pd: np.ndarray, x: np.ndarray, j: int
-) -> tuple[float, float]:
-    """Metric ``j``'s expected value given the others (the regression of it on them that the
-    covariance holds), and what it read."""
-    return float(x[j] - pd[j] / precision[j, j]), float(x[j])
+    precision: np.ndarray, pd: np.ndarray, x: np.ndarray, named: list[int]
+) -> list[float]:
+    """For each metric of ``named``, its expected value given the others (the regression of
+    it on them that the covariance holds) and what it read, as flat pairs."""
+    pairs = []
+    for j in named:
+        pairs += [float(x[j] - pd[j] / precision[j, j]), float(x[j])]
+    return pairs

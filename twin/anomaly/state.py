@@ -75,6 +75,9 @@ class Episode(msgspec.Struct, array_like=True, gc=False):
     expected: float | None
     observed: float | None
     hold: int = 0
+    explained: list[float] | None = None
+    """A relation's named metrics, each its expected value given the others and what it read
+    (pairs in the order of :attr:`metric`), at the worst point so far."""
 
 
 TRACK_FIELDS = len(Track.__struct_fields__)
