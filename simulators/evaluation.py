@@ -201,7 +201,7 @@ def _matches(fault: Fault, d: Detection) -> bool:
         return d.detector == "dropout"
     if fault.kind == "gps_jump":
         return d.detector == "position"
-    return d.metric in fault.metrics
+    return any(m in fault.metrics for m in d.metric.split("+"))  # a relation names several
 
 
 def evaluate_scenario(

@@ -17,7 +17,7 @@ from simulators.fleet import Device, Vehicle
 
 VEHICLE_ONLY = {"gps_jump", "fuel_leak", "battery_degradation", "brake_wear"}
 MACHINE_ONLY = {"bearing_wear"}
-PUMP_ONLY = {"cavitation"}
+PUMP_ONLY = {"cavitation", "impeller_wear"}
 FAULT_KINDS = (
     "overheating",
     "bearing_wear",
@@ -29,6 +29,7 @@ FAULT_KINDS = (
     "battery_degradation",
     "brake_wear",
     "cavitation",
+    "impeller_wear",
 )
 _SENSOR_METRICS = {
     "coolant_temp_c", "battery_v", "oil_pressure_kpa",  # vehicles
@@ -62,6 +63,7 @@ def affected_metrics(kind: str, device: Device, pick: str | None = None) -> tupl
         "battery_degradation": ("battery_v",),
         "brake_wear": ("brake_pad_mm",),
         "cavitation": ("pressure_bar", "flow_rate_m3h", "vibration_mm_s"),
+        "impeller_wear": ("flow_rate_m3h",),
     }[kind]
 
 
@@ -156,4 +158,7 @@ class FaultInjector:
                         values[metric] = round(values[metric] * (1 + amp * s * phase), 3)
                 if "vibration_mm_s" in values:
                     values["vibration_mm_s"] = round(values["vibration_mm_s"] * (1 + 1.5 * s), 3)
+            elif kind == "impeller_wear" and "flow_rate_m3h" in values:
+                loss = 0.25 * s * min(1.0, progress * 3)  # less flow for the same power
+                values["flow_rate_m3h"] = round(values["flow_rate_m3h"] * (1 - loss), 3)
         return True

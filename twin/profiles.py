@@ -212,6 +212,7 @@ BUILTIN_PROFILES: tuple[DeviceProfile, ...] = (
             "flow_rate_m3h": _m("m³/h", 0, 2000, warn_low=20),
         },
         expected_interval_s=1.0,
+        relations=("load_pct", "power_kw", "current_a", "flow_rate_m3h"),
     ),
     DeviceProfile(
         name="compressor",

@@ -9,13 +9,14 @@ import random
 
 import msgspec
 import pytest
+from msgspec.structs import replace
 
 from twin.anomaly.columns import ColumnarDetectors
-from twin.anomaly.config import FLEET
+from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.detectors import AnomalyDetectors, DetectorState
 from twin.anomaly.records import Anomaly
 from twin.anomaly.relation import chi2_log10_sf
-from twin.profiles import GENERIC, DeviceProfile, MetricSpec, ProfileError
+from twin.profiles import GENERIC, MACHINE, DeviceProfile, MetricSpec, ProfileError
 
 T0 = 1_790_000_000_000
 PUMP = DeviceProfile(
@@ -108,6 +109,65 @@ def test_a_healthy_relation_raises_nothing() -> None:
     for seed in (2, 3):
         events = _run(pump_stream(seed, broken=False), PUMP)
         assert not [a for a in events if a.detector == "relation"], seed
+
+
+MOTOR = DeviceProfile(
+    name="motor_pump",
+    kind=MACHINE,
+    description="a driven pump: power, current and flow follow the load it runs at",
+    driver="load_pct",
+    metrics={
+        "load_pct": MetricSpec("%", 0, 150, watch="rules"),
+        "power_kw": MetricSpec("kW", -1, 500),
+        "current_a": MetricSpec("A", -1, 1000),
+        "flow_m3h": MetricSpec("m3/h", 0, 2000),
+    },
+    relations=("load_pct", "power_kw", "current_a", "flow_m3h"),
+)
+
+
+def motor_stream(seed: int, n: int = 6_000, worn_at: int | None = None) -> list[dict[str, float]]:
+    """Load about 75 % with a little noise; from reading 3,500 it runs at 50 %, and it stops for
+    a minute now and then. Power, current and flow follow the load. From ``worn_at`` the flow
+    falls by 15 % for the same load and power (a worn impeller)."""
+    rng, out = random.Random(seed), []
+    for i in range(n):
+        load = (50.0 if i >= 3_500 else 75.0) + rng.gauss(0, 2)
+        if i % 900 >= 840:
+            load = 0.0
+        worn = 0.85 if worn_at is not None and i >= worn_at else 1.0
+        values = {"load_pct": round(load, 2)}
+        for m, k in (("power_kw", 0.6), ("current_a", 1.07), ("flow_m3h", 1.6)):
+            x = k * load * (worn if m == "flow_m3h" else 1.0)
+            values[m] = round(x * (1 + rng.gauss(0, 0.02)), 3)
+        out.append(values)
+    return out
+
+
+def _motor_events(stream: list[dict[str, float]], config: DetectorConfig = FLEET) -> list[Anomaly]:
+    det, st = AnomalyDetectors(config), DetectorState()
+    return [a for i, v in enumerate(stream)
+            for a in det.observe(st, "m1", MOTOR, T0 + i * 1000, v).events]  # fmt: skip
+
+
+def test_a_relation_with_the_driver_is_judged_at_the_operating_point() -> None:
+    # a new operating point and stops are not faults: the others follow the driver as before
+    for seed in (1, 2):
+        assert _motor_events(motor_stream(seed)) == [], seed
+    events = _motor_events(motor_stream(1, worn_at=5_000))
+    opened = [a for a in events if a.ended_ms is None and a.detector == "relation"]
+    assert opened, events
+    assert opened[0].metric.split("+")[0] == "flow_m3h" and "load_pct" not in opened[0].metric
+    assert T0 + 5_000_000 <= opened[0].started_ms <= T0 + 5_030_000
+    why = opened[0].explanation[0]
+    assert why.expected > why.observed  # less flow than the load and power say
+
+
+def test_a_lasting_change_of_relation_is_learnt_after_it_has_been_reported() -> None:
+    events = _motor_events(motor_stream(1, n=9_000, worn_at=5_000), replace(FLEET, adapt=300))
+    relation = [a for a in events if a.detector == "relation"]
+    assert relation and relation[-1].ended_ms is not None, relation  # closed: now the normal
+    assert relation[0].started_ms < relation[-1].ended_ms < T0 + 9_000_000
 
 
 def test_the_vectorised_path_and_a_restart_agree() -> None:

@@ -197,7 +197,10 @@ class ColumnarDetectors:
             i, dev, eps = context[slot]
             shown = 0.0
             if related and slot in related:
-                shown = relate(dev.st, eps, items[i][2], related[slot])
+                _, profile, ts_ms, values = items[i]
+                assert profile is not None  # a relation is a profile's
+                shown = relate(dev.st, eps, ts_ms, related[slot], profile,
+                               values.get(profile.driver) if profile.driver else None)  # fmt: skip
             if positions:
                 was = positions.get(slot)
                 if was is not None:

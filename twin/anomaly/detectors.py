@@ -146,7 +146,7 @@ class AnomalyDetectors:
             if profile is None and self.season.on and s.judged:
                 self._season(st, season, tr, s)
         if related is not None and all(v is not None for v in related.values()):
-            peak = max(peak, self.relate(st, eps, ts_ms, related))  # type: ignore[arg-type]
+            peak = max(peak, self.relate(st, eps, ts_ms, related, profile, dx))  # type: ignore[arg-type]
         if was is not None and "lat" in values and "lon" in values:
             self.position.judge(st, was, values["lat"], values["lon"], ts_ms, eps)
         return Observation(eps.events, bool(st.open), max(peak, eps.opened))
@@ -157,14 +157,21 @@ class AnomalyDetectors:
         eps: Episodes,
         ts_ms: int,
         related: Mapping[str, float],
+        profile: DeviceProfile,
+        dx: float | None,
     ) -> float:
         """The relation layer over a reading that carries every metric of the relation (none
-        of them late)."""
+        of them late); ``dx``: the profile's driver in the reading. A machine at rest has no
+        relation to judge: its reading is neither judged nor learnt from."""
+        if dx is not None and dx <= profile.running_load_pct:
+            return 0.0
         rel = st.relation
         if rel is None or rel.metrics != tuple(related):
             rel = st.relation = self.relations.start(tuple(related))
         x = np.fromiter(related.values(), dtype=np.float64, count=len(related))
-        return self.relations.judge(rel, eps, ts_ms, x)
+        driver = profile.driver
+        given = rel.metrics.index(driver) if driver in related else -1
+        return self.relations.judge(rel, eps, ts_ms, x, given)
 
     def _season(self, st: DetectorState, season: Season | None, tr: Track, s: Sample) -> None:
         """A season learns from every judged value until it is used (the level holds back

@@ -63,29 +63,33 @@ def chi2_log10_sf(x: float, k: int) -> float:
 class Relations:
     def __init__(
         self, *, hi: float, lo: float, persist: int, learn_limit: float, alpha: float,
-        warmup: int,
+        warmup: int, adapt: int = 1000,
     ) -> None:  # fmt: skip
         self.open_at, self.close_at = log_tail(hi), log_tail(lo)
         """The thresholds as tail probabilities (``-log10``) of deviations that far."""
         self.learn_at = log_tail(learn_limit)
         self.critical_at = log_tail(2 * hi)
         """Past this (``-log10`` of the tail probability), the anomaly is critical."""
-        self.persist, self.alpha, self.warmup = persist, alpha, warmup
+        self.persist, self.alpha, self.warmup, self.adapt = persist, alpha, warmup, adapt
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig) -> Relations:
         return cls(hi=cfg.relation_hi, lo=cfg.relation_lo, persist=cfg.relation_persist,
                    learn_limit=cfg.relation_learn, alpha=cfg.relation_alpha,
-                   warmup=cfg.relation_warmup)  # fmt: skip
+                   warmup=cfg.relation_warmup, adapt=cfg.adapt)  # fmt: skip
 
     @staticmethod
     def start(metrics: tuple[str, ...]) -> Relation:
         p = len(metrics)
         return Relation(metrics, [0.0] * p, [0.0] * (p * p))
 
-    def judge(self, rel: Relation, eps: Episodes, ts_ms: int, x: np.ndarray) -> float:
-        """One reading of every metric of the relation (``x``, in ``rel.metrics`` order).
-        Returns the reading's score: how rare it is where nothing reports it yet."""
+    def judge(
+        self, rel: Relation, eps: Episodes, ts_ms: int, x: np.ndarray, given: int = -1
+    ) -> float:
+        """One reading of every metric of the relation (``x``, in ``rel.metrics`` order);
+        ``given``: the position of the profile's driver among them (-1: none), which then sets
+        the operating point that the others are judged at. Returns the reading's score: how
+        rare it is where nothing reports it yet."""
         p = len(rel.metrics)
         mean = np.asarray(rel.mean)
         cov = np.asarray(rel.cov).reshape(p, p)
@@ -97,7 +101,10 @@ class Relations:
             corr = cov / np.outer(scale, scale) + 1e-9 * np.eye(p)
             precision = np.linalg.inv(corr) / np.outer(scale, scale)
             pd = precision @ d
-            low = chi2_log10_sf(float(d @ pd), p)
+            t2 = float(d @ pd)
+            if given >= 0:  # the others given the driver: less the driver's own distance
+                t2 -= float(d[given] / scale[given]) ** 2
+            low = chi2_log10_sf(t2, p - (given >= 0))
             score = low / (low + L_ALARM)
             if is_open:
                 if low > self.close_at:
@@ -109,8 +116,12 @@ class Relations:
             else:
                 rel.run = rel.run + 1 if low > self.open_at else 0
                 if rel.run >= self.persist:
-                    self._open(rel, eps, ts_ms, score, low, precision, pd, d, x)
+                    self._open(rel, eps, ts_ms, score, low, precision, pd, x, given)
         if not is_open and KEY not in eps.active and low <= self.learn_at:
+            rel.held = 0
+        else:  # a lasting change is learnt after ``adapt`` readings of reporting it
+            rel.held += 1
+        if rel.held == 0 or rel.held > self.adapt:
             rel.n += 1
             a = 1.0 / rel.n if rel.n <= self.warmup else self.alpha
             rel.mean = (mean + a * d).tolist()
@@ -119,10 +130,12 @@ class Relations:
 
     def _open(
         self, rel: Relation, eps: Episodes, ts_ms: int, score: float, low: float,
-        precision: np.ndarray, pd: np.ndarray, d: np.ndarray, x: np.ndarray,
+        precision: np.ndarray, pd: np.ndarray, x: np.ndarray, given: int,
     ) -> None:  # fmt: skip
         # each metric against what the others say it should read, in its spread given them
         off = np.abs(pd) / np.sqrt(np.diag(precision))
+        if given >= 0:
+            off[given] = -1.0  # the operating point is what the others are judged at
         order = [int(j) for j in np.argsort(-np.round(off, 9), kind="stable")]
         driving = [rel.metrics[j] for j in order if off[j] >= 0.5 * off[order[0]]][:3]
         severity = Severity.CRITICAL if low > self.critical_at else Severity.WARNING

@@ -61,6 +61,8 @@ class Relation(msgspec.Struct, array_like=True, gc=False):
     """The metrics' means and covariance (row by row)."""
     n: int = 0
     run: int = 0
+    held: int = 0
+    """Readings in a row it did not learn from (reporting an anomaly, or as rare as one)."""
 
 
 class Episode(msgspec.Struct, array_like=True, gc=False):
