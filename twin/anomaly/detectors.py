@@ -32,7 +32,6 @@ import math
 from collections.abc import Mapping
 
 import msgspec
-import numpy as np
 
 from twin.anomaly.config import FLEET, DetectorConfig
 from twin.anomaly.device_layers import Dropout, Position, Thresholds
@@ -168,7 +167,7 @@ class AnomalyDetectors:
         rel = st.relation
         if rel is None or rel.metrics != tuple(related):
             rel = st.relation = self.relations.start(tuple(related))
-        x = np.fromiter(related.values(), dtype=np.float64, count=len(related))
+        x = [float(v) for v in related.values()]
         driver = profile.driver
         given = rel.metrics.index(driver) if driver in related else -1
         return self.relations.judge(rel, eps, ts_ms, x, given)

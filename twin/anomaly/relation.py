@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from twin.anomaly.config import DetectorConfig
 from twin.anomaly.episodes import Episodes
 from twin.anomaly.records import Detector, Severity
@@ -84,39 +82,35 @@ class Relations:
         return Relation(metrics, [0.0] * p, [0.0] * (p * p))
 
     def judge(
-        self, rel: Relation, eps: Episodes, ts_ms: int, x: np.ndarray, given: int = -1
+        self, rel: Relation, eps: Episodes, ts_ms: int, x: list[float], given: int = -1
     ) -> float:
         """One reading of every metric of the relation (``x``, in ``rel.metrics`` order);
         ``given``: the position of the profile's driver among them (-1: none), which then sets
         the operating point that the others are judged at. Returns the reading's score: how
-        rare it is where nothing reports it yet."""
-        p = len(rel.metrics)
-        mean = np.asarray(rel.mean)
-        cov = np.asarray(rel.cov).reshape(p, p)
-        d = x - mean
+        rare it is where nothing reports it yet. Plain floats: for a few metrics, numpy's cost
+        per call is most of the work."""
+        p = len(x)
+        mean, cov = rel.mean, rel.cov
+        d = [x[i] - mean[i] for i in range(p)]
         is_open = KEY in eps.active
         low = 0.0
         if rel.n >= self.warmup:
-            scale = np.sqrt(np.maximum(np.diag(cov), 1e-12))  # in spreads: well conditioned
-            corr = cov / np.outer(scale, scale) + 1e-9 * np.eye(p)
-            precision = np.linalg.inv(corr) / np.outer(scale, scale)
-            pd = precision @ d
-            t2 = float(d @ pd)
+            t2 = _t2(cov, d, p)
             if given >= 0:  # the others given the driver: less the driver's own distance
-                t2 -= float(d[given] / scale[given]) ** 2
+                t2 -= d[given] * d[given] / max(cov[given * p + given], 1e-12)
             low = chi2_log10_sf(t2, p - (given >= 0))
             score = low / (low + L_ALARM)
             if is_open:
                 if low > self.close_at:
                     named = [rel.metrics.index(m) for m in eps.active[KEY].metric.split("+")]
-                    pairs = _given_others(precision, pd, x, named)
+                    pairs = _given_others(_precision(cov, p), d, x, named)
                     eps.extend(KEY, score, pairs[0], pairs[1], low, pairs)
                 else:
                     eps.release(KEY, ts_ms)
             else:
                 rel.run = rel.run + 1 if low > self.open_at else 0
                 if rel.run >= self.persist:
-                    self._open(rel, eps, ts_ms, score, low, precision, pd, x, given)
+                    self._open(rel, eps, ts_ms, score, low, _precision(cov, p), d, x, given)
         if not is_open and KEY not in eps.active and low <= self.learn_at:
             rel.held = 0
         else:  # a lasting change is learnt after ``adapt`` readings of reporting it
@@ -124,32 +118,87 @@ class Relations:
         if rel.held == 0 or rel.held > self.adapt:
             rel.n += 1
             a = 1.0 / rel.n if rel.n <= self.warmup else self.alpha
-            rel.mean = (mean + a * d).tolist()
-            rel.cov = ((1 - a) * (cov + a * np.outer(d, d))).ravel().tolist()
+            rel.mean = [mean[i] + a * d[i] for i in range(p)]
+            b = 1.0 - a
+            rel.cov = [b * (cov[i * p + j] + a * d[i] * d[j]) for i in range(p) for j in range(p)]
         return low / (low + L_ALARM) if low and not is_open else 0.0
 
     def _open(
         self, rel: Relation, eps: Episodes, ts_ms: int, score: float, low: float,
-        precision: np.ndarray, pd: np.ndarray, x: np.ndarray, given: int,
+        precision: list[list[float]], d: list[float], x: list[float], given: int,
     ) -> None:  # fmt: skip
         # each metric against what the others say it should read, in its spread given them
-        off = np.abs(pd) / np.sqrt(np.diag(precision))
+        pd = _times(precision, d)
+        off = [abs(pd[j]) / math.sqrt(precision[j][j]) for j in range(len(x))]
         if given >= 0:
             off[given] = -1.0  # the operating point is what the others are judged at
-        order = [int(j) for j in np.argsort(-np.round(off, 9), kind="stable")]
+        order = sorted(range(len(x)), key=lambda j: -round(off[j], 9))
         driving = [rel.metrics[j] for j in order if off[j] >= 0.5 * off[order[0]]][:3]
         severity = Severity.CRITICAL if low > self.critical_at else Severity.WARNING
-        pairs = _given_others(precision, pd, x, order[: len(driving)])
+        pairs = _given_others(precision, d, x, order[: len(driving)])
         eps.open(KEY, Detector.RELATION, "relation", "+".join(driving), severity, score, ts_ms,
                  pairs[0], pairs[1], quiet=False, explained=pairs)  # fmt: skip
 
 
+def _t2(cov: list[float], d: list[float], p: int) -> float:
+    """``d' S^-1 d`` by a Cholesky factor (``S = L L'``, then ``|L^-1 d|^2``), ``S`` the
+    covariance with a ridge of a billionth of each variance: every reading needs it, the whole
+    inverse only a reading that opens or extends an anomaly."""
+    fac = [0.0] * (p * p)
+    y = [0.0] * p
+    t2 = 0.0
+    for i in range(p):
+        ip = i * p
+        for j in range(i):
+            jp = j * p
+            s = cov[ip + j]
+            for k in range(j):
+                s -= fac[ip + k] * fac[jp + k]
+            fac[ip + j] = s / fac[jp + j]
+        var = max(cov[ip + i], 1e-12)
+        s = var * (1 + 1e-9)
+        z = d[i]
+        for k in range(i):
+            f = fac[ip + k]
+            s -= f * f
+            z -= f * y[k]
+        r = fac[ip + i] = math.sqrt(max(s, 1e-9 * var))
+        y[i] = z = z / r
+        t2 += z * z
+    return t2
+
+
+def _times(m: list[list[float]], v: list[float]) -> list[float]:
+    return [sum(a * b for a, b in zip(row, v, strict=True)) for row in m]
+
+
+def _precision(cov: list[float], p: int) -> list[list[float]]:
+    """The inverse of the covariance (row by row in ``cov``), inverted in spreads, where it is
+    well conditioned, by Gauss-Jordan elimination (positive definite: no pivoting needed)."""
+    scale = [math.sqrt(max(cov[i * p + i], 1e-12)) for i in range(p)]
+    a = [[cov[i * p + j] / (scale[i] * scale[j]) + (1e-9 if i == j else 0.0) for j in range(p)]
+         + [1.0 if k == i else 0.0 for k in range(p)] for i in range(p)]  # fmt: skip
+    for c in range(p):
+        row = a[c]
+        inv = 1.0 / row[c]
+        for k in range(2 * p):
+            row[k] *= inv
+        for r in range(p):
+            if r != c:
+                other, f = a[r], a[r][c]
+                if f:
+                    for k in range(2 * p):
+                        other[k] -= f * row[k]
+    return [[a[i][p + j] / (scale[i] * scale[j]) for j in range(p)] for i in range(p)]
+
+
 def _given_others(
-    precision: np.ndarray, pd: np.ndarray, x: np.ndarray, named: list[int]
+    precision: list[list[float]], d: list[float], x: list[float], named: list[int]
 ) -> list[float]:
     """For each metric of ``named``, its expected value given the others (the regression of
     it on them that the covariance holds) and what it read, as flat pairs."""
+    pd = _times(precision, d)
     pairs = []
     for j in named:
-        pairs += [float(x[j] - pd[j] / precision[j, j]), float(x[j])]
+        pairs += [x[j] - pd[j] / precision[j][j], x[j]]
     return pairs
