@@ -11,6 +11,11 @@ judged on their deviations would learn a broken relation as fast as they do. Its
 probability goes on the common score scale (:mod:`~twin.anomaly.scores`), and the thresholds
 are the deviations of the same rarity (``relation_hi`` spreads to open).
 
+A machine's relation holds at the operating point its driver (the load) sets: when the
+relation names the profile's driver, the others are judged given it (``T^2`` less the driver's
+own distance, one degree of freedom fewer), and a machine at rest is not judged at all. A
+relation that has changed for good is learnt after ``adapt`` readings of reporting it.
+
 The anomaly names the metrics that drive it, the strongest first (``flow+pressure``: each
 metric's distance from what the others say it should read, in its spread given them, at least
 half the strongest's), and for each of them its expected value given the others (the
