@@ -278,6 +278,7 @@ async function devicePage(view, deviceId) {
   const chart = svg("svg", { id: "chart", viewBox: "0 0 800 260", preserveAspectRatio: "none" });
   const alerts = el("tbody", { id: "device-alerts" });
   const recs = el("tbody", { id: "device-recs" });
+  const episodes = el("tbody", { id: "device-anomalies" });
   const cells = new Map();
   let newest = twin.last_seen_ms || Date.now();  // the chart ends at the device's last reading
   let pinned = null;  // a past time being shown instead of the live twin
@@ -342,8 +343,11 @@ async function devicePage(view, deviceId) {
   }
 
   async function loadLists() {
-    const [a, r] = await Promise.all([api(`/alerts?device=${encodeURIComponent(deviceId)}&limit=50`),
-      api(`/recommendations?device=${encodeURIComponent(deviceId)}`)]);
+    const [a, r, e] = await Promise.all([api(`/alerts?device=${encodeURIComponent(deviceId)}&limit=50`),
+      api(`/recommendations?device=${encodeURIComponent(deviceId)}`),
+      api(`/anomalies?device=${encodeURIComponent(deviceId)}&limit=20`)]);
+    episodes.replaceChildren(...anomalyRows(e.items));
+    if (!e.items.length) episodes.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No anomalies.")));
     alerts.replaceChildren(...alertRows(a.items, loadLists, false));
     if (!a.items.length) alerts.append(el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No alerts.")));
     recs.replaceChildren(...r.items.map((x) => el("tr", {}, el("td", {}, x.part), el("td", {}, x.name),
@@ -374,6 +378,8 @@ async function devicePage(view, deviceId) {
       el("section", { class: "panel" }, el("h2", {}, "History"), el("div", { class: "toolbar" }, metric, range), chart,
         el("p", { class: "muted" }, "Shaded: anomaly episodes. Click the chart to see the twin as it was then."))),
     el("section", { class: "panel" }, el("h2", {}, "Alerts"), alertTable(alerts)),
+    el("section", { class: "panel" }, el("h2", {}, "Anomalies"),
+      el("table", {}, el("thead", {}, el("tr", {}, ...["started", "ended", "detector", "metric", "score", "expected → observed"].map((h) => el("th", {}, h)))), episodes)),
     el("section", { class: "panel" }, el("h2", {}, "Maintenance recommendations"),
       el("table", {}, el("thead", {}, el("tr", {}, ...["part", "name", "confidence", "due", "stock"].map((h) => el("th", {}, h)))), recs)))) return;
   showTwin(twin);
@@ -418,6 +424,19 @@ function drawChart(chart, series, episodes, name, from, to) {
 }
 
 // -- alerts -------------------------------------------------------------------------------
+
+function anomalyRows(items) {
+  // a relation names several metrics: each one's expected value given the others, and what it read
+  return items.map((a) => {
+    const why = a.explanation?.length ? a.explanation : [{ metric: a.metric, expected: a.expected, observed: a.observed }];
+    return el("tr", { "data-anomaly": `${a.detector}:${a.metric}` },
+      el("td", {}, when(a.started_at)), el("td", {}, a.ended_at ? when(a.ended_at) : "open"),
+      el("td", {}, a.detector, " ", el("span", { class: "muted" }, a.kind)), el("td", {}, a.metric),
+      el("td", {}, number(a.score)),
+      el("td", { class: "explained" }, ...why.map((w) => el("div", {},
+        why.length > 1 ? `${w.metric}: ` : "", `${number(w.expected)} → ${number(w.observed)}`))));
+  });
+}
 
 function alertTable(body) {
   return el("table", {}, el("thead", {}, el("tr", {}, ...["severity", "device", "alert", "status", "first seen", "n", "actions"].map((h) => el("th", {}, h)))), body);

@@ -1,7 +1,8 @@
 """A small fleet written by the twin step and the real writers, for the API tests to read.
 
 Three devices over ten minutes of device time from a fixed start: a car that overheats (an
-alert, and with it a timeline), a healthy car in group ``north`` and a pump. Their outputs go
+alert, and with it a timeline), a healthy car in group ``north`` and a pump whose flow fell
+behind its power for a minute (a relation anomaly, explained per metric). Their outputs go
 through :class:`~storage.pg_writer.PgWriter` and :class:`~storage.live_store.LiveStore`, as the
 engine's sinks write them.
 """
@@ -22,6 +23,7 @@ from twin.alerts.book import RuleBook
 from twin.alerts.defaults import BUILTIN_RULES
 from twin.alerts.lifecycle import AlertEngine
 from twin.alerts.records import AlertTransition
+from twin.anomaly.records import Anomaly, Explained
 from twin.processor import TwinProcessor
 from twin.profiles import ProfileBook
 from twin.records import Attributes, DeviceInbox, Reading, TwinOutput
@@ -96,6 +98,8 @@ def write_fleet(database_url: str, redis_url: str, redis_prefix: str, run: str) 
             outputs.append(out)
         writer.write(outputs)
         live.write(outputs)
+    writer.write([TwinOutput(device_id=fleet.pump, readings=[], dead_letters=[], events=[],
+                             live=None, anomalies=[pump_relation(fleet.pump)])])  # fmt: skip
     writer.write([processor.final(s, T0 + MINUTES * 60_000) for s in states.values()])  # type: ignore[arg-type]
     live.close()
     with psycopg.connect(psycopg_url(database_url)) as conn:
@@ -109,6 +113,15 @@ def write_fleet(database_url: str, redis_url: str, redis_prefix: str, run: str) 
             (fleet.hot,),
         )
     return fleet
+
+
+def pump_relation(pump: str) -> Anomaly:
+    """What the relation layer reports for a pump whose flow fell behind its power."""
+    why = (Explained("flow_rate_m3h", 118.5, 96.25), Explained("power_kw", 36.5, 44.1))
+    return Anomaly(device_id=pump, detector="relation", kind="relation",
+                   metric="flow_rate_m3h+power_kw", severity="warning", score=0.71,
+                   started_ms=T0 + 400_000, ended_ms=T0 + 460_000, expected=118.5,
+                   observed=96.25, explanation=why)  # fmt: skip
 
 
 def auth(fleet: Fleet, role: str) -> dict[str, str]:

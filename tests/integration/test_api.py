@@ -147,6 +147,12 @@ def test_alert_inbox_actions_and_timeline(client: httpx.Client, fleet: Fleet):
     problem(client.get("/api/v1/alerts?since=soon", headers=viewer), 400)
     anomalies = client.get(f"/api/v1/anomalies?device={fleet.hot}", headers=viewer)
     assert anomalies.status_code == 200 and isinstance(anomalies.json()["items"], list)
+    pump = client.get(f"/api/v1/anomalies?device={fleet.pump}", headers=viewer).json()["items"]
+    assert [(a["detector"], a["metric"]) for a in pump] == [("relation", "flow_rate_m3h+power_kw")]
+    assert pump[0]["explanation"] == [
+        {"metric": "flow_rate_m3h", "expected": 118.5, "observed": 96.25},
+        {"metric": "power_kw", "expected": 36.5, "observed": 44.1},
+    ]
 
 
 def test_recommendations_reports_and_fleet(client: httpx.Client, fleet: Fleet, database_url: str):

@@ -115,6 +115,16 @@ def test_the_device_page_shows_the_twin_as_it_was(page, fleet: Fleet):
     assert page.locator("#as-of").is_hidden()
 
 
+def test_the_device_page_explains_its_anomalies(page, fleet: Fleet):
+    sign_in(page, fleet.keys["viewer"])
+    page.goto(f"/#/device/{fleet.pump}")
+    row = page.locator("#device-anomalies tr[data-anomaly='relation:flow_rate_m3h+power_kw']")
+    row.wait_for()
+    lines = row.locator("td.explained div").all_inner_texts()
+    assert lines == ["flow_rate_m3h: 118.50 → 96.25", "power_kw: 36.50 → 44.10"]
+    assert "open" not in row.inner_text()  # it ended
+
+
 def test_acknowledge_an_alert_from_the_inbox(page, fleet: Fleet):
     sign_in(page, fleet.keys["operator"])
     page.goto("/#/alerts")
