@@ -33,7 +33,7 @@ from storage import registry, sessions
 from storage.catalog import (
     load_catch_up,
     load_profiles,
-    load_snapshots,
+    load_snapshots_in_parts,
     recently_seen,
     sync_builtin_profiles,
 )
@@ -97,7 +97,7 @@ def prepare(settings: Settings) -> tuple[ProfileBook, dict[str, bytes]]:
         sync_builtin_profiles(conn, BUILTIN_PROFILES)
         conn.commit()
         profiles = load_profiles(conn)
-        warm = load_snapshots(conn)
+    warm = load_snapshots_in_parts(settings.database_url)
     log.info("loaded %d device profiles and %d twin snapshots", len(profiles), len(warm))
     found = detectors(settings)
     if found is not None:

@@ -280,6 +280,29 @@ def test_a_relation_anomaly_keeps_each_metrics_expected_and_observed(database_ur
     assert rows["relation"].ended_at is not None and rows["level"].explanation is None
 
 
+def test_snapshots_load_in_parts_as_they_load_whole(database_url: str):
+    from storage.catalog import load_snapshots, load_snapshots_in_parts
+
+    run = uuid.uuid4().hex[:8]
+    with psycopg.connect(psycopg_url(database_url)) as conn:
+        conn.execute(
+            "INSERT INTO twin_snapshots (device_id, taken_at, last_seen, state_version, state, "
+            "txn_at) SELECT %s || g, now(), now(), 1, jsonb_build_object('n', g, 'id', %s || g), "
+            "now() FROM generate_series(1, 500) g",
+            (f"snap-{run}-", f"snap-{run}-"),
+        )
+        conn.commit()
+        whole = load_snapshots(conn)
+        parts = [load_snapshots(conn, k, 3) for k in range(3)]
+    assert sum(len(p) for p in parts) == len(whole) and all(parts)  # each twin in one
+    assert load_snapshots_in_parts(database_url, 2) == whole
+    assert load_snapshots_in_parts(database_url, 3) == whole
+    mine = {d: json.loads(v) for d, v in whole.items() if d.startswith(f"snap-{run}-")}
+    assert len(mine) == 500 and mine[f"snap-{run}-7"] == {"n": 7, "id": f"snap-{run}-7"}
+    with pytest.raises(psycopg.OperationalError):  # on the caller's thread, not lost in one
+        load_snapshots_in_parts(database_url.rsplit("/", 1)[0] + "/no_such_database_here")
+
+
 def test_a_defect_in_the_postgres_writer_stops_the_flow_visibly(database_url: str):
     """The sink commits on its own thread; a bug there must not leave the flow waiting for a
     writer that is gone."""
