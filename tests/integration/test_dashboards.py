@@ -213,6 +213,12 @@ def seeded(pg_admin_url: str) -> Iterator[Seeded]:
                  "severity, score, expected, observed, model_version) VALUES "
                  "(%s, 'hst', 'engine_temp', %s, %s, 'spike', 'critical', 7.5, 88, 120, 'fleet-x')",
                  (DEVICE, recent, recent + timedelta(minutes=2))),
+                ("INSERT INTO anomalies (device_id, detector, metric, started_at, kind, severity, "
+                 "score, expected, observed, model_version, explanation) VALUES (%s, 'relation', "
+                 "'flow+power', %s, 'relation', 'warning', 0.7, 118.5, 96.25, 'fleet-x', "
+                 "'[{\"metric\": \"flow\", \"expected\": 118.5, \"observed\": 96.25}, "
+                 "{\"metric\": \"power\", \"expected\": 36.5, \"observed\": 44.1}]')",
+                 (DEVICE, recent)),
                 ("INSERT INTO alerts (id, device_id, rule_id, rule_type, status, severity, "
                  "peak_severity, first_seen, last_seen, detail) VALUES "
                  "('a1', %s, 'engine-overheat', 'threshold', 'new', 'major', 'major', %s, %s, "
@@ -272,6 +278,18 @@ def test_every_sql_query_runs_and_finds_its_rows(seeded: Seeded):
                     assert all(r[0] is not None for r in rows), f"{uid} / {where}"
                 checked += 1
     assert checked >= 40
+
+
+def test_the_device_anomaly_table_explains_a_relation(seeded: Seeded):
+    board = dashboards()["twin-device"]
+    sql = next(q for _, q, _ in queries(board, "postgres") if "AS explanation" in q)
+    sql = sql.replace("$device", DEVICE)
+    with psycopg.connect(psycopg_url(seeded.url)) as conn:
+        cursor = conn.execute(expand(sql, seeded.now))  # type: ignore[call-overload]
+        columns = [c.name for c in cursor.description or []]
+        rows = [dict(zip(columns, r, strict=True)) for r in cursor.fetchall()]
+    by = {r["detector"]: r["explanation"] for r in rows}
+    assert by == {"relation": "flow 118.5 → 96.25; power 36.5 → 44.1", "hst": None}
 
 
 def test_metric_variable_offers_the_devices_metrics(seeded: Seeded):
