@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import msgspec
 import psycopg
 
-from storage.writers.batch import WriteResult
+from storage.writers.batch import WriteResult, json
 from twin.clock import ms_to_datetime
 from twin.records import TwinOutput
 
@@ -35,9 +34,6 @@ and a replayed reading that reopens it changes nothing. A second open episode fo
 device, detector and metric is never written (the database forbids it: ``uq_anomalies_open``)."""
 
 
-_encode = msgspec.json.Encoder().encode
-
-
 class AnomalyRows:
     def __init__(self) -> None:
         self.rows: list[dict[str, object]] = []
@@ -57,7 +53,7 @@ class AnomalyRows:
                     "expected": a.expected,
                     "observed": a.observed,
                     "model_version": a.model_version,
-                    "explanation": _encode(a.explanation).decode() if a.explanation else None,
+                    "explanation": json(a.explanation).decode() if a.explanation else None,
                 }
             )
 

@@ -106,10 +106,13 @@ class Relations:
             low = chi2_log10_sf(t2, p - (given >= 0))
             score = low / (low + L_ALARM)
             if is_open:
-                if low > self.close_at:
-                    named = [rel.metrics.index(m) for m in eps.active[KEY].metric.split("+")]
+                ep = eps.active[KEY]
+                if low > self.close_at and score > ep.score:  # a new worst point: explain it
+                    named = [rel.metrics.index(m) for m in ep.metric.split("+")]
                     pairs = _given_others(_precision(cov, p), d, x, named)
                     eps.extend(KEY, score, pairs[0], pairs[1], low, pairs)
+                elif low > self.close_at:  # still open, no worse: the worst point stays
+                    eps.extend(KEY, score, ep.expected or 0.0, ep.observed or 0.0, low)
                 else:
                     eps.release(KEY, ts_ms)
             else:
